@@ -1,0 +1,272 @@
+//! Bearer-token authentication shared by every BFF.
+//!
+//! [`Authenticator`] verifies a JWT against keys from a JWKS ([`jwks`]), enforcing the
+//! algorithm allowlist, `iss`, `aud`, `exp` and `nbf`, and yields a [`Principal`]. The
+//! [`layer`] function wraps it as axum middleware that renders failures through the BFF's
+//! own [`ErrorResponder`], so a GraphQL client gets GraphQL errors and a CBOR device CBOR.
+
+mod jwks;
+mod principal;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue};
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+
+pub use self::jwks::{JwksFetchError, KeyStore};
+pub use self::principal::{Principal, Scope, mask_email, mask_phone};
+use crate::config::{AuthConfig, ConfigError};
+use crate::domain::Tier;
+use crate::error::ErrorCode;
+use crate::response::ErrorResponder;
+
+/// Why a request was not authenticated or not authorised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer …` header.
+    #[error("missing bearer token")]
+    Missing,
+    /// The token is not acceptable; the reason is safe to show (it never contains the token).
+    #[error("invalid token: {0}")]
+    Invalid(&'static str),
+    /// The token is valid but lacks a scope the operation needs.
+    #[error("insufficient scope: requires {0}")]
+    InsufficientScope(&'static str),
+}
+
+impl AuthError {
+    /// The shared error code: 401 for token problems, 403 for scope problems.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Missing | Self::Invalid(_) => ErrorCode::Unauthenticated,
+            Self::InsufficientScope(_) => ErrorCode::Forbidden,
+        }
+    }
+
+    /// The RFC 6750 `WWW-Authenticate` challenge for this error.
+    pub fn www_authenticate(&self) -> HeaderValue {
+        match self {
+            Self::Missing => HeaderValue::from_static("Bearer"),
+            Self::Invalid(_) => HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            Self::InsufficientScope(_) => {
+                HeaderValue::from_static(r#"Bearer error="insufficient_scope""#)
+            }
+        }
+    }
+}
+
+/// Parses configured algorithm names, refusing anything but asymmetric signatures.
+pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, ConfigError> {
+    if names.is_empty() {
+        return Err(ConfigError::invalid("auth.algorithms", "expected at least one algorithm"));
+    }
+    names
+        .iter()
+        .map(|name| {
+            let alg: Algorithm = name.parse().map_err(|_| {
+                ConfigError::invalid("auth.algorithms", format!("unknown algorithm {name:?}"))
+            })?;
+            if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                return Err(ConfigError::invalid(
+                    "auth.algorithms",
+                    format!("{name} is symmetric; only RS*, PS*, ES* and EdDSA are accepted"),
+                ));
+            }
+            Ok(alg)
+        })
+        .collect()
+}
+
+/// The claims Switchyard reads; `exp`, `nbf`, `iss` and `aud` are checked by the validator.
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    azp: Option<String>,
+}
+
+/// Verifies bearer tokens and turns them into [`Principal`]s.
+#[derive(Clone)]
+pub struct Authenticator {
+    keys: Arc<KeyStore>,
+    validation: Arc<Validation>,
+}
+
+impl Authenticator {
+    /// An authenticator for `config`. A JWKS file is read now; a JWKS URL is fetched by
+    /// [`Authenticator::prime`] or on the first token.
+    pub fn new(config: &AuthConfig) -> Result<Self, ConfigError> {
+        let algorithms = parse_algorithms(&config.algorithms)?;
+        let keys = KeyStore::from_config(config)?;
+        let mut validation = Validation::new(algorithms[0]);
+        validation.algorithms = algorithms;
+        validation.set_issuer(&config.issuers);
+        validation.set_audience(&config.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = config.leeway_secs;
+        Ok(Self {
+            keys: Arc::new(keys),
+            validation: Arc::new(validation),
+        })
+    }
+
+    /// Fetches the JWKS now (start-up), so the first request does not pay for it.
+    pub async fn prime(&self) -> Result<(), JwksFetchError> {
+        self.keys.refresh_now().await
+    }
+
+    /// Whether signing keys are loaded (part of readiness).
+    pub fn has_keys(&self) -> bool {
+        self.keys.has_keys()
+    }
+
+    /// Authenticates the bearer token in `headers`.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let token = bearer_token(headers)?;
+        self.verify(token).await
+    }
+
+    /// Verifies one compact JWT.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        // Headers naming `none` or an unknown algorithm do not even parse.
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::Invalid("malformed token"))?;
+        if !self.validation.algorithms.contains(&header.alg) {
+            return Err(AuthError::Invalid("signing algorithm not accepted"));
+        }
+        let key = self.keys.key_for(header.kid.as_deref()).await?;
+        if key.algorithm.is_some_and(|alg| alg != header.alg) {
+            return Err(AuthError::Invalid("signing algorithm does not match the key"));
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
+            .map_err(|e| AuthError::Invalid(describe_jwt_error(e.kind())))?;
+        principal_from_claims(data.claims)
+    }
+}
+
+fn principal_from_claims(claims: Claims) -> Result<Principal, AuthError> {
+    if claims.sub.is_empty() {
+        return Err(AuthError::Invalid("empty subject"));
+    }
+    let tier = match claims.tier.as_deref() {
+        None => Tier::Free,
+        Some(value) => Tier::parse(value).ok_or(AuthError::Invalid("unknown tier"))?,
+    };
+    Ok(Principal::new(
+        claims.sub,
+        claims.scope.split_ascii_whitespace(),
+        tier,
+        claims.client_id.or(claims.azp),
+    ))
+}
+
+fn describe_jwt_error(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match kind {
+        K::ExpiredSignature => "token expired",
+        K::ImmatureSignature => "token not yet valid",
+        K::InvalidIssuer => "issuer not accepted",
+        K::InvalidAudience => "audience not accepted",
+        K::InvalidSignature => "bad signature",
+        K::InvalidAlgorithm | K::InvalidAlgorithmName => "signing algorithm not accepted",
+        K::MissingRequiredClaim(_) => "required claim missing",
+        K::InvalidKeyFormat => "key does not fit the signing algorithm",
+        _ => "malformed token",
+    }
+}
+
+/// The token of the single `Authorization: Bearer <token>` header (scheme case-insensitive).
+///
+/// Tokens are read from this header only, never from the query string or cookies.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthError::Missing)?;
+    if values.next().is_some() {
+        return Err(AuthError::Invalid("more than one Authorization header"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::Invalid("malformed Authorization header"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or(AuthError::Invalid("malformed Authorization header"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Missing);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(token)
+}
+
+/// State of the [`middleware`]: the authenticator and how to render its failures.
+#[derive(Clone)]
+pub struct AuthState<R> {
+    authenticator: Authenticator,
+    responder: R,
+}
+
+impl<R: ErrorResponder> AuthState<R> {
+    /// Middleware state rendering failures with `responder`.
+    pub fn new(authenticator: Authenticator, responder: R) -> Self {
+        Self {
+            authenticator,
+            responder,
+        }
+    }
+}
+
+/// Axum middleware that authenticates every request it wraps, stores the [`Principal`] in
+/// the request extensions (handlers take `Principal` as an argument) and answers 401 with
+/// `WWW-Authenticate` itself, rendered in the BFF's format:
+///
+/// `axum::middleware::from_fn_with_state(AuthState::new(auth, responder), auth::middleware)`
+pub async fn middleware<R: ErrorResponder>(
+    State(state): State<AuthState<R>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match state.authenticator.authenticate(request.headers()).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(error) => reject(&state.responder, &error),
+    }
+}
+
+/// The response for an auth failure, with its `WWW-Authenticate` challenge.
+pub fn reject<R: ErrorResponder>(responder: &R, error: &AuthError) -> Response {
+    let mut response = responder.respond(error.code(), &error.to_string());
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, error.www_authenticate());
+    response
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
+            tracing::error!("Principal extracted on a route without the auth layer");
+            http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        })
+    }
+}

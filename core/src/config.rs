@@ -1,0 +1,357 @@
+//! Typed configuration shared by every BFF: loading and the sections all BFFs have.
+//!
+//! A BFF's settings come from its defaults (which point at the sandbox), overlaid by an
+//! optional TOML file (`--config PATH`), overlaid by `SWITCHYARD_…` environment variables
+//! (`__` separates nesting levels: `SWITCHYARD_UPSTREAMS__ORDERS__URL`). This is the only
+//! module that reads environment variables. Unknown keys are rejected, and every error
+//! names the key it is about, so a typo fails at start-up instead of being ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every environment variable the configuration reads.
+pub const ENV_PREFIX: &str = "SWITCHYARD_";
+
+/// Address of the sandbox token issuer, the default JWKS source.
+pub const SANDBOX_ISSUER_ADDR: &str = "127.0.0.1:7100";
+/// Address of the sandbox customers service.
+pub const SANDBOX_CUSTOMERS_ADDR: &str = "127.0.0.1:7101";
+/// Address of the sandbox orders service.
+pub const SANDBOX_ORDERS_ADDR: &str = "127.0.0.1:7102";
+/// Address of the sandbox inventory service.
+pub const SANDBOX_INVENTORY_ADDR: &str = "127.0.0.1:7103";
+/// `iss` claim of tokens minted by the sandbox, and the default accepted issuer.
+pub const SANDBOX_ISSUER: &str = "switchyard-sandbox";
+/// `aud` claim every Switchyard BFF expects by default.
+pub const DEFAULT_AUDIENCE: &str = "switchyard";
+
+/// A configuration that could not be loaded or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value has the wrong type or form, or a key is unknown.
+    #[error("invalid configuration: {0}")]
+    Malformed(String),
+    /// A value is well-formed but not acceptable.
+    #[error("invalid configuration: key `{key}`: {message}")]
+    Invalid {
+        /// Dotted key path, e.g. `upstreams.orders.url`.
+        key: String,
+        /// What was expected.
+        message: String,
+    },
+    /// The `--config` file does not exist.
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+}
+
+impl ConfigError {
+    /// An invalid-value error for `key`.
+    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Semantic checks that serde cannot express (URL syntax, non-zero limits, …).
+pub trait Validate {
+    /// Checks the values; the error names the offending key.
+    fn validate(&self) -> Result<(), ConfigError>;
+}
+
+/// Loads `T` from its defaults, the optional TOML `file` and the `SWITCHYARD_` variables of
+/// the process environment, then validates it.
+pub fn load<T>(file: Option<&Path>) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default + Validate,
+{
+    load_from_sources(file, std::env::vars())
+}
+
+/// Like [`load`], with the environment given explicitly (tests pass their own).
+///
+/// Variables without the `SWITCHYARD_` prefix are ignored; `__` in a name separates
+/// nesting levels and names are case-insensitive. Values are parsed like TOML scalars
+/// (`8080`, `true`, `[RS256, ES256]`), falling back to a plain string.
+pub fn load_from_sources<T>(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default + Validate,
+{
+    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError::MissingFile(path.to_owned()));
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    let mut env_keys = Vec::new();
+    for (name, value) in env {
+        let Some(key) = strip_prefix_ignore_case(&name, ENV_PREFIX) else {
+            continue;
+        };
+        let path = key.to_ascii_lowercase().replace("__", ".");
+        figment = figment.merge(Serialized::default(&path, parse_env_value(&value)));
+        env_keys.push((path, name));
+    }
+    let config: T = figment
+        .extract()
+        .map_err(|error| describe(error, &env_keys))?;
+    config.validate()?;
+    Ok(config)
+}
+
+fn strip_prefix_ignore_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &name[prefix.len()..])
+        .filter(|rest| !rest.is_empty())
+}
+
+fn parse_env_value(raw: &str) -> figment::value::Value {
+    raw.parse::<figment::value::Value>()
+        .unwrap_or_else(|_| figment::value::Value::from(raw.to_owned()))
+}
+
+/// Renders a figment error as "key `a.b`: what was wrong (set by X)", one clause per error.
+fn describe(error: figment::Error, env_keys: &[(String, String)]) -> ConfigError {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let origin = env_keys
+                .iter()
+                .find(|(path, _)| *path == key)
+                .map(|(_, var)| format!(" (set by environment variable {var})"))
+                .or_else(|| {
+                    e.metadata
+                        .as_ref()
+                        .and_then(|m| m.source.as_ref())
+                        .map(|source| format!(" (set in {source})"))
+                })
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{origin}", e.kind)
+            } else {
+                format!("key `{key}`: {}{origin}", e.kind)
+            }
+        })
+        .collect();
+    ConfigError::Malformed(lines.join("; "))
+}
+
+/// Checks that `value` is an absolute http(s) URL.
+pub fn validate_http_url(key: &str, value: &str) -> Result<reqwest::Url, ConfigError> {
+    let url = reqwest::Url::parse(value)
+        .map_err(|e| ConfigError::invalid(key, format!("expected an http(s) URL, got {value:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(
+            key,
+            format!("expected an http(s) URL, got scheme {:?}", url.scheme()),
+        ));
+    }
+    Ok(url)
+}
+
+fn require_positive(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(key, "expected a value greater than 0"));
+    }
+    Ok(())
+}
+
+/// One upstream service: where it is and how long to wait for it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Base URL, e.g. `http://127.0.0.1:7102`.
+    pub url: String,
+    /// Per-call timeout, connect to last byte.
+    pub timeout_ms: u64,
+    /// TCP connect timeout.
+    pub connect_timeout_ms: u64,
+    /// Idle pooled connections kept per host.
+    pub pool_max_idle_per_host: usize,
+}
+
+impl UpstreamConfig {
+    fn with_addr(addr: &str) -> Self {
+        Self {
+            url: format!("http://{addr}"),
+            timeout_ms: 2_000,
+            connect_timeout_ms: 500,
+            pool_max_idle_per_host: 64,
+        }
+    }
+
+    fn validate_as(&self, key: &str) -> Result<(), ConfigError> {
+        validate_http_url(&format!("{key}.url"), &self.url)?;
+        require_positive(&format!("{key}.timeout_ms"), self.timeout_ms)?;
+        require_positive(&format!("{key}.connect_timeout_ms"), self.connect_timeout_ms)
+    }
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self::with_addr(SANDBOX_ORDERS_ADDR)
+    }
+}
+
+/// The three upstream services.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamsConfig {
+    /// The customers service.
+    pub customers: UpstreamConfig,
+    /// The orders service.
+    pub orders: UpstreamConfig,
+    /// The inventory service.
+    pub inventory: UpstreamConfig,
+}
+
+impl Default for UpstreamsConfig {
+    fn default() -> Self {
+        Self {
+            customers: UpstreamConfig::with_addr(SANDBOX_CUSTOMERS_ADDR),
+            orders: UpstreamConfig::with_addr(SANDBOX_ORDERS_ADDR),
+            inventory: UpstreamConfig::with_addr(SANDBOX_INVENTORY_ADDR),
+        }
+    }
+}
+
+impl Validate for UpstreamsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.customers.validate_as("upstreams.customers")?;
+        self.orders.validate_as("upstreams.orders")?;
+        self.inventory.validate_as("upstreams.inventory")
+    }
+}
+
+/// How bearer tokens are verified.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// JWKS endpoint; fetched at start-up and again when a token names an unknown `kid`.
+    pub jwks_url: Option<String>,
+    /// JWKS file, read once at start-up; takes precedence over `jwks_url`.
+    pub jwks_file: Option<PathBuf>,
+    /// Accepted `iss` values.
+    pub issuers: Vec<String>,
+    /// Accepted `aud` values (a token must carry one of them).
+    pub audiences: Vec<String>,
+    /// Accepted signing algorithms (asymmetric only: HMAC and `none` are never accepted).
+    pub algorithms: Vec<String>,
+    /// Clock-skew allowance for `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// Minimum time between two JWKS fetches triggered by unknown `kid`s.
+    pub jwks_refresh_cooldown_secs: u64,
+    /// Timeout of one JWKS fetch.
+    pub jwks_timeout_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwks_url: Some(format!("http://{SANDBOX_ISSUER_ADDR}/.well-known/jwks.json")),
+            jwks_file: None,
+            issuers: vec![SANDBOX_ISSUER.to_owned()],
+            audiences: vec![DEFAULT_AUDIENCE.to_owned()],
+            algorithms: vec!["RS256".into(), "ES256".into(), "EdDSA".into()],
+            leeway_secs: 30,
+            jwks_refresh_cooldown_secs: 30,
+            jwks_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl Validate for AuthConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.jwks_file, &self.jwks_url) {
+            (Some(_), _) => {}
+            (None, Some(url)) => {
+                validate_http_url("auth.jwks_url", url)?;
+            }
+            (None, None) => {
+                return Err(ConfigError::invalid(
+                    "auth.jwks_url",
+                    "one of auth.jwks_url or auth.jwks_file must be set",
+                ));
+            }
+        }
+        if self.issuers.is_empty() {
+            return Err(ConfigError::invalid("auth.issuers", "expected at least one issuer"));
+        }
+        if self.audiences.is_empty() {
+            return Err(ConfigError::invalid("auth.audiences", "expected at least one audience"));
+        }
+        crate::auth::parse_algorithms(&self.algorithms)?;
+        require_positive("auth.jwks_timeout_ms", self.jwks_timeout_ms)
+    }
+}
+
+/// Plumbing every BFF server shares.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// Time given to in-flight requests after SIGTERM/ctrl-c before the process exits.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 64 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Validate for ServerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        require_positive("server.body_limit_bytes", self.body_limit_bytes as u64)
+    }
+}
+
+/// Log output.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `json` (one object per line, for production) or `pretty` (for people).
+    pub format: LogFormat,
+    /// `tracing` filter directives, e.g. `info,web_bff=debug`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// The parts of a listen address check shared by BFF configs.
+pub fn default_listen(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}

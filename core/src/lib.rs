@@ -1,0 +1,21 @@
+//! Shared core of every Switchyard BFF.
+//!
+//! Everything two BFFs would otherwise both write lives here: typed configuration
+//! ([`config`]), the domain model ([`domain`]), upstream service clients ([`upstream`]),
+//! bearer-token auth ([`auth`]), the shared error vocabulary ([`error`]) and server
+//! plumbing ([`server`], [`telemetry`]).
+//!
+//! Core knows HTTP, tower and serde, but no client protocol: no GraphQL, no CBOR. BFFs
+//! convert the domain structs into their wire types and render errors through
+//! [`response::ErrorResponder`].
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod response;
+pub mod server;
+pub mod telemetry;
+pub mod upstream;
+
+pub use error::ErrorCode;

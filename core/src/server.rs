@@ -1,0 +1,209 @@
+//! Server plumbing every BFF shares: health and readiness routes, request ids, access
+//! logging, body limits and graceful shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Authenticator;
+use crate::config::ServerConfig;
+
+/// Header carrying the request id, accepted from clients and echoed on every response.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request id of `request` (set by [`with_common_layers`]), or `"-"` outside it.
+pub fn request_id_of(extensions: &http::Extensions) -> &str {
+    extensions
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-")
+}
+
+/// What `/readyz` reports; the BFF is ready when every check passes.
+#[derive(Clone)]
+pub struct Readiness {
+    authenticator: Authenticator,
+}
+
+impl Readiness {
+    /// Readiness of a BFF authenticating with `authenticator`.
+    pub fn new(authenticator: Authenticator) -> Self {
+        Self { authenticator }
+    }
+}
+
+#[derive(Serialize)]
+struct ReadinessReport {
+    ready: bool,
+    checks: ReadinessChecks,
+}
+
+#[derive(Serialize)]
+struct ReadinessChecks {
+    config: &'static str,
+    signing_keys: &'static str,
+}
+
+/// `GET /healthz` (alive) and `GET /readyz` (able to serve). Neither calls an upstream.
+pub fn health_routes<S: Clone + Send + Sync + 'static>(readiness: Readiness) -> Router<S> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz).with_state(readiness))
+}
+
+async fn readyz(State(readiness): State<Readiness>) -> Response {
+    let keys = readiness.authenticator.has_keys();
+    if !keys {
+        // Keys may have failed to load at start-up; try again, within the JWKS cooldown.
+        let _ = readiness.authenticator.prime().await;
+    }
+    let keys = keys || readiness.authenticator.has_keys();
+    let report = ReadinessReport {
+        ready: keys,
+        checks: ReadinessChecks {
+            config: "ok",
+            signing_keys: if keys { "ok" } else { "missing" },
+        },
+    };
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report)).into_response()
+}
+
+/// Generates request ids: a process-unique, monotonically numbered id, cheap to make.
+#[derive(Clone, Copy, Default)]
+struct SequentialRequestId;
+
+impl MakeRequestId for SequentialRequestId {
+    fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::OnceLock;
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        static PREFIX: OnceLock<String> = OnceLock::new();
+        let prefix = PREFIX.get_or_init(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            format!("{:x}-{:x}", nanos & 0xffff_ffff_ffff, std::process::id())
+        });
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{prefix}-{n:x}"))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// Drops a client-supplied request id that is not a short printable token, so log lines
+/// and upstream headers cannot be polluted through it; a fresh id is generated instead.
+async fn sanitize_request_id(mut request: Request, next: axum::middleware::Next) -> Response {
+    let acceptable = request.headers().get(&REQUEST_ID_HEADER).is_none_or(|value| {
+        let bytes = value.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= 128
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    });
+    if !acceptable {
+        request.headers_mut().remove(&REQUEST_ID_HEADER);
+    }
+    next.run(request).await
+}
+
+/// Wraps a BFF's router in the layers every BFF has, outermost first: request-id
+/// sanitising → request id (set, then echoed) → access log → body limit.
+pub fn with_common_layers(router: Router, config: &ServerConfig) -> Router {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &http::Request<_>| {
+            tracing::info_span!(
+                "request",
+                request_id = request_id_of(request.extensions()),
+                method = %request.method(),
+                path = request.uri().path(),
+            )
+        })
+        .on_request(())
+        .on_response(
+            |response: &http::Response<_>, latency: Duration, _span: &tracing::Span| {
+                tracing::info!(
+                    status = response.status().as_u16(),
+                    latency_ms = latency.as_secs_f64() * 1e3,
+                    "request served"
+                );
+            },
+        );
+    router
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, SequentialRequestId))
+        .layer(axum::middleware::from_fn(sanitize_request_id))
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish for at most `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let deadline = async move {
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; exiting");
+            Ok(())
+        }
+    }
+}
+
+/// Completes on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; draining in-flight requests");
+}

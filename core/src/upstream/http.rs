@@ -1,0 +1,257 @@
+//! The reqwest implementation of the upstream traits.
+//!
+//! One pooled client per upstream for the life of the process. Responses are decoded
+//! straight into domain structs; anything else (connect errors, 5xx, bodies that do not
+//! match the contract) becomes a classified [`UpstreamError`].
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::try_join_all;
+use reqwest::{Client, StatusCode, Url};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::{
+    CustomersApi, InventoryApi, OrdersApi, OrdersQuery, Service, UpstreamError, UpstreamResult,
+};
+use crate::config::{ConfigError, UpstreamConfig, validate_http_url};
+use crate::domain::{Customer, Order, Page, StockLevel};
+
+/// Most ids the upstream batch endpoints accept in one call; larger sets are split.
+pub const MAX_IDS_PER_CALL: usize = 100;
+
+/// Largest upstream response body accepted, so a runaway upstream cannot exhaust memory.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// `{"data": [...]}`, the envelope of every batch endpoint.
+#[derive(Deserialize)]
+struct DataEnvelope<T> {
+    data: Vec<T>,
+}
+
+/// A base URL and a pooled client for one upstream service.
+#[derive(Clone, Debug)]
+struct HttpUpstream {
+    service: Service,
+    base: Url,
+    client: Client,
+}
+
+impl HttpUpstream {
+    fn new(service: Service, config: &UpstreamConfig) -> Result<Self, ConfigError> {
+        let key = format!("upstreams.{service}.url");
+        let base = validate_http_url(&key, &config.url)?;
+        let client = Client::builder()
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::invalid(key, format!("cannot build an HTTP client: {e}")))?;
+        Ok(Self {
+            service,
+            base,
+            client,
+        })
+    }
+
+    /// `base` with `segments` appended, each percent-encoded (ids cannot escape their segment).
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("config validation only admits http(s) URLs, which have a path")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        query: &[(&str, &str)],
+    ) -> UpstreamResult<T> {
+        let service = self.service;
+        let response = self
+            .client
+            .get(url)
+            .query(query)
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        match response.status() {
+            status if status.is_success() => {}
+            StatusCode::NOT_FOUND => return Err(UpstreamError::NotFound { service }),
+            status if status.is_client_error() => {
+                return Err(UpstreamError::Rejected {
+                    service,
+                    status: status.as_u16(),
+                });
+            }
+            status => {
+                return Err(UpstreamError::Unavailable {
+                    service,
+                    detail: format!("status {status}"),
+                });
+            }
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(UpstreamError::Malformed {
+                service,
+                detail: "response body over the size limit".into(),
+            });
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        if body.len() > MAX_RESPONSE_BYTES {
+            return Err(UpstreamError::Malformed {
+                service,
+                detail: "response body over the size limit".into(),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| UpstreamError::Malformed {
+            service,
+            detail: e.to_string(),
+        })
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> UpstreamError {
+        let service = self.service;
+        if error.is_timeout() {
+            UpstreamError::Timeout { service }
+        } else if error.is_connect() {
+            UpstreamError::Unavailable {
+                service,
+                detail: "connection failed".into(),
+            }
+        } else {
+            UpstreamError::Unavailable {
+                service,
+                detail: error.to_string(),
+            }
+        }
+    }
+
+    async fn get_one<T: DeserializeOwned>(&self, collection: &str, id: &str) -> UpstreamResult<T> {
+        self.get_json(self.url(&[collection, id]), &[]).await
+    }
+
+    /// Fetches `ids` from `GET /{collection}?{param}=a,b,c`, deduplicated and split into
+    /// calls of at most [`MAX_IDS_PER_CALL`] ids that run concurrently.
+    async fn get_batch<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        param: &str,
+        ids: &[String],
+    ) -> UpstreamResult<Vec<T>> {
+        let mut seen = HashSet::with_capacity(ids.len());
+        let unique: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| seen.insert(*id))
+            .collect();
+        if unique.is_empty() {
+            return Ok(Vec::new());
+        }
+        let url = self.url(&[collection]);
+        let calls = unique.chunks(MAX_IDS_PER_CALL).map(|chunk| {
+            let joined = chunk.join(",");
+            let url = url.clone();
+            async move {
+                let envelope: DataEnvelope<T> = self.get_json(url, &[(param, &joined)]).await?;
+                Ok::<_, UpstreamError>(envelope.data)
+            }
+        });
+        let pages = try_join_all(calls).await?;
+        Ok(pages.into_iter().flatten().collect())
+    }
+}
+
+/// HTTP client of the customers service.
+#[derive(Clone, Debug)]
+pub struct HttpCustomers(HttpUpstream);
+
+impl HttpCustomers {
+    /// A client for the configured customers service.
+    pub fn new(config: &UpstreamConfig) -> Result<Self, ConfigError> {
+        HttpUpstream::new(Service::Customers, config).map(Self)
+    }
+}
+
+#[async_trait]
+impl CustomersApi for HttpCustomers {
+    async fn customer(&self, id: &str) -> UpstreamResult<Customer> {
+        self.0.get_one("customers", id).await
+    }
+
+    async fn customers(&self, ids: &[String]) -> UpstreamResult<Vec<Customer>> {
+        self.0.get_batch("customers", "ids", ids).await
+    }
+}
+
+/// HTTP client of the orders service.
+#[derive(Clone, Debug)]
+pub struct HttpOrders(HttpUpstream);
+
+impl HttpOrders {
+    /// A client for the configured orders service.
+    pub fn new(config: &UpstreamConfig) -> Result<Self, ConfigError> {
+        HttpUpstream::new(Service::Orders, config).map(Self)
+    }
+}
+
+#[async_trait]
+impl OrdersApi for HttpOrders {
+    async fn order(&self, id: &str) -> UpstreamResult<Order> {
+        self.0.get_one("orders", id).await
+    }
+
+    async fn orders_by_ids(&self, ids: &[String]) -> UpstreamResult<Vec<Order>> {
+        self.0.get_batch("orders", "ids", ids).await
+    }
+
+    async fn list_orders(&self, query: &OrdersQuery) -> UpstreamResult<Page<Order>> {
+        let limit = query.limit.to_string();
+        let mut params: Vec<(&str, &str)> = vec![("limit", &limit)];
+        if let Some(customer_id) = &query.customer_id {
+            params.push(("customer_id", customer_id));
+        }
+        if let Some(status) = query.status {
+            params.push(("status", status.as_str()));
+        }
+        if let Some(cursor) = &query.cursor {
+            params.push(("cursor", cursor));
+        }
+        self.0.get_json(self.0.url(&["orders"]), &params).await
+    }
+}
+
+/// HTTP client of the inventory service.
+#[derive(Clone, Debug)]
+pub struct HttpInventory(HttpUpstream);
+
+impl HttpInventory {
+    /// A client for the configured inventory service.
+    pub fn new(config: &UpstreamConfig) -> Result<Self, ConfigError> {
+        HttpUpstream::new(Service::Inventory, config).map(Self)
+    }
+}
+
+#[async_trait]
+impl InventoryApi for HttpInventory {
+    async fn stock_level(&self, sku: &str) -> UpstreamResult<StockLevel> {
+        self.0.get_one("inventory", sku).await
+    }
+
+    async fn stock_levels(&self, skus: &[String]) -> UpstreamResult<Vec<StockLevel>> {
+        self.0.get_batch("inventory", "skus", skus).await
+    }
+}
