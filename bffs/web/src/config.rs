@@ -1,0 +1,112 @@
+//! The web BFF's configuration: the shared core sections plus GraphQL limits.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use switchyard_core::config::{
+    AuthConfig, ConfigError, LogConfig, ServerConfig, UpstreamsConfig, Validate, default_listen,
+};
+
+/// Default listen port of the web BFF.
+pub const DEFAULT_PORT: u16 = 8081;
+
+/// Everything the web BFF reads at start-up (`--config` file + `SWITCHYARD_` env).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Listen address (`SWITCHYARD_LISTEN`).
+    pub listen: SocketAddr,
+    /// Upstream services.
+    pub upstreams: UpstreamsConfig,
+    /// Token verification.
+    pub auth: AuthConfig,
+    /// Shared server plumbing.
+    pub server: ServerConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// GraphQL limits and features.
+    pub graphql: GraphqlConfig,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(DEFAULT_PORT),
+            upstreams: UpstreamsConfig::default(),
+            auth: AuthConfig::default(),
+            server: ServerConfig::default(),
+            log: LogConfig::default(),
+            graphql: GraphqlConfig::default(),
+        }
+    }
+}
+
+impl Validate for WebConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.upstreams.validate()?;
+        self.auth.validate()?;
+        self.server.validate()?;
+        self.graphql.validate()
+    }
+}
+
+/// Limits that keep one query from costing more than a page of the dashboard should.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphqlConfig {
+    /// Deepest selection nesting accepted.
+    pub max_depth: usize,
+    /// Highest complexity accepted: every field costs 1, and a connection multiplies the
+    /// cost of its nodes by its page size (`first`).
+    pub max_complexity: usize,
+    /// Most aliases in one document.
+    pub max_aliases: usize,
+    /// Most operations in one batched request.
+    pub max_batch: usize,
+    /// Largest page (`first`) a connection accepts; larger values are rejected, not clamped.
+    pub max_page_size: u32,
+    /// Whether `__schema`/`__type` introspection is answered.
+    pub introspection: bool,
+    /// Whether validation errors suggest similar field names ("did you mean …").
+    pub suggestions: bool,
+    /// Parsed documents kept, keyed by query text.
+    pub document_cache_entries: usize,
+}
+
+impl Default for GraphqlConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 1_000,
+            max_aliases: 30,
+            max_batch: 10,
+            max_page_size: 100,
+            introspection: true,
+            suggestions: true,
+            document_cache_entries: 1_000,
+        }
+    }
+}
+
+impl Validate for GraphqlConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("graphql.max_depth", self.max_depth),
+            ("graphql.max_complexity", self.max_complexity),
+            ("graphql.max_batch", self.max_batch),
+            ("graphql.max_page_size", self.max_page_size as usize),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "expected a value greater than 0"));
+            }
+        }
+        if self.max_page_size > 100 {
+            return Err(ConfigError::invalid(
+                "graphql.max_page_size",
+                "expected at most 100, the largest page the orders service serves",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,348 @@
+//! GraphQL over HTTP: `GET` and `POST /graphql`, GraphiQL for browsers.
+//!
+//! Follows the GraphQL-over-HTTP spec: responses are `application/graphql-response+json`
+//! when the client accepts it (request errors then answer 400) and `application/json`
+//! otherwise (always 200 once the request is well-formed). Auth runs before any parsing;
+//! depth, complexity, alias and batch limits run before execution, so a rejected query
+//! costs the upstreams nothing.
+
+use async_graphql::http::parse_query_string;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, Request, Response as GqlResponse, ServerError, Value};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+use switchyard_core::ErrorCode;
+use switchyard_core::auth::{self, AuthError, Principal, Scope};
+use switchyard_core::response::ErrorResponder;
+
+use crate::AppState;
+use crate::errors::{GRAPHQL_RESPONSE_JSON, GraphqlErrorResponder};
+use crate::fetchers::Loaders;
+use crate::schema::RequestData;
+
+/// The response media type the client gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl MediaType {
+    /// Picks from `Accept`; `None` when the client accepts neither JSON type.
+    fn negotiate(headers: &HeaderMap) -> Option<Self> {
+        let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else {
+            // The spec's legacy default for clients that send no Accept header.
+            return Some(Self::Json);
+        };
+        let types: Vec<&str> = accept
+            .split(',')
+            .map(|part| part.split(';').next().unwrap_or("").trim())
+            .collect();
+        if types.contains(&GRAPHQL_RESPONSE_JSON) {
+            Some(Self::GraphqlResponseJson)
+        } else if types
+            .iter()
+            .any(|t| matches!(*t, "application/json" | "application/*" | "*/*"))
+        {
+            Some(Self::Json)
+        } else {
+            None
+        }
+    }
+
+    fn header(self) -> HeaderValue {
+        match self {
+            Self::GraphqlResponseJson => HeaderValue::from_static(GRAPHQL_RESPONSE_JSON),
+            Self::Json => HeaderValue::from_static("application/json"),
+        }
+    }
+}
+
+fn is_browser_page_request(headers: &HeaderMap, raw_query: Option<&str>) -> bool {
+    let wants_html = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    wants_html && raw_query.is_none_or(|q| !q.contains("query="))
+}
+
+/// `GET /graphql`: GraphiQL for browsers, query execution otherwise (queries only).
+pub(crate) async fn graphql_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw_query): RawQuery,
+) -> Response {
+    if is_browser_page_request(&headers, raw_query.as_deref()) {
+        return Html(GRAPHIQL_PAGE).into_response();
+    }
+    let request = match parse_query_string(raw_query.as_deref().unwrap_or("")) {
+        Ok(request) if !request.query.is_empty() => request,
+        Ok(_) => return reject(ErrorCode::BadRequest, "missing `query` parameter"),
+        Err(e) => return reject(ErrorCode::BadRequest, &format!("invalid query string: {e}")),
+    };
+    execute(&state, &headers, BatchRequest::Single(request), Method::Get).await
+}
+
+/// `POST /graphql` with a JSON body: one operation or a batch (array) of them.
+pub(crate) async fn graphql_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    if content_type != Some("application/json") {
+        return reject(
+            ErrorCode::UnsupportedMediaType,
+            "POST /graphql takes Content-Type: application/json",
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return reject(ErrorCode::PayloadTooLarge, "request body is over the size limit");
+        }
+        Err(rejection) => return reject(ErrorCode::BadRequest, &rejection.body_text()),
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return reject(ErrorCode::BadRequest, &format!("body is not a GraphQL request: {e}"));
+        }
+    };
+    execute(&state, &headers, batch, Method::Post).await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+fn reject(code: ErrorCode, message: &str) -> Response {
+    GraphqlErrorResponder.respond(code, message)
+}
+
+/// Whether the principal may read anything this BFF serves; if not, the whole request is
+/// refused with 403 before any work (per-field scope checks still apply otherwise).
+fn require_some_read_scope(principal: &Principal) -> Result<(), AuthError> {
+    let readable = [Scope::CustomersRead, Scope::OrdersRead, Scope::InventoryRead];
+    if readable.iter().any(|scope| principal.has(*scope)) {
+        Ok(())
+    } else {
+        Err(AuthError::InsufficientScope("data:customers:read, data:orders:read or data:inventory:read"))
+    }
+}
+
+async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, method: Method) -> Response {
+    let Some(media_type) = MediaType::negotiate(headers) else {
+        let mut response = reject(ErrorCode::BadRequest, "Accept must allow application/graphql-response+json or application/json");
+        *response.status_mut() = StatusCode::NOT_ACCEPTABLE;
+        return response;
+    };
+    let principal = match state.authenticator.authenticate(headers).await {
+        Ok(principal) => principal,
+        Err(error) => return auth::reject(&GraphqlErrorResponder, &error),
+    };
+    if let Err(error) = require_some_read_scope(&principal) {
+        return auth::reject(&GraphqlErrorResponder, &error);
+    }
+    let (requests, is_batch) = match batch {
+        BatchRequest::Single(request) => (vec![request], false),
+        BatchRequest::Batch(requests) => (requests, true),
+    };
+    if requests.is_empty() {
+        return reject(ErrorCode::BadRequest, "empty batch");
+    }
+    if requests.len() > state.limits.max_batch {
+        return reject(
+            ErrorCode::QueryTooComplex,
+            &format!("batch of {} operations is over the limit of {}", requests.len(), state.limits.max_batch),
+        );
+    }
+    let mut prepared = Vec::with_capacity(requests.len());
+    for request in requests {
+        match prepare(state, request, method, &principal) {
+            Ok(request) => prepared.push(Ok(request)),
+            Err(Rejection::MutationOverGet) => {
+                let mut response = reject(ErrorCode::BadRequest, "mutations are only accepted over POST");
+                *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+                return response;
+            }
+            Err(Rejection::Errors(response)) => prepared.push(Err(response)),
+        }
+    }
+    let responses = futures_util::future::join_all(prepared.into_iter().map(|prepared| async {
+        match prepared {
+            Ok(request) => classify_errors(state.schema.execute(request).await),
+            Err(response) => response,
+        }
+    }))
+    .await;
+    render(media_type, &responses, is_batch)
+}
+
+enum Rejection {
+    MutationOverGet,
+    Errors(GqlResponse),
+}
+
+fn request_error(code: ErrorCode, message: impl Into<String>) -> Rejection {
+    let mut error = ServerError::new(message, None);
+    set_code(&mut error, code);
+    Rejection::Errors(GqlResponse::from_errors(vec![error]))
+}
+
+fn set_code(error: &mut ServerError, code: ErrorCode) {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code.as_str());
+}
+
+/// Parses (through the cache), applies the checks async-graphql lacks, and attaches the
+/// request's principal and fresh loaders.
+fn prepare(state: &AppState, mut request: Request, method: Method, principal: &Principal) -> Result<Request, Rejection> {
+    let parsed = state
+        .documents
+        .get_or_parse(&request.query)
+        .map_err(|e| request_error(ErrorCode::BadRequest, e.message))?;
+    if parsed.aliases > state.limits.max_aliases {
+        return Err(request_error(
+            ErrorCode::QueryTooComplex,
+            format!("query uses {} aliases; the limit is {}", parsed.aliases, state.limits.max_aliases),
+        ));
+    }
+    if method == Method::Get
+        && parsed.operation_type(request.operation_name.as_deref()) == Some(OperationType::Mutation)
+    {
+        return Err(Rejection::MutationOverGet);
+    }
+    request.set_parsed_query(parsed.document.clone());
+    Ok(request.data(RequestData {
+        principal: principal.clone(),
+        loaders: Loaders::new(&state.upstreams),
+    }))
+}
+
+/// Gives every error a `code`: async-graphql's own validation and input errors have none.
+fn classify_errors(mut response: GqlResponse) -> GqlResponse {
+    let request_failed = response.data == Value::Null;
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let code = if is_limit_message(&error.message) {
+            ErrorCode::QueryTooComplex
+        } else if request_failed && error.path.is_empty() {
+            ErrorCode::BadRequest
+        } else if error.message.starts_with("Failed to parse") || error.message.starts_with("Invalid value") {
+            ErrorCode::BadUserInput
+        } else {
+            tracing::error!(message = %error.message, "resolver error without a code");
+            error.message = "internal error".into();
+            ErrorCode::Internal
+        };
+        set_code(error, code);
+    }
+    response
+}
+
+/// async-graphql's messages for its depth, complexity, recursion and directive limits.
+fn is_limit_message(message: &str) -> bool {
+    message.starts_with("Query is nested too deep")
+        || message.starts_with("Query is too complex")
+        || message.starts_with("The recursion depth of the query")
+        || message.contains("directives, but the limit is")
+}
+
+/// A response as sent: `data` omitted when the request failed before execution.
+#[derive(Serialize)]
+struct WireResponse<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, Value>,
+}
+
+fn is_request_error(response: &GqlResponse) -> bool {
+    response.data == Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+fn wire(response: &GqlResponse) -> WireResponse<'_> {
+    WireResponse {
+        data: (!is_request_error(response)).then_some(&response.data),
+        errors: &response.errors,
+        extensions: &response.extensions,
+    }
+}
+
+fn render(media_type: MediaType, responses: &[GqlResponse], is_batch: bool) -> Response {
+    let body = if is_batch {
+        serde_json::to_vec(&responses.iter().map(wire).collect::<Vec<_>>())
+    } else {
+        serde_json::to_vec(&wire(&responses[0]))
+    };
+    let Ok(body) = body else {
+        return reject(ErrorCode::Internal, "internal error");
+    };
+    // With graphql-response+json, a request that failed before execution is a 400; with
+    // legacy application/json every well-formed request is a 200.
+    let status = if media_type == MediaType::GraphqlResponseJson
+        && !is_batch
+        && is_request_error(&responses[0])
+    {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(CONTENT_TYPE, media_type.header());
+    response
+}
+
+/// GraphiQL, loaded from a CDN by the browser; paste a token into its Headers tab as
+/// `{"Authorization": "Bearer …"}`.
+const GRAPHIQL_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Switchyard web BFF · GraphiQL</title>
+<style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
+<link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
+</head>
+<body>
+<div id="graphiql">Loading GraphiQL…</div>
+<script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
+<script crossorigin src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
+<script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
+<script>
+  const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
+  ReactDOM.createRoot(document.getElementById('graphiql')).render(
+    React.createElement(GraphiQL, {
+      fetcher,
+      defaultHeaders: '{"Authorization": "Bearer <paste a token from `switchyard-sandbox token`>"}',
+      defaultQuery: 'query Dashboard {\n  viewer {\n    name\n    orders(first: 5) {\n      nodes { id status total { formatted } items { sku quantity stock { name available } } }\n    }\n  }\n}\n',
+    }),
+  );
+</script>
+</body>
+</html>
+"#;

@@ -1,0 +1,235 @@
+//! Per-request batch loading: many `load(key)` calls made while one GraphQL resolver level
+//! runs become one upstream batch call.
+//!
+//! There is no timer. Resolvers of one level are polled within the same task; the first
+//! `load` of a batch becomes its *driver* and yields to the executor until a whole pass
+//! over its sibling futures adds no key, then fetches every collected key at once. The other
+//! callers wait for its result. Results are cached for the rest of the request, so a key is
+//! fetched at most once per request, and loaders are created per request so that nothing
+//! cached for one consumer is ever seen by another.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use switchyard_core::upstream::UpstreamError;
+use tokio::sync::watch;
+
+/// How a loader fetches a batch of keys from its upstream.
+#[async_trait]
+pub trait BatchFetch: Send + Sync + 'static {
+    /// The entity loaded.
+    type Value: Send + Sync + 'static;
+    /// Fetches `keys` (distinct); keys without an entity are simply absent from the result.
+    async fn fetch(&self, keys: &[String]) -> Result<Vec<Self::Value>, UpstreamError>;
+    /// The key an entity answers to.
+    fn key_of(value: &Self::Value) -> &str;
+}
+
+/// The outcome of loading one key.
+pub type LoadResult<V> = Result<Option<Arc<V>>, UpstreamError>;
+
+enum Slot<V> {
+    /// Part of a batch not yet answered; the receiver fires when it is.
+    Pending(watch::Receiver<bool>),
+    Done(LoadResult<V>),
+}
+
+struct OpenBatch {
+    id: u64,
+    keys: Vec<String>,
+    done: watch::Receiver<bool>,
+}
+
+struct State<V> {
+    slots: HashMap<String, Slot<V>>,
+    open: Option<OpenBatch>,
+    next_batch_id: u64,
+}
+
+/// A per-request batching, caching loader.
+pub struct BatchLoader<F: BatchFetch> {
+    fetcher: F,
+    state: Mutex<State<F::Value>>,
+}
+
+enum Role<V> {
+    Ready(LoadResult<V>),
+    Wait(watch::Receiver<bool>),
+    Drive {
+        id: u64,
+        done: watch::Sender<bool>,
+    },
+}
+
+impl<F: BatchFetch> BatchLoader<F> {
+    /// A loader with an empty cache.
+    pub fn new(fetcher: F) -> Self {
+        Self {
+            fetcher,
+            state: Mutex::new(State {
+                slots: HashMap::new(),
+                open: None,
+                next_batch_id: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<F::Value>> {
+        // The state is only mutated in short, panic-free sections.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Loads one key, batched with every other key requested in the same resolver pass.
+    pub async fn load(&self, key: &str) -> LoadResult<F::Value> {
+        loop {
+            match self.role_for(key) {
+                Role::Ready(result) => return result,
+                Role::Wait(mut done) => {
+                    // An error means the driver was dropped before answering; its guard has
+                    // released the keys, so go round again and (maybe) drive a new batch.
+                    let _ = done.wait_for(|answered| *answered).await;
+                }
+                Role::Drive { id, done } => {
+                    self.drive(id, done).await;
+                }
+            }
+        }
+    }
+
+    fn role_for(&self, key: &str) -> Role<F::Value> {
+        let mut state = self.lock();
+        match state.slots.get(key) {
+            Some(Slot::Done(result)) => return Role::Ready(result.clone()),
+            Some(Slot::Pending(done)) => return Role::Wait(done.clone()),
+            None => {}
+        }
+        if let Some(open) = &mut state.open {
+            open.keys.push(key.to_owned());
+            let done = open.done.clone();
+            state.slots.insert(key.to_owned(), Slot::Pending(done.clone()));
+            return Role::Wait(done);
+        }
+        let (tx, rx) = watch::channel(false);
+        let id = state.next_batch_id;
+        state.next_batch_id += 1;
+        state.open = Some(OpenBatch {
+            id,
+            keys: vec![key.to_owned()],
+            done: rx.clone(),
+        });
+        state.slots.insert(key.to_owned(), Slot::Pending(rx));
+        Role::Drive { id, done: tx }
+    }
+
+    async fn drive(&self, id: u64, done: watch::Sender<bool>) {
+        let mut guard = DriverGuard {
+            loader: self,
+            id,
+            taken: None,
+            finished: false,
+        };
+        // Let sibling resolvers run until a full pass adds no key to this batch.
+        let mut seen = 0;
+        loop {
+            let len = self.lock().open.as_ref().map_or(0, |open| open.keys.len());
+            if len == seen {
+                break;
+            }
+            seen = len;
+            YieldOnce::default().await;
+        }
+        let keys = {
+            let mut state = self.lock();
+            match state.open.take() {
+                Some(open) if open.id == id => open.keys,
+                other => {
+                    state.open = other;
+                    Vec::new()
+                }
+            }
+        };
+        guard.taken = Some(keys);
+        let keys = guard.taken.as_deref().unwrap_or_default();
+        let fetched = self.fetcher.fetch(keys).await;
+        {
+            let mut state = self.lock();
+            match fetched {
+                Ok(values) => {
+                    let mut by_key: HashMap<&str, Arc<F::Value>> = HashMap::with_capacity(values.len());
+                    let values: Vec<Arc<F::Value>> = values.into_iter().map(Arc::new).collect();
+                    for value in &values {
+                        by_key.insert(F::key_of(value), Arc::clone(value));
+                    }
+                    for key in keys {
+                        let result = Ok(by_key.get(key.as_str()).cloned());
+                        state.slots.insert(key.clone(), Slot::Done(result));
+                    }
+                }
+                Err(error) => {
+                    for key in keys {
+                        state.slots.insert(key.clone(), Slot::Done(Err(error.clone())));
+                    }
+                }
+            }
+        }
+        guard.finished = true;
+        let _ = done.send(true);
+    }
+}
+
+/// Releases a batch whose driver is dropped mid-way (its request branch was cancelled), so
+/// that waiting callers retry instead of waiting forever.
+struct DriverGuard<'a, F: BatchFetch> {
+    loader: &'a BatchLoader<F>,
+    id: u64,
+    taken: Option<Vec<String>>,
+    finished: bool,
+}
+
+impl<F: BatchFetch> Drop for DriverGuard<'_, F> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut state = self.loader.lock();
+        let keys = match self.taken.take() {
+            Some(keys) => keys,
+            None => match state.open.take() {
+                Some(open) if open.id == self.id => open.keys,
+                other => {
+                    state.open = other;
+                    Vec::new()
+                }
+            },
+        };
+        for key in keys {
+            if matches!(state.slots.get(&key), Some(Slot::Pending(_))) {
+                state.slots.remove(&key);
+            }
+        }
+    }
+}
+
+/// Returns `Pending` once (waking itself), letting the executor poll sibling futures.
+#[derive(Default)]
+struct YieldOnce {
+    yielded: bool,
+}
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            Poll::Ready(())
+        } else {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The simulated customers, orders and inventory services (schema/upstreams.openapi.yaml).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use switchyard_core::domain::OrderStatus;
+
+use crate::data::Dataset;
+
+/// Most ids a batch lookup accepts, and the largest page.
+pub const MAX_BATCH: usize = 100;
+/// Page size when `limit` is not given.
+const DEFAULT_LIMIT: usize = 20;
+
+#[derive(Serialize)]
+struct DataEnvelope<T> {
+    data: Vec<T>,
+}
+
+#[derive(Serialize)]
+struct PageEnvelope<T> {
+    data: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not found")
+}
+
+/// Splits `a,b,c`, rejecting empty lists and lists over [`MAX_BATCH`].
+fn parse_ids(raw: &str, param: &str) -> Result<Vec<String>, Response> {
+    let ids: Vec<String> = raw
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if ids.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, format!("{param} is empty")));
+    }
+    if ids.len() > MAX_BATCH {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("at most {MAX_BATCH} {param} per call"),
+        ));
+    }
+    Ok(ids)
+}
+
+/// Routes of the customers service.
+pub fn customers(data: Arc<Dataset>) -> Router {
+    #[derive(Deserialize)]
+    struct BatchQuery {
+        ids: Option<String>,
+    }
+
+    async fn one(State(data): State<Arc<Dataset>>, Path(id): Path<String>) -> Response {
+        match data.customer(&id) {
+            Some(customer) => Json(customer).into_response(),
+            None => not_found(),
+        }
+    }
+
+    async fn batch(State(data): State<Arc<Dataset>>, Query(query): Query<BatchQuery>) -> Response {
+        let Some(raw) = query.ids else {
+            return error(StatusCode::BAD_REQUEST, "ids is required");
+        };
+        match parse_ids(&raw, "ids") {
+            Ok(ids) => Json(DataEnvelope {
+                data: ids.iter().filter_map(|id| data.customer(id)).collect(),
+            })
+            .into_response(),
+            Err(response) => response,
+        }
+    }
+
+    Router::new()
+        .route("/customers", get(batch))
+        .route("/customers/{id}", get(one))
+        .with_state(data)
+}
+
+/// Routes of the orders service.
+pub fn orders(data: Arc<Dataset>) -> Router {
+    #[derive(Deserialize)]
+    struct ListQuery {
+        ids: Option<String>,
+        customer_id: Option<String>,
+        status: Option<String>,
+        limit: Option<usize>,
+        cursor: Option<String>,
+    }
+
+    async fn one(State(data): State<Arc<Dataset>>, Path(id): Path<String>) -> Response {
+        match data.order(&id) {
+            Some(order) => Json(order).into_response(),
+            None => not_found(),
+        }
+    }
+
+    async fn list(State(data): State<Arc<Dataset>>, Query(query): Query<ListQuery>) -> Response {
+        if let Some(raw) = query.ids {
+            if query.customer_id.is_some() || query.cursor.is_some() {
+                return error(StatusCode::BAD_REQUEST, "ids cannot be combined with a listing");
+            }
+            return match parse_ids(&raw, "ids") {
+                Ok(ids) => Json(DataEnvelope {
+                    data: ids.iter().filter_map(|id| data.order(id)).collect(),
+                })
+                .into_response(),
+                Err(response) => response,
+            };
+        }
+        let status = match query.status.as_deref() {
+            None => None,
+            Some(raw) => match OrderStatus::ALL.into_iter().find(|s| s.as_str() == raw) {
+                Some(status) => Some(status),
+                None => return error(StatusCode::BAD_REQUEST, format!("unknown status {raw:?}")),
+            },
+        };
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 || limit > MAX_BATCH {
+            return error(StatusCode::BAD_REQUEST, format!("limit must be within 1..={MAX_BATCH}"));
+        }
+        // Positions in the newest-first listing; the cursor is the last order id seen.
+        let after = match query.cursor.as_deref() {
+            None => None,
+            Some(cursor) => match data.order_position(cursor) {
+                Some(position) => Some(position),
+                None => return error(StatusCode::BAD_REQUEST, "invalid cursor"),
+            },
+        };
+        let candidates: Box<dyn Iterator<Item = usize> + '_> = match &query.customer_id {
+            Some(customer_id) => Box::new(data.orders_of(customer_id).iter().copied()),
+            None => Box::new(0..data.orders.len()),
+        };
+        let mut page: Vec<_> = candidates
+            .filter(|&position| after.is_none_or(|after| position > after))
+            .map(|position| &data.orders[position])
+            .filter(|order| status.is_none_or(|status| order.status == status))
+            .take(limit + 1)
+            .collect();
+        let next_cursor = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(|order| order.id.clone())
+        } else {
+            None
+        };
+        Json(PageEnvelope {
+            data: page,
+            next_cursor,
+        })
+        .into_response()
+    }
+
+    Router::new()
+        .route("/orders", get(list))
+        .route("/orders/{id}", get(one))
+        .with_state(data)
+}
+
+/// Routes of the inventory service.
+pub fn inventory(data: Arc<Dataset>) -> Router {
+    #[derive(Deserialize)]
+    struct BatchQuery {
+        skus: Option<String>,
+    }
+
+    async fn one(State(data): State<Arc<Dataset>>, Path(sku): Path<String>) -> Response {
+        match data.stock_level(&sku) {
+            Some(level) => Json(level).into_response(),
+            None => not_found(),
+        }
+    }
+
+    async fn batch(State(data): State<Arc<Dataset>>, Query(query): Query<BatchQuery>) -> Response {
+        let Some(raw) = query.skus else {
+            return error(StatusCode::BAD_REQUEST, "skus is required");
+        };
+        match parse_ids(&raw, "skus") {
+            Ok(skus) => Json(DataEnvelope {
+                data: skus.iter().filter_map(|sku| data.stock_level(sku)).collect(),
+            })
+            .into_response(),
+            Err(response) => response,
+        }
+    }
+
+    Router::new()
+        .route("/inventory", get(batch))
+        .route("/inventory/{sku}", get(one))
+        .with_state(data)
+}
