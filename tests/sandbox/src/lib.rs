@@ -1,1 +1,195 @@
-//! placeholder
+//! The Switchyard sandbox: simulated upstream services, a dev token issuer, and a launcher
+//! that runs them together with the BFFs in one process.
+//!
+//! Tests start it on port 0 with [`Sandbox::start`]; `switchyard-sandbox` (no arguments)
+//! starts it on the default ports together with every BFF.
+
+pub mod admin;
+pub mod data;
+pub mod issuer;
+pub mod services;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use crate::admin::{Admin, Faults, Stats};
+pub use crate::data::Dataset;
+pub use crate::issuer::{Issuer, IssuerStats, TokenRequest};
+
+/// Where to run the simulated services and with which faults.
+#[derive(Clone, Debug)]
+pub struct SandboxOptions {
+    /// Token issuer (JWKS) address.
+    pub issuer: SocketAddr,
+    /// Customers service address.
+    pub customers: SocketAddr,
+    /// Orders service address.
+    pub orders: SocketAddr,
+    /// Inventory service address.
+    pub inventory: SocketAddr,
+    /// Dataset seed.
+    pub seed: u64,
+    /// Faults each service starts with.
+    pub faults: ServiceFaults,
+}
+
+/// Initial faults per simulated service.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceFaults {
+    /// Faults of the customers service.
+    pub customers: Faults,
+    /// Faults of the orders service.
+    pub orders: Faults,
+    /// Faults of the inventory service.
+    pub inventory: Faults,
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().expect("default sandbox addresses are valid socket addresses")
+}
+
+impl Default for SandboxOptions {
+    /// The DESIGN.md ports on loopback.
+    fn default() -> Self {
+        use switchyard_core::config as c;
+        Self {
+            issuer: addr(c::SANDBOX_ISSUER_ADDR),
+            customers: addr(c::SANDBOX_CUSTOMERS_ADDR),
+            orders: addr(c::SANDBOX_ORDERS_ADDR),
+            inventory: addr(c::SANDBOX_INVENTORY_ADDR),
+            seed: data::DEFAULT_SEED,
+            faults: ServiceFaults::default(),
+        }
+    }
+}
+
+impl SandboxOptions {
+    /// Every service on an ephemeral loopback port (for tests).
+    pub fn ephemeral() -> Self {
+        let any = addr("127.0.0.1:0");
+        Self {
+            issuer: any,
+            customers: any,
+            orders: any,
+            inventory: any,
+            ..Self::default()
+        }
+    }
+}
+
+/// A running simulated service.
+#[derive(Clone)]
+pub struct RunningService {
+    /// Base URL, e.g. `http://127.0.0.1:7101`.
+    pub url: String,
+    /// Its counters and fault switches.
+    pub admin: Admin,
+}
+
+/// The running sandbox; its servers stop when it is dropped.
+pub struct Sandbox {
+    /// Token issuer base URL.
+    pub issuer_url: String,
+    /// The issuer, for minting tokens in-process.
+    pub issuer: Arc<Issuer>,
+    /// The customers service.
+    pub customers: RunningService,
+    /// The orders service.
+    pub orders: RunningService,
+    /// The inventory service.
+    pub inventory: RunningService,
+    /// The dataset served.
+    pub data: Arc<Dataset>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn spawn(addr: SocketAddr, router: Router) -> std::io::Result<(String, JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, %bound, "sandbox server stopped");
+        }
+    });
+    Ok((format!("http://{bound}"), task))
+}
+
+impl Sandbox {
+    /// Generates the dataset and starts the issuer and the three services.
+    pub async fn start(options: &SandboxOptions) -> std::io::Result<Self> {
+        let data = Arc::new(Dataset::generate(options.seed));
+        let issuer = Arc::new(Issuer::dev());
+        let mut tasks = Vec::new();
+
+        let (issuer_url, task) = spawn(options.issuer, Arc::clone(&issuer).router()).await?;
+        tasks.push(task);
+
+        let mut start_service = async |addr, faults, routes: Router| {
+            let admin = Admin::with_faults(faults);
+            let (url, task) = spawn(addr, admin.wrap(routes)).await?;
+            tasks.push(task);
+            Ok::<_, std::io::Error>(RunningService { url, admin })
+        };
+        let customers = start_service(
+            options.customers,
+            options.faults.customers,
+            services::customers(Arc::clone(&data)),
+        )
+        .await?;
+        let orders = start_service(
+            options.orders,
+            options.faults.orders,
+            services::orders(Arc::clone(&data)),
+        )
+        .await?;
+        let inventory = start_service(
+            options.inventory,
+            options.faults.inventory,
+            services::inventory(Arc::clone(&data)),
+        )
+        .await?;
+        Ok(Self {
+            issuer_url,
+            issuer,
+            customers,
+            orders,
+            inventory,
+            data,
+            tasks,
+        })
+    }
+
+    /// The JWKS URL BFFs should verify tokens against.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.issuer_url)
+    }
+
+    /// Upstream config pointing at this sandbox's services.
+    pub fn upstreams_config(&self) -> switchyard_core::config::UpstreamsConfig {
+        let mut config = switchyard_core::config::UpstreamsConfig::default();
+        config.customers.url.clone_from(&self.customers.url);
+        config.orders.url.clone_from(&self.orders.url);
+        config.inventory.url.clone_from(&self.inventory.url);
+        config
+    }
+
+    /// Auth config trusting this sandbox's issuer.
+    pub fn auth_config(&self) -> switchyard_core::config::AuthConfig {
+        switchyard_core::config::AuthConfig {
+            jwks_url: Some(self.jwks_url()),
+            ..Default::default()
+        }
+    }
+}
