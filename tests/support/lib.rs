@@ -1,1 +1,340 @@
-//! x
+//! Helpers shared by the integration tests: test signing keys, token building, and a
+//! `spawn_app`-style harness running a BFF router in-process against wiremock upstreams.
+//!
+//! The keys in `support/keys/` are throwaway test keys, checked in so tests need no key
+//! generation at run time.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use http::{HeaderMap, Method, Request, StatusCode};
+use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Issuer the test tokens name and the test apps trust.
+pub const TEST_ISSUER: &str = "https://issuer.test";
+/// Audience the test tokens name and the test apps expect.
+pub const TEST_AUDIENCE: &str = "switchyard";
+
+/// A signing key with its public JWK.
+pub struct TestKey {
+    /// `kid` of the key.
+    pub kid: &'static str,
+    /// Its signature algorithm.
+    pub alg: Algorithm,
+    /// The private key.
+    pub encoding: EncodingKey,
+    /// The public key as published in the JWKS.
+    pub jwk: Jwk,
+}
+
+impl TestKey {
+    fn load(kid: &'static str, alg: Algorithm, encoding: EncodingKey) -> Arc<Self> {
+        let mut jwk = Jwk::from_encoding_key(&encoding, alg).expect("test keys have a JWK form");
+        jwk.common.key_id = Some(kid.to_owned());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        jwk.common.key_algorithm = Some(
+            alg.to_string()
+                .parse::<KeyAlgorithm>()
+                .expect("signature algorithms are key algorithms"),
+        );
+        Arc::new(Self {
+            kid,
+            alg,
+            encoding,
+            jwk,
+        })
+    }
+
+    /// The RS256 test key.
+    pub fn rsa() -> Arc<Self> {
+        let pem = include_bytes!("keys/rsa.pem");
+        Self::load("test-rsa", Algorithm::RS256, EncodingKey::from_rsa_pem(pem).expect("valid RSA test key"))
+    }
+
+    /// The ES256 test key.
+    pub fn ec() -> Arc<Self> {
+        let pem = include_bytes!("keys/ec.pem");
+        Self::load("test-ec", Algorithm::ES256, EncodingKey::from_ec_pem(pem).expect("valid EC test key"))
+    }
+
+    /// An ES256 key that is *not* published but claims the published EC key's `kid`.
+    pub fn ec_other() -> Arc<Self> {
+        let pem = include_bytes!("keys/ec-other.pem");
+        Self::load("test-ec", Algorithm::ES256, EncodingKey::from_ec_pem(pem).expect("valid EC test key"))
+    }
+
+    /// The EdDSA test key.
+    pub fn ed() -> Arc<Self> {
+        let pem = include_bytes!("keys/ed25519.pem");
+        Self::load("test-ed", Algorithm::EdDSA, EncodingKey::from_ed_pem(pem).expect("valid Ed25519 test key"))
+    }
+
+    /// The RSA public key in PEM form (what an attacker would use as an HMAC secret).
+    pub fn rsa_public_pem() -> &'static [u8] {
+        include_bytes!("keys/rsa.pub.pem")
+    }
+}
+
+/// A JWKS document publishing `keys`.
+pub fn jwks(keys: &[&TestKey]) -> Value {
+    json!({ "keys": keys.iter().map(|k| &k.jwk).collect::<Vec<_>>() })
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    jsonwebtoken::get_current_timestamp() as i64
+}
+
+/// Builds test tokens; every field can be bent to make a bad one.
+#[derive(Clone, Debug)]
+pub struct Token {
+    /// `sub`.
+    pub sub: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// `tier`.
+    pub tier: Option<String>,
+    /// `iss`.
+    pub iss: String,
+    /// `aud`.
+    pub aud: String,
+    /// `exp` relative to now, in seconds.
+    pub exp_in: i64,
+    /// `nbf` relative to now, in seconds.
+    pub nbf_in: i64,
+    /// `kid` override (default: the signing key's).
+    pub kid: Option<String>,
+}
+
+/// The scopes of an ordinary customer token.
+pub const CUSTOMER_SCOPES: &str = "data:orders:read data:customers:read data:inventory:read";
+
+impl Token {
+    /// A valid customer token for `sub` with the ordinary read scopes.
+    pub fn customer(sub: &str) -> Self {
+        Self {
+            sub: sub.to_owned(),
+            scope: CUSTOMER_SCOPES.to_owned(),
+            tier: Some("pro".to_owned()),
+            iss: TEST_ISSUER.to_owned(),
+            aud: TEST_AUDIENCE.to_owned(),
+            exp_in: 600,
+            nbf_in: -10,
+            kid: None,
+        }
+    }
+
+    /// Replaces the scopes.
+    pub fn scope(mut self, scope: &str) -> Self {
+        scope.clone_into(&mut self.scope);
+        self
+    }
+
+    fn claims(&self) -> Value {
+        let now = now();
+        let mut claims = json!({
+            "sub": self.sub, "scope": self.scope, "iss": self.iss, "aud": self.aud,
+            "iat": now, "exp": now + self.exp_in, "nbf": now + self.nbf_in,
+        });
+        if let Some(tier) = &self.tier {
+            claims["tier"] = json!(tier);
+        }
+        claims
+    }
+
+    /// Signs with `key`.
+    pub fn sign(&self, key: &TestKey) -> String {
+        let mut header = Header::new(key.alg);
+        header.kid = Some(self.kid.clone().unwrap_or_else(|| key.kid.to_owned()));
+        jsonwebtoken::encode(&header, &self.claims(), &key.encoding).expect("signing test tokens works")
+    }
+
+    /// An unsigned `alg: none` token with these claims.
+    pub fn unsigned(&self) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(br#"{"alg":"none","typ":"JWT","kid":"test-rsa"}"#);
+        let claims = b64.encode(self.claims().to_string());
+        format!("{header}.{claims}.")
+    }
+
+    /// An HS256 token whose HMAC secret is the RSA public key (the classic key-confusion attack).
+    pub fn hs256_with_public_key(&self) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("test-rsa".to_owned());
+        let key = EncodingKey::from_secret(TestKey::rsa_public_pem());
+        jsonwebtoken::encode(&header, &self.claims(), &key).expect("HMAC signing works")
+    }
+}
+
+/// A test customer as the customers service returns it.
+pub fn customer_json(id: &str) -> Value {
+    json!({
+        "id": id, "name": format!("Name of {id}"), "email": format!("{id}@example.com"),
+        "phone": "+1 555 0100 1234", "tier": "pro",
+        "avatar_url": format!("https://img.test/{id}.png"),
+        "avatar_thumb_url": format!("https://img.test/{id}_64.png"),
+        "created_at": "2025-01-01T00:00:00Z"
+    })
+}
+
+/// A test order with one item per SKU (quantity 1, 100 cents each).
+pub fn order_json(id: &str, customer_id: &str, skus: &[String]) -> Value {
+    let items: Vec<Value> = skus
+        .iter()
+        .map(|sku| json!({"sku": sku, "quantity": 1, "unit_price_cents": 100}))
+        .collect();
+    json!({
+        "id": id, "customer_id": customer_id, "status": "shipped", "items": items,
+        "total_cents": 100 * skus.len(), "currency": "EUR",
+        "created_at": "2025-06-01T00:00:00Z", "updated_at": "2025-06-02T00:00:00Z"
+    })
+}
+
+/// A test stock level.
+pub fn stock_json(sku: &str, available: i64) -> Value {
+    json!({
+        "sku": sku, "name": format!("Product {sku}"), "available": available, "reserved": 0,
+        "warehouse_id": "wh-1", "updated_at": "2025-06-01T00:00:00Z"
+    })
+}
+
+/// One wiremock server per upstream plus an issuer serving the test JWKS.
+pub struct Upstreams {
+    /// The customers service.
+    pub customers: MockServer,
+    /// The orders service.
+    pub orders: MockServer,
+    /// The inventory service.
+    pub inventory: MockServer,
+    /// The JWKS endpoint (`/.well-known/jwks.json`).
+    pub issuer: MockServer,
+    /// RS256 key published in the JWKS.
+    pub rsa: Arc<TestKey>,
+    /// ES256 key published in the JWKS.
+    pub ec: Arc<TestKey>,
+    /// EdDSA key published in the JWKS.
+    pub ed: Arc<TestKey>,
+}
+
+impl Upstreams {
+    /// Starts the mock servers; the issuer publishes all three test keys.
+    pub async fn start() -> Self {
+        let (rsa, ec, ed) = (TestKey::rsa(), TestKey::ec(), TestKey::ed());
+        let issuer = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/.well-known/jwks.json"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&[&rsa, &ec, &ed])))
+            .named("JWKS")
+            .mount(&issuer)
+            .await;
+        Self {
+            customers: MockServer::start().await,
+            orders: MockServer::start().await,
+            inventory: MockServer::start().await,
+            issuer,
+            rsa,
+            ec,
+            ed,
+        }
+    }
+
+    /// A core upstream config pointing at the mocks.
+    pub fn upstreams_config(&self) -> switchyard_core::config::UpstreamsConfig {
+        let mut config = switchyard_core::config::UpstreamsConfig::default();
+        config.customers.url = self.customers.uri();
+        config.orders.url = self.orders.uri();
+        config.inventory.url = self.inventory.uri();
+        config
+    }
+
+    /// A core auth config trusting the mock issuer.
+    pub fn auth_config(&self) -> switchyard_core::config::AuthConfig {
+        switchyard_core::config::AuthConfig {
+            jwks_url: Some(format!("{}/.well-known/jwks.json", self.issuer.uri())),
+            issuers: vec![TEST_ISSUER.to_owned()],
+            audiences: vec![TEST_AUDIENCE.to_owned()],
+            ..Default::default()
+        }
+    }
+
+    /// A valid RS256 customer token for `sub`.
+    pub fn token(&self, sub: &str) -> String {
+        Token::customer(sub).sign(&self.rsa)
+    }
+}
+
+/// A response read whole.
+pub struct TestResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body parsed as JSON (`Value::Null` when empty or not JSON).
+    pub json: Value,
+    /// Raw body.
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    /// `errors[i].extensions.code` of a GraphQL response.
+    pub fn error_codes(&self) -> Vec<String> {
+        self.json["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["extensions"]["code"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends `request` through `router` without a socket.
+pub async fn send(router: &Router, request: Request<Body>) -> TestResponse {
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("routers are infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("bodies can be read")
+        .to_vec();
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    TestResponse {
+        status,
+        headers,
+        json,
+        body,
+    }
+}
+
+/// A `POST /graphql` request with a JSON body and an optional bearer token.
+pub fn graphql_post(token: Option<&str>, body: &Value) -> Request<Body> {
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri("/graphql")
+        .header("content-type", "application/json")
+        .header("accept", "application/graphql-response+json");
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    builder
+        .body(Body::from(body.to_string()))
+        .expect("valid request")
+}

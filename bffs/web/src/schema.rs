@@ -238,7 +238,7 @@ async fn order_connection(
 /// The root of every query.
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// The signed-in customer (the token's subject).
     async fn viewer(&self, ctx: &Context<'_>) -> Result<CustomerNode> {

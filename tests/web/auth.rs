@@ -1,0 +1,164 @@
+//! Bearer tokens: every way a token can be wrong is a 401, a missing scope a 403.
+
+use http::Request;
+use axum::body::Body;
+use serde_json::json;
+use switchyard_tests::{Token, TestKey, customer_json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::{WebApp, spawn_app, spawn_app_with};
+
+const QUERY: &str = "{ viewer { name } }";
+
+async fn mount_viewer(app: &WebApp) {
+    Mock::given(method("GET"))
+        .and(path("/customers"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})))
+        .mount(&app.up.customers)
+        .await;
+}
+
+async fn assert_unauthenticated(app: &WebApp, token: Option<&str>, why: &str) {
+    let response = app.query(token, QUERY).await;
+    assert_eq!(response.status, 401, "{why}: {}", response.json);
+    assert_eq!(response.error_codes(), vec!["UNAUTHENTICATED"], "{why}");
+    let challenge = response.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.starts_with("Bearer"), "{why}: {challenge}");
+    if let Some(token) = token {
+        let body = String::from_utf8_lossy(&response.body);
+        assert!(!body.contains(token), "{why}: the token is echoed");
+    }
+    assert_eq!(app.upstream_calls().await, 0, "{why}: upstreams were called");
+}
+
+#[tokio::test]
+async fn tokens_signed_with_each_allowed_algorithm_are_accepted() {
+    let app = spawn_app().await;
+    mount_viewer(&app).await;
+    for key in [&app.up.rsa, &app.up.ec, &app.up.ed] {
+        let response = app.query(Some(&Token::customer("cus_1").sign(key)), QUERY).await;
+        assert_eq!(response.status, 200, "{:?}: {}", key.alg, response.json);
+        assert_eq!(response.json["data"]["viewer"]["name"], "Name of cus_1");
+    }
+}
+
+#[tokio::test]
+async fn missing_and_garbage_tokens_are_401() {
+    let app = spawn_app().await;
+    let missing = app.query(None, QUERY).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+    assert_unauthenticated(&app, Some("garbage"), "garbage").await;
+    assert_unauthenticated(&app, Some("a.b.c"), "three garbage segments").await;
+}
+
+#[tokio::test]
+async fn expired_not_yet_valid_and_misaddressed_tokens_are_401() {
+    let app = spawn_app().await;
+    let rsa = &app.up.rsa;
+    let base = Token::customer("cus_1");
+    let cases = [
+        (Token { exp_in: -3600, nbf_in: -7200, ..base.clone() }, "expired"),
+        (Token { nbf_in: 3600, ..base.clone() }, "nbf in the future"),
+        (Token { aud: "someone-else".into(), ..base.clone() }, "wrong aud"),
+        (Token { iss: "https://evil.test".into(), ..base.clone() }, "wrong iss"),
+    ];
+    for (token, why) in cases {
+        assert_unauthenticated(&app, Some(&token.sign(rsa)), why).await;
+    }
+}
+
+#[tokio::test]
+async fn alg_none_and_hmac_with_the_public_key_never_pass() {
+    let app = spawn_app().await;
+    let token = Token::customer("cus_1");
+    assert_unauthenticated(&app, Some(&token.unsigned()), "alg none").await;
+    assert_unauthenticated(&app, Some(&token.hs256_with_public_key()), "HS256 with the public key").await;
+}
+
+#[tokio::test]
+async fn a_token_signed_by_an_unpublished_key_is_401() {
+    let app = spawn_app().await;
+    // Right kid, wrong key: the signature does not verify.
+    let forged = Token::customer("cus_1").sign(&TestKey::ec_other());
+    assert_unauthenticated(&app, Some(&forged), "forged signature").await;
+    // Unknown kid.
+    let unknown = Token { kid: Some("no-such-key".into()), ..Token::customer("cus_1") };
+    assert_unauthenticated(&app, Some(&unknown.sign(&app.up.rsa)), "unknown kid").await;
+}
+
+#[tokio::test]
+async fn a_token_without_any_read_scope_is_403() {
+    let app = spawn_app().await;
+    let device = Token::customer("device-7").scope("data:inventory:write");
+    let response = app.query(Some(&device.sign(&app.up.rsa)), QUERY).await;
+    assert_eq!(response.status, 403, "{}", response.json);
+    assert_eq!(response.error_codes(), vec!["FORBIDDEN"]);
+    assert!(response.header("www-authenticate").unwrap_or_default().contains("insufficient_scope"));
+    assert_eq!(app.upstream_calls().await, 0);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive_and_query_string_tokens_are_ignored() {
+    let app = spawn_app().await;
+    mount_viewer(&app).await;
+    let token = app.up.token("cus_1");
+    let lower = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("authorization", format!("bearer {token}"))
+        .body(Body::from(json!({"query": QUERY}).to_string()))
+        .expect("request");
+    assert_eq!(app.send(lower).await.status, 200);
+
+    let in_query = Request::get(format!("/graphql?query=%7Bviewer%7Bname%7D%7D&access_token={token}"))
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(app.send(in_query).await.status, 401);
+}
+
+#[tokio::test]
+async fn unknown_kids_refetch_the_jwks_at_most_once_per_cooldown() {
+    let app = spawn_app_with(|config| config.auth.jwks_refresh_cooldown_secs = 3600).await;
+    let fetches = || async { app.up.issuer.received_requests().await.map_or(0, |r| r.len()) };
+    assert_eq!(fetches().await, 1, "primed once at start-up");
+    for n in 0..25 {
+        let token = Token { kid: Some(format!("rotated-{n}")), ..Token::customer("cus_1") };
+        let response = app.query(Some(&token.sign(&app.up.rsa)), QUERY).await;
+        assert_eq!(response.status, 401);
+    }
+    assert_eq!(fetches().await, 2, "25 unknown kids cost one refetch");
+}
+
+#[tokio::test]
+async fn a_rotated_in_key_is_picked_up_by_the_refetch() {
+    use switchyard_tests::jwks;
+    let up = switchyard_tests::Upstreams::start().await;
+    // A fresh issuer that first publishes only the RSA key, then RSA and EC.
+    let issuer = wiremock::MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/jwks.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&[&up.rsa])))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&issuer)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/jwks.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&[&up.rsa, &up.ec])))
+        .mount(&issuer)
+        .await;
+    let mut config = web_bff::WebConfig {
+        upstreams: up.upstreams_config(),
+        auth: up.auth_config(),
+        ..Default::default()
+    };
+    config.auth.jwks_url = Some(format!("{}/.well-known/jwks.json", issuer.uri()));
+    let state = web_bff::build_state(&config).expect("valid config");
+    state.prime().await;
+    let app = WebApp { router: web_bff::router(state), up };
+    mount_viewer(&app).await;
+    let response = app.query(Some(&Token::customer("cus_1").sign(&app.up.ec)), QUERY).await;
+    assert_eq!(response.status, 200, "{}", response.json);
+    assert_eq!(issuer.received_requests().await.map(|r| r.len()), Some(2));
+}

@@ -1,0 +1,93 @@
+//! Configuration: bad values fail at start-up naming the key.
+
+use std::io::Write as _;
+
+use switchyard_core::config::{ConfigError, load_from_sources};
+use web_bff::WebConfig;
+
+fn load(env: &[(&str, &str)]) -> Result<WebConfig, ConfigError> {
+    load_from_sources(None, env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+}
+
+#[test]
+fn defaults_point_at_the_sandbox() {
+    let config = load(&[]).expect("defaults are valid");
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8081");
+    assert_eq!(config.upstreams.orders.url, "http://127.0.0.1:7102");
+    assert_eq!(config.auth.jwks_url.as_deref(), Some("http://127.0.0.1:7100/.well-known/jwks.json"));
+}
+
+#[test]
+fn environment_variables_override_nested_keys() {
+    let config = load(&[
+        ("SWITCHYARD_UPSTREAMS__ORDERS__URL", "http://orders.internal:8080"),
+        ("SWITCHYARD_GRAPHQL__MAX_DEPTH", "8"),
+        ("SWITCHYARD_LISTEN", "0.0.0.0:9000"),
+        ("UNRELATED", "ignored"),
+    ])
+    .expect("valid overrides");
+    assert_eq!(config.upstreams.orders.url, "http://orders.internal:8080");
+    assert_eq!(config.graphql.max_depth, 8);
+    assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+}
+
+#[test]
+fn a_wrongly_typed_value_names_the_key_and_the_variable() {
+    let error = load(&[("SWITCHYARD_UPSTREAMS__ORDERS__TIMEOUT_MS", "soon")])
+        .expect_err("not a number")
+        .to_string();
+    assert!(error.contains("upstreams.orders.timeout_ms"), "{error}");
+    assert!(error.contains("SWITCHYARD_UPSTREAMS__ORDERS__TIMEOUT_MS"), "{error}");
+}
+
+#[test]
+fn an_invalid_url_names_the_key() {
+    let error = load(&[("SWITCHYARD_UPSTREAMS__INVENTORY__URL", "ftp://nope")])
+        .expect_err("not http")
+        .to_string();
+    assert!(error.contains("upstreams.inventory.url"), "{error}");
+}
+
+#[test]
+fn an_unknown_key_is_rejected_by_name() {
+    let error = load(&[("SWITCHYARD_GRAPHQL__MAX_DEPHT", "3")]).expect_err("typo").to_string();
+    assert!(error.contains("max_depht"), "{error}");
+}
+
+#[test]
+fn symmetric_algorithms_are_refused() {
+    let error = load(&[("SWITCHYARD_AUTH__ALGORITHMS", "[RS256, HS256]")])
+        .expect_err("HMAC is refused")
+        .to_string();
+    assert!(error.contains("auth.algorithms"), "{error}");
+}
+
+#[test]
+fn a_bad_value_in_the_file_names_the_key_and_the_file() {
+    let mut file = tempfile();
+    writeln!(file.1, "[graphql]\nmax_page_size = 1000").expect("write");
+    let error = load_from_sources::<WebConfig>(Some(&file.0), std::iter::empty())
+        .expect_err("over 100")
+        .to_string();
+    assert!(error.contains("graphql.max_page_size"), "{error}");
+
+    let mut file = tempfile();
+    writeln!(file.1, "listen = 42").expect("write");
+    let error = load_from_sources::<WebConfig>(Some(&file.0), std::iter::empty())
+        .expect_err("not an address")
+        .to_string();
+    assert!(error.contains("`listen`"), "{error}");
+    assert!(error.contains(&file.0.display().to_string()), "{error}");
+}
+
+fn tempfile() -> (std::path::PathBuf, std::fs::File) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "switchyard-config-test-{}-{}.toml",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = std::fs::File::create(&path).expect("temp file");
+    (path, file)
+}
