@@ -5,13 +5,13 @@ use switchyard_sandbox::data::DEMO_CUSTOMER_ID;
 use switchyard_sandbox::{Faults, Sandbox, SandboxOptions, TokenRequest};
 
 /// The sandbox plus a web BFF on an ephemeral port.
-pub struct Fleet {
-    pub sandbox: Sandbox,
-    pub web_url: String,
-    pub http: reqwest::Client,
+pub(crate) struct Fleet {
+    pub(crate) sandbox: Sandbox,
+    pub(crate) web_url: String,
+    pub(crate) http: reqwest::Client,
 }
 
-pub async fn start_fleet() -> Fleet {
+pub(crate) async fn start_fleet() -> Fleet {
     let sandbox = Sandbox::start(&SandboxOptions::ephemeral())
         .await
         .expect("sandbox starts");
@@ -31,7 +31,7 @@ pub async fn start_fleet() -> Fleet {
 }
 
 impl Fleet {
-    pub async fn graphql(&self, token: &str, query: &str) -> Value {
+    pub(crate) async fn graphql(&self, token: &str, query: &str) -> Value {
         self.http
             .post(&self.web_url)
             .bearer_auth(token)
@@ -44,7 +44,7 @@ impl Fleet {
             .expect("JSON body")
     }
 
-    pub async fn reset_stats(&self) {
+    pub(crate) async fn reset_stats(&self) {
         for service in [&self.sandbox.customers, &self.sandbox.orders, &self.sandbox.inventory] {
             self.http
                 .delete(format!("{}/__stats", service.url))

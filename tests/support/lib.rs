@@ -39,7 +39,7 @@ impl TestKey {
         jwk.common.key_id = Some(kid.to_owned());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         jwk.common.key_algorithm = Some(
-            alg.to_string()
+            format!("{alg:?}")
                 .parse::<KeyAlgorithm>()
                 .expect("signature algorithms are key algorithms"),
         );

@@ -4,7 +4,7 @@ mod auth;
 mod authorization;
 mod batching;
 mod config;
-mod http;
+mod graphql_http;
 mod limits;
 mod schema_contract;
 mod upstream_errors;
@@ -17,16 +17,16 @@ use switchyard_tests::{TestResponse, Upstreams, graphql_post, send};
 use web_bff::WebConfig;
 
 /// A web BFF wired to fresh wiremock upstreams.
-pub struct WebApp {
-    pub router: Router,
-    pub up: Upstreams,
+pub(crate) struct WebApp {
+    pub(crate) router: Router,
+    pub(crate) up: Upstreams,
 }
 
-pub async fn spawn_app() -> WebApp {
+pub(crate) async fn spawn_app() -> WebApp {
     spawn_app_with(|_| {}).await
 }
 
-pub async fn spawn_app_with(adjust: impl FnOnce(&mut WebConfig)) -> WebApp {
+pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut WebConfig)) -> WebApp {
     let up = Upstreams::start().await;
     let mut config = WebConfig {
         upstreams: up.upstreams_config(),
@@ -44,22 +44,22 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut WebConfig)) -> WebApp {
 
 impl WebApp {
     /// POSTs `query` with `token`.
-    pub async fn query(&self, token: Option<&str>, query: &str) -> TestResponse {
+    pub(crate) async fn query(&self, token: Option<&str>, query: &str) -> TestResponse {
         send(&self.router, graphql_post(token, &json!({ "query": query }))).await
     }
 
     /// POSTs a raw JSON body with `token`.
-    pub async fn post(&self, token: Option<&str>, body: &Value) -> TestResponse {
+    pub(crate) async fn post(&self, token: Option<&str>, body: &Value) -> TestResponse {
         send(&self.router, graphql_post(token, body)).await
     }
 
     /// Sends any request.
-    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+    pub(crate) async fn send(&self, request: Request<Body>) -> TestResponse {
         send(&self.router, request).await
     }
 
     /// Requests the upstream mocks received, across all three services.
-    pub async fn upstream_calls(&self) -> usize {
+    pub(crate) async fn upstream_calls(&self) -> usize {
         let mut total = 0;
         for server in [&self.up.customers, &self.up.orders, &self.up.inventory] {
             total += server.received_requests().await.map_or(0, |r| r.len());

@@ -100,7 +100,9 @@ struct Claims {
 #[derive(Clone)]
 pub struct Authenticator {
     keys: Arc<KeyStore>,
-    validation: Arc<Validation>,
+    /// One validation per accepted algorithm: jsonwebtoken requires all algorithms of a
+    /// validation to belong to the key's family.
+    validations: Arc<Vec<(Algorithm, Validation)>>,
 }
 
 impl Authenticator {
@@ -109,16 +111,21 @@ impl Authenticator {
     pub fn new(config: &AuthConfig) -> Result<Self, ConfigError> {
         let algorithms = parse_algorithms(&config.algorithms)?;
         let keys = KeyStore::from_config(config)?;
-        let mut validation = Validation::new(algorithms[0]);
-        validation.algorithms = algorithms;
-        validation.set_issuer(&config.issuers);
-        validation.set_audience(&config.audiences);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = config.leeway_secs;
+        let validations = algorithms
+            .into_iter()
+            .map(|alg| {
+                let mut validation = Validation::new(alg);
+                validation.set_issuer(&config.issuers);
+                validation.set_audience(&config.audiences);
+                validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                validation.validate_nbf = true;
+                validation.leeway = config.leeway_secs;
+                (alg, validation)
+            })
+            .collect();
         Ok(Self {
             keys: Arc::new(keys),
-            validation: Arc::new(validation),
+            validations: Arc::new(validations),
         })
     }
 
@@ -143,14 +150,16 @@ impl Authenticator {
         // Headers naming `none` or an unknown algorithm do not even parse.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::Invalid("malformed token"))?;
-        if !self.validation.algorithms.contains(&header.alg) {
-            return Err(AuthError::Invalid("signing algorithm not accepted"));
-        }
+        let validation = self
+            .validations
+            .iter()
+            .find_map(|(alg, validation)| (*alg == header.alg).then_some(validation))
+            .ok_or(AuthError::Invalid("signing algorithm not accepted"))?;
         let key = self.keys.key_for(header.kid.as_deref()).await?;
         if key.algorithm.is_some_and(|alg| alg != header.alg) {
             return Err(AuthError::Invalid("signing algorithm does not match the key"));
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
             .map_err(|e| AuthError::Invalid(describe_jwt_error(e.kind())))?;
         principal_from_claims(data.claims)
     }

@@ -25,6 +25,10 @@ struct Args {
     /// Only run the simulated services and the issuer, not the BFFs.
     #[arg(long)]
     upstreams_only: bool,
+    /// Address the simulated services and the issuer bind to (ports stay 7100–7103);
+    /// `0.0.0.0` to reach them from other containers.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
     /// Dataset seed.
     #[arg(long, default_value_t = data::DEFAULT_SEED)]
     seed: u64,
@@ -100,6 +104,14 @@ async fn main() -> ExitCode {
         seed: args.seed,
         ..SandboxOptions::default()
     };
+    for addr in [
+        &mut options.issuer,
+        &mut options.customers,
+        &mut options.orders,
+        &mut options.inventory,
+    ] {
+        addr.set_ip(args.bind);
+    }
     for spec in &args.faults {
         if let Err(message) = apply_fault(&mut options, spec) {
             eprintln!("switchyard-sandbox: {message}");
