@@ -150,8 +150,9 @@ fn describe(error: figment::Error, env_keys: &[(String, String)]) -> ConfigError
 
 /// Checks that `value` is an absolute http(s) URL.
 pub fn validate_http_url(key: &str, value: &str) -> Result<reqwest::Url, ConfigError> {
-    let url = reqwest::Url::parse(value)
-        .map_err(|e| ConfigError::invalid(key, format!("expected an http(s) URL, got {value:?}: {e}")))?;
+    let url = reqwest::Url::parse(value).map_err(|e| {
+        ConfigError::invalid(key, format!("expected an http(s) URL, got {value:?}: {e}"))
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ConfigError::invalid(
             key,
@@ -195,7 +196,10 @@ impl UpstreamConfig {
     fn validate_as(&self, key: &str) -> Result<(), ConfigError> {
         validate_http_url(&format!("{key}.url"), &self.url)?;
         require_positive(&format!("{key}.timeout_ms"), self.timeout_ms)?;
-        require_positive(&format!("{key}.connect_timeout_ms"), self.connect_timeout_ms)
+        require_positive(
+            &format!("{key}.connect_timeout_ms"),
+            self.connect_timeout_ms,
+        )
     }
 }
 
@@ -260,7 +264,9 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            jwks_url: Some(format!("http://{SANDBOX_ISSUER_ADDR}/.well-known/jwks.json")),
+            jwks_url: Some(format!(
+                "http://{SANDBOX_ISSUER_ADDR}/.well-known/jwks.json"
+            )),
             jwks_file: None,
             issuers: vec![SANDBOX_ISSUER.to_owned()],
             audiences: vec![DEFAULT_AUDIENCE.to_owned()],
@@ -287,10 +293,16 @@ impl Validate for AuthConfig {
             }
         }
         if self.issuers.is_empty() {
-            return Err(ConfigError::invalid("auth.issuers", "expected at least one issuer"));
+            return Err(ConfigError::invalid(
+                "auth.issuers",
+                "expected at least one issuer",
+            ));
         }
         if self.audiences.is_empty() {
-            return Err(ConfigError::invalid("auth.audiences", "expected at least one audience"));
+            return Err(ConfigError::invalid(
+                "auth.audiences",
+                "expected at least one audience",
+            ));
         }
         crate::auth::parse_algorithms(&self.algorithms)?;
         require_positive("auth.jwks_timeout_ms", self.jwks_timeout_ms)

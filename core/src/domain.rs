@@ -228,7 +228,10 @@ mod tests {
     fn money_is_formatted_with_grouping_and_two_decimals() {
         assert_eq!(Money::new(123_450, "EUR").formatted(), "€1,234.50");
         assert_eq!(Money::new(5, "USD").formatted(), "$0.05");
-        assert_eq!(Money::new(-100_000_000, "GBP").formatted(), "-£1,000,000.00");
+        assert_eq!(
+            Money::new(-100_000_000, "GBP").formatted(),
+            "-£1,000,000.00"
+        );
         assert_eq!(Money::new(199, "CHF").formatted(), "1.99 CHF");
     }
 

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
@@ -88,8 +90,8 @@ struct SequentialRequestId;
 
 impl MakeRequestId for SequentialRequestId {
     fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
-        use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::OnceLock;
+        use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         static PREFIX: OnceLock<String> = OnceLock::new();
         let prefix = PREFIX.get_or_init(|| {
@@ -109,14 +111,17 @@ impl MakeRequestId for SequentialRequestId {
 /// Drops a client-supplied request id that is not a short printable token, so log lines
 /// and upstream headers cannot be polluted through it; a fresh id is generated instead.
 async fn sanitize_request_id(mut request: Request, next: axum::middleware::Next) -> Response {
-    let acceptable = request.headers().get(&REQUEST_ID_HEADER).is_none_or(|value| {
-        let bytes = value.as_bytes();
-        !bytes.is_empty()
-            && bytes.len() <= 128
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-    });
+    let acceptable = request
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .is_none_or(|value| {
+            let bytes = value.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= 128
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        });
     if !acceptable {
         request.headers_mut().remove(&REQUEST_ID_HEADER);
     }
@@ -149,7 +154,10 @@ pub fn with_common_layers(router: Router, config: &ServerConfig) -> Router {
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
-        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, SequentialRequestId))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID_HEADER,
+            SequentialRequestId,
+        ))
         .layer(axum::middleware::from_fn(sanitize_request_id))
 }
 

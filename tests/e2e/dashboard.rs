@@ -20,7 +20,9 @@ pub(crate) async fn start_fleet() -> Fleet {
         auth: sandbox.auth_config(),
         ..Default::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let web_url = format!("http://{}/graphql", listener.local_addr().expect("addr"));
     tokio::spawn(async move { web_bff::serve(&config, listener, std::future::pending()).await });
     Fleet {
@@ -45,7 +47,11 @@ impl Fleet {
     }
 
     pub(crate) async fn reset_stats(&self) {
-        for service in [&self.sandbox.customers, &self.sandbox.orders, &self.sandbox.inventory] {
+        for service in [
+            &self.sandbox.customers,
+            &self.sandbox.orders,
+            &self.sandbox.inventory,
+        ] {
             self.http
                 .delete(format!("{}/__stats", service.url))
                 .send()
@@ -68,7 +74,9 @@ async fn the_dashboard_query_aggregates_sandbox_data_with_one_call_per_service()
 
     let data = &fleet.sandbox.data;
     let viewer = &response["data"]["viewer"];
-    let demo = data.customer(DEMO_CUSTOMER_ID).expect("demo customer exists");
+    let demo = data
+        .customer(DEMO_CUSTOMER_ID)
+        .expect("demo customer exists");
     assert_eq!(viewer["name"], demo.name.as_str());
     let nodes = viewer["orders"]["nodes"].as_array().expect("orders");
     assert_eq!(nodes.len(), 5);
@@ -78,8 +86,16 @@ async fn the_dashboard_query_aggregates_sandbox_data_with_one_call_per_service()
         .collect();
     for (node, order) in nodes.iter().zip(&expected) {
         assert_eq!(node["id"], order.id.as_str());
-        assert_eq!(node["total"]["formatted"], order.total().formatted().as_str());
-        for (item, expected_item) in node["items"].as_array().expect("items").iter().zip(&order.items) {
+        assert_eq!(
+            node["total"]["formatted"],
+            order.total().formatted().as_str()
+        );
+        for (item, expected_item) in node["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .zip(&order.items)
+        {
             let level = data.stock_level(&expected_item.sku).expect("known SKU");
             assert_eq!(item["stock"]["available"], level.available);
             assert_eq!(item["stock"]["name"], level.name.as_str());
@@ -107,12 +123,21 @@ async fn inventory_down_still_serves_orders_with_stock_marked_unavailable() {
         ..Faults::default()
     });
     let response = fleet.graphql(&token, DASHBOARD).await;
-    let nodes = response["data"]["viewer"]["orders"]["nodes"].as_array().expect("orders served");
+    let nodes = response["data"]["viewer"]["orders"]["nodes"]
+        .as_array()
+        .expect("orders served");
     assert_eq!(nodes.len(), 5);
     assert!(nodes[0]["items"][0]["stock"].is_null());
     let errors = response["errors"].as_array().expect("errors");
     assert!(!errors.is_empty());
-    assert!(errors.iter().all(|e| e["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
-        && e["extensions"]["service"] == "inventory"));
-    assert_eq!(fleet.sandbox.inventory.admin.stats().get("GET /inventory"), 1);
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+                && e["extensions"]["service"] == "inventory")
+    );
+    assert_eq!(
+        fleet.sandbox.inventory.admin.stats().get("GET /inventory"),
+        1
+    );
 }

@@ -54,25 +54,41 @@ impl TestKey {
     /// The RS256 test key.
     pub fn rsa() -> Arc<Self> {
         let pem = include_bytes!("keys/rsa.pem");
-        Self::load("test-rsa", Algorithm::RS256, EncodingKey::from_rsa_pem(pem).expect("valid RSA test key"))
+        Self::load(
+            "test-rsa",
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(pem).expect("valid RSA test key"),
+        )
     }
 
     /// The ES256 test key.
     pub fn ec() -> Arc<Self> {
         let pem = include_bytes!("keys/ec.pem");
-        Self::load("test-ec", Algorithm::ES256, EncodingKey::from_ec_pem(pem).expect("valid EC test key"))
+        Self::load(
+            "test-ec",
+            Algorithm::ES256,
+            EncodingKey::from_ec_pem(pem).expect("valid EC test key"),
+        )
     }
 
     /// An ES256 key that is *not* published but claims the published EC key's `kid`.
     pub fn ec_other() -> Arc<Self> {
         let pem = include_bytes!("keys/ec-other.pem");
-        Self::load("test-ec", Algorithm::ES256, EncodingKey::from_ec_pem(pem).expect("valid EC test key"))
+        Self::load(
+            "test-ec",
+            Algorithm::ES256,
+            EncodingKey::from_ec_pem(pem).expect("valid EC test key"),
+        )
     }
 
     /// The EdDSA test key.
     pub fn ed() -> Arc<Self> {
         let pem = include_bytes!("keys/ed25519.pem");
-        Self::load("test-ed", Algorithm::EdDSA, EncodingKey::from_ed_pem(pem).expect("valid Ed25519 test key"))
+        Self::load(
+            "test-ed",
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_pem(pem).expect("valid Ed25519 test key"),
+        )
     }
 
     /// The RSA public key in PEM form (what an attacker would use as an HMAC secret).
@@ -152,7 +168,8 @@ impl Token {
     pub fn sign(&self, key: &TestKey) -> String {
         let mut header = Header::new(key.alg);
         header.kid = Some(self.kid.clone().unwrap_or_else(|| key.kid.to_owned()));
-        jsonwebtoken::encode(&header, &self.claims(), &key.encoding).expect("signing test tokens works")
+        jsonwebtoken::encode(&header, &self.claims(), &key.encoding)
+            .expect("signing test tokens works")
     }
 
     /// An unsigned `alg: none` token with these claims.

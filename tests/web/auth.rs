@@ -1,20 +1,22 @@
 //! Bearer tokens: every way a token can be wrong is a 401, a missing scope a 403.
 
-use http::Request;
 use axum::body::Body;
+use http::Request;
 use serde_json::json;
-use switchyard_tests::{Token, TestKey, customer_json};
+use switchyard_tests::{TestKey, Token, customer_json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::{WebApp, spawn_app, spawn_app_with};
+use crate::{WebApp, spawn_app};
 
 const QUERY: &str = "{ viewer { name } }";
 
 async fn mount_viewer(app: &WebApp) {
     Mock::given(method("GET"))
         .and(path("/customers"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
+        )
         .mount(&app.up.customers)
         .await;
 }
@@ -29,7 +31,11 @@ async fn assert_unauthenticated(app: &WebApp, token: Option<&str>, why: &str) {
         let body = String::from_utf8_lossy(&response.body);
         assert!(!body.contains(token), "{why}: the token is echoed");
     }
-    assert_eq!(app.upstream_calls().await, 0, "{why}: upstreams were called");
+    assert_eq!(
+        app.upstream_calls().await,
+        0,
+        "{why}: upstreams were called"
+    );
 }
 
 #[tokio::test]
@@ -37,7 +43,9 @@ async fn tokens_signed_with_each_allowed_algorithm_are_accepted() {
     let app = spawn_app().await;
     mount_viewer(&app).await;
     for key in [&app.up.rsa, &app.up.ec, &app.up.ed] {
-        let response = app.query(Some(&Token::customer("cus_1").sign(key)), QUERY).await;
+        let response = app
+            .query(Some(&Token::customer("cus_1").sign(key)), QUERY)
+            .await;
         assert_eq!(response.status, 200, "{:?}: {}", key.alg, response.json);
         assert_eq!(response.json["data"]["viewer"]["name"], "Name of cus_1");
     }
@@ -59,10 +67,35 @@ async fn expired_not_yet_valid_and_misaddressed_tokens_are_401() {
     let rsa = &app.up.rsa;
     let base = Token::customer("cus_1");
     let cases = [
-        (Token { exp_in: -3600, nbf_in: -7200, ..base.clone() }, "expired"),
-        (Token { nbf_in: 3600, ..base.clone() }, "nbf in the future"),
-        (Token { aud: "someone-else".into(), ..base.clone() }, "wrong aud"),
-        (Token { iss: "https://evil.test".into(), ..base.clone() }, "wrong iss"),
+        (
+            Token {
+                exp_in: -3600,
+                nbf_in: -7200,
+                ..base.clone()
+            },
+            "expired",
+        ),
+        (
+            Token {
+                nbf_in: 3600,
+                ..base.clone()
+            },
+            "nbf in the future",
+        ),
+        (
+            Token {
+                aud: "someone-else".into(),
+                ..base.clone()
+            },
+            "wrong aud",
+        ),
+        (
+            Token {
+                iss: "https://evil.test".into(),
+                ..base.clone()
+            },
+            "wrong iss",
+        ),
     ];
     for (token, why) in cases {
         assert_unauthenticated(&app, Some(&token.sign(rsa)), why).await;
@@ -74,7 +107,12 @@ async fn alg_none_and_hmac_with_the_public_key_never_pass() {
     let app = spawn_app().await;
     let token = Token::customer("cus_1");
     assert_unauthenticated(&app, Some(&token.unsigned()), "alg none").await;
-    assert_unauthenticated(&app, Some(&token.hs256_with_public_key()), "HS256 with the public key").await;
+    assert_unauthenticated(
+        &app,
+        Some(&token.hs256_with_public_key()),
+        "HS256 with the public key",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -84,7 +122,10 @@ async fn a_token_signed_by_an_unpublished_key_is_401() {
     let forged = Token::customer("cus_1").sign(&TestKey::ec_other());
     assert_unauthenticated(&app, Some(&forged), "forged signature").await;
     // Unknown kid.
-    let unknown = Token { kid: Some("no-such-key".into()), ..Token::customer("cus_1") };
+    let unknown = Token {
+        kid: Some("no-such-key".into()),
+        ..Token::customer("cus_1")
+    };
     assert_unauthenticated(&app, Some(&unknown.sign(&app.up.rsa)), "unknown kid").await;
 }
 
@@ -95,7 +136,12 @@ async fn a_token_without_any_read_scope_is_403() {
     let response = app.query(Some(&device.sign(&app.up.rsa)), QUERY).await;
     assert_eq!(response.status, 403, "{}", response.json);
     assert_eq!(response.error_codes(), vec!["FORBIDDEN"]);
-    assert!(response.header("www-authenticate").unwrap_or_default().contains("insufficient_scope"));
+    assert!(
+        response
+            .header("www-authenticate")
+            .unwrap_or_default()
+            .contains("insufficient_scope")
+    );
     assert_eq!(app.upstream_calls().await, 0);
 }
 
@@ -111,9 +157,11 @@ async fn the_bearer_scheme_is_case_insensitive_and_query_string_tokens_are_ignor
         .expect("request");
     assert_eq!(app.send(lower).await.status, 200);
 
-    let in_query = Request::get(format!("/graphql?query=%7Bviewer%7Bname%7D%7D&access_token={token}"))
-        .body(Body::empty())
-        .expect("request");
+    let in_query = Request::get(format!(
+        "/graphql?query=%7Bviewer%7Bname%7D%7D&access_token={token}"
+    ))
+    .body(Body::empty())
+    .expect("request");
     assert_eq!(app.send(in_query).await.status, 401);
 }
 
@@ -127,15 +175,29 @@ async fn unknown_kids_fetch_the_jwks_at_most_once_per_cooldown() {
     };
     config.auth.jwks_refresh_cooldown_secs = 3600;
     // Not primed: the first token triggers the first fetch.
-    let app = WebApp { router: web_bff::router(web_bff::build_state(&config).expect("valid")), up };
+    let app = WebApp {
+        router: web_bff::router(web_bff::build_state(&config).expect("valid")),
+        up,
+    };
     mount_viewer(&app).await;
     for n in 0..25 {
-        let token = Token { kid: Some(format!("rotated-{n}")), ..Token::customer("cus_1") };
+        let token = Token {
+            kid: Some(format!("rotated-{n}")),
+            ..Token::customer("cus_1")
+        };
         let response = app.query(Some(&token.sign(&app.up.rsa)), QUERY).await;
         assert_eq!(response.status, 401);
     }
-    let fetches = app.up.issuer.received_requests().await.map_or(0, |r| r.len());
-    assert_eq!(fetches, 1, "25 unknown kids within one cooldown cost one fetch");
+    let fetches = app
+        .up
+        .issuer
+        .received_requests()
+        .await
+        .map_or(0, |r| r.len());
+    assert_eq!(
+        fetches, 1,
+        "25 unknown kids within one cooldown cost one fetch"
+    );
     // That one fetch loaded the published keys.
     let response = app.query(Some(&app.up.token("cus_1")), QUERY).await;
     assert_eq!(response.status, 200, "{}", response.json);
@@ -168,9 +230,14 @@ async fn a_rotated_in_key_is_picked_up_by_the_refetch() {
     config.auth.jwks_refresh_cooldown_secs = 0;
     let state = web_bff::build_state(&config).expect("valid config");
     state.prime().await;
-    let app = WebApp { router: web_bff::router(state), up };
+    let app = WebApp {
+        router: web_bff::router(state),
+        up,
+    };
     mount_viewer(&app).await;
-    let response = app.query(Some(&Token::customer("cus_1").sign(&app.up.ec)), QUERY).await;
+    let response = app
+        .query(Some(&Token::customer("cus_1").sign(&app.up.ec)), QUERY)
+        .await;
     assert_eq!(response.status, 200, "{}", response.json);
     assert_eq!(issuer.received_requests().await.map(|r| r.len()), Some(2));
 }

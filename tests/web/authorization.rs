@@ -31,19 +31,28 @@ async fn another_customers_order_is_forbidden_and_nothing_of_it_leaks() {
         assert!(!body.contains(secret), "{secret} leaked: {body}");
     }
     // The customer behind the order was never fetched.
-    assert_eq!(app.up.customers.received_requests().await.map(|r| r.len()), Some(0));
+    assert_eq!(
+        app.up.customers.received_requests().await.map(|r| r.len()),
+        Some(0)
+    );
 }
 
 #[tokio::test]
 async fn another_customer_is_forbidden_without_any_upstream_call() {
     let app = spawn_app().await;
     let response = app
-        .query(Some(&app.up.token("cus_1")), r#"{ customer(id: "cus_2") { name } }"#)
+        .query(
+            Some(&app.up.token("cus_1")),
+            r#"{ customer(id: "cus_2") { name } }"#,
+        )
         .await;
     assert_eq!(response.error_codes(), vec!["FORBIDDEN"]);
     assert_eq!(response.json["data"]["customer"], serde_json::Value::Null);
     let response = app
-        .query(Some(&app.up.token("cus_1")), r#"{ orders(customerId: "cus_2") { nodes { id } } }"#)
+        .query(
+            Some(&app.up.token("cus_1")),
+            r#"{ orders(customerId: "cus_2") { nodes { id } } }"#,
+        )
         .await;
     assert_eq!(response.error_codes(), vec!["FORBIDDEN"]);
     assert_eq!(app.upstream_calls().await, 0);
@@ -54,14 +63,24 @@ async fn admins_see_any_customers_orders() {
     let app = spawn_app().await;
     Mock::given(method("GET"))
         .and(path("/orders"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [order_json("ord_x", "cus_2", &[])]})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": [order_json("ord_x", "cus_2", &[])]})),
+        )
         .mount(&app.up.orders)
         .await;
     let admin = Token::customer("support-1").scope("data:orders:read data:admin");
     let response = app
-        .query(Some(&admin.sign(&app.up.ec)), r#"{ order(id: "ord_x") { id } }"#)
+        .query(
+            Some(&admin.sign(&app.up.ec)),
+            r#"{ order(id: "ord_x") { id } }"#,
+        )
         .await;
-    assert_eq!(response.json["data"]["order"]["id"], "ord_x", "{}", response.json);
+    assert_eq!(
+        response.json["data"]["order"]["id"], "ord_x",
+        "{}",
+        response.json
+    );
 }
 
 #[tokio::test]
@@ -69,7 +88,9 @@ async fn email_and_phone_are_masked_without_the_pii_scope() {
     let app = spawn_app().await;
     Mock::given(method("GET"))
         .and(path("/customers"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
+        )
         .mount(&app.up.customers)
         .await;
     let query = "{ viewer { email phone } }";
@@ -90,15 +111,23 @@ async fn a_field_needing_a_scope_the_token_lacks_is_forbidden_while_others_resol
     let app = spawn_app().await;
     Mock::given(method("GET"))
         .and(path("/customers"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
+        )
         .mount(&app.up.customers)
         .await;
     let token = Token::customer("cus_1").scope("data:customers:read");
     let response = app
-        .query(Some(&token.sign(&app.up.rsa)), r#"{ viewer { name } order(id: "ord_1") { id } }"#)
+        .query(
+            Some(&token.sign(&app.up.rsa)),
+            r#"{ viewer { name } order(id: "ord_1") { id } }"#,
+        )
         .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.json["data"]["viewer"]["name"], "Name of cus_1");
     assert_eq!(response.error_codes(), vec!["FORBIDDEN"]);
-    assert_eq!(app.up.orders.received_requests().await.map(|r| r.len()), Some(0));
+    assert_eq!(
+        app.up.orders.received_requests().await.map(|r| r.len()),
+        Some(0)
+    );
 }

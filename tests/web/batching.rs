@@ -24,7 +24,10 @@ async fn listing_20_orders_with_60_items_makes_one_call_per_entity_type() {
     Mock::given(method("GET"))
         .and(path("/orders"))
         .and(query_param("limit", "20"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": orders, "next_cursor": "ord_19"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": orders, "next_cursor": "ord_19"})),
+        )
         .expect(1)
         .mount(&app.up.orders)
         .await;
@@ -45,7 +48,8 @@ async fn listing_20_orders_with_60_items_makes_one_call_per_entity_type() {
         .mount(&app.up.inventory)
         .await;
 
-    let admin = Token::customer("ops").scope("data:orders:read data:customers:read data:inventory:read data:admin");
+    let admin = Token::customer("ops")
+        .scope("data:orders:read data:customers:read data:inventory:read data:admin");
     let response = app
         .query(
             Some(&admin.sign(&app.up.rsa)),
@@ -55,9 +59,14 @@ async fn listing_20_orders_with_60_items_makes_one_call_per_entity_type() {
 
     assert_eq!(response.status, 200, "{}", response.json);
     assert!(response.json.get("errors").is_none(), "{}", response.json);
-    let nodes = response.json["data"]["orders"]["nodes"].as_array().expect("nodes");
+    let nodes = response.json["data"]["orders"]["nodes"]
+        .as_array()
+        .expect("nodes");
     assert_eq!(nodes.len(), 20);
-    assert_eq!(response.json["data"]["orders"]["pageInfo"]["hasNextPage"], true);
+    assert_eq!(
+        response.json["data"]["orders"]["pageInfo"]["hasNextPage"],
+        true
+    );
     for (o, node) in nodes.iter().enumerate() {
         let customer_id = format!("cus_{}", o % 5);
         assert_eq!(node["customer"]["id"], customer_id);
@@ -70,11 +79,27 @@ async fn listing_20_orders_with_60_items_makes_one_call_per_entity_type() {
         }
     }
     // The batch calls asked for each entity exactly once.
-    let customer_calls = app.up.customers.received_requests().await.expect("recording");
+    let customer_calls = app
+        .up
+        .customers
+        .received_requests()
+        .await
+        .expect("recording");
     let ids = query_value(&customer_calls[0], "ids");
-    assert_eq!(sorted(ids.split(',')), sorted((0..5).map(|c| format!("cus_{c}"))));
-    let inventory_calls = app.up.inventory.received_requests().await.expect("recording");
-    assert_eq!(query_value(&inventory_calls[0], "skus").split(',').count(), 60);
+    assert_eq!(
+        sorted(ids.split(',')),
+        sorted((0..5).map(|c| format!("cus_{c}")))
+    );
+    let inventory_calls = app
+        .up
+        .inventory
+        .received_requests()
+        .await
+        .expect("recording");
+    assert_eq!(
+        query_value(&inventory_calls[0], "skus").split(',').count(),
+        60
+    );
 }
 
 #[tokio::test]
@@ -87,14 +112,18 @@ async fn the_dashboard_query_costs_one_call_per_service() {
         .and(path("/orders"))
         .and(query_param("customer_id", "cus_1"))
         .and(query_param("limit", "5"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": orders, "next_cursor": null})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": orders, "next_cursor": null})),
+        )
         .expect(1)
         .mount(&app.up.orders)
         .await;
     Mock::given(method("GET"))
         .and(path("/customers"))
         .and(query_param("ids", "cus_1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
+        )
         .expect(1)
         .mount(&app.up.customers)
         .await;
@@ -125,7 +154,10 @@ async fn the_dashboard_query_costs_one_call_per_service() {
     assert_eq!(edges[0]["node"]["customer"]["name"], "Name of cus_1");
     assert_eq!(edges[4]["node"]["items"][1]["stock"]["available"], 0);
     assert_eq!(viewer["orders"]["pageInfo"]["hasNextPage"], false);
-    assert_eq!(viewer["orders"]["pageInfo"]["endCursor"], edges[4]["cursor"]);
+    assert_eq!(
+        viewer["orders"]["pageInfo"]["endCursor"],
+        edges[4]["cursor"]
+    );
 }
 
 #[tokio::test]
@@ -149,7 +181,10 @@ async fn aliased_order_lookups_are_batched_into_one_call() {
     assert_eq!(response.json["data"]["b"]["id"], "ord_b");
     assert_eq!(response.json["data"]["again"]["status"], "SHIPPED");
     let calls = app.up.orders.received_requests().await.expect("recording");
-    assert_eq!(sorted(query_value(&calls[0], "ids").split(',')), vec!["ord_a", "ord_b"]);
+    assert_eq!(
+        sorted(query_value(&calls[0], "ids").split(',')),
+        vec!["ord_a", "ord_b"]
+    );
 }
 
 fn query_value(request: &wiremock::Request, name: &str) -> String {

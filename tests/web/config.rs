@@ -6,7 +6,10 @@ use switchyard_core::config::{ConfigError, load_from_sources};
 use web_bff::WebConfig;
 
 fn load(env: &[(&str, &str)]) -> Result<WebConfig, ConfigError> {
-    load_from_sources(None, env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+    load_from_sources(
+        None,
+        env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
 }
 
 #[test]
@@ -14,13 +17,19 @@ fn defaults_point_at_the_sandbox() {
     let config = load(&[]).expect("defaults are valid");
     assert_eq!(config.listen.to_string(), "127.0.0.1:8081");
     assert_eq!(config.upstreams.orders.url, "http://127.0.0.1:7102");
-    assert_eq!(config.auth.jwks_url.as_deref(), Some("http://127.0.0.1:7100/.well-known/jwks.json"));
+    assert_eq!(
+        config.auth.jwks_url.as_deref(),
+        Some("http://127.0.0.1:7100/.well-known/jwks.json")
+    );
 }
 
 #[test]
 fn environment_variables_override_nested_keys() {
     let config = load(&[
-        ("SWITCHYARD_UPSTREAMS__ORDERS__URL", "http://orders.internal:8080"),
+        (
+            "SWITCHYARD_UPSTREAMS__ORDERS__URL",
+            "http://orders.internal:8080",
+        ),
         ("SWITCHYARD_GRAPHQL__MAX_DEPTH", "8"),
         ("SWITCHYARD_LISTEN", "0.0.0.0:9000"),
         ("UNRELATED", "ignored"),
@@ -37,7 +46,10 @@ fn a_wrongly_typed_value_names_the_key_and_the_variable() {
         .expect_err("not a number")
         .to_string();
     assert!(error.contains("upstreams.orders.timeout_ms"), "{error}");
-    assert!(error.contains("SWITCHYARD_UPSTREAMS__ORDERS__TIMEOUT_MS"), "{error}");
+    assert!(
+        error.contains("SWITCHYARD_UPSTREAMS__ORDERS__TIMEOUT_MS"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -50,7 +62,9 @@ fn an_invalid_url_names_the_key() {
 
 #[test]
 fn an_unknown_key_is_rejected_by_name() {
-    let error = load(&[("SWITCHYARD_GRAPHQL__MAX_DEPHT", "3")]).expect_err("typo").to_string();
+    let error = load(&[("SWITCHYARD_GRAPHQL__MAX_DEPHT", "3")])
+        .expect_err("typo")
+        .to_string();
     assert!(error.contains("max_depht"), "{error}");
 }
 

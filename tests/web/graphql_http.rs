@@ -12,7 +12,9 @@ use crate::{WebApp, spawn_app, spawn_app_with};
 async fn mount_viewer(app: &WebApp) {
     Mock::given(method("GET"))
         .and(path("/customers"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
+        )
         .mount(&app.up.customers)
         .await;
 }
@@ -30,10 +32,17 @@ async fn queries_run_over_get() {
     let app = spawn_app().await;
     mount_viewer(&app).await;
     let response = app
-        .send(get("/graphql?query=%7B%20viewer%20%7B%20name%20%7D%20%7D", &app.up.token("cus_1"), "application/graphql-response+json"))
+        .send(get(
+            "/graphql?query=%7B%20viewer%20%7B%20name%20%7D%20%7D",
+            &app.up.token("cus_1"),
+            "application/graphql-response+json",
+        ))
         .await;
     assert_eq!(response.status, 200, "{}", response.json);
-    assert_eq!(response.header("content-type"), Some("application/graphql-response+json"));
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/graphql-response+json")
+    );
     assert_eq!(response.json["data"]["viewer"]["name"], "Name of cus_1");
 }
 
@@ -41,16 +50,34 @@ async fn queries_run_over_get() {
 async fn request_errors_are_400_with_graphql_response_json_and_200_with_legacy_json() {
     let app = spawn_app().await;
     let token = app.up.token("cus_1");
-    let modern = app.send(get("/graphql?query=%7B%20nope%20%7D", &token, "application/graphql-response+json")).await;
+    let modern = app
+        .send(get(
+            "/graphql?query=%7B%20nope%20%7D",
+            &token,
+            "application/graphql-response+json",
+        ))
+        .await;
     assert_eq!(modern.status, 400);
     assert_eq!(modern.error_codes(), vec!["BAD_REQUEST"]);
 
-    let legacy = app.send(get("/graphql?query=%7B%20nope%20%7D", &token, "application/json")).await;
+    let legacy = app
+        .send(get(
+            "/graphql?query=%7B%20nope%20%7D",
+            &token,
+            "application/json",
+        ))
+        .await;
     assert_eq!(legacy.status, 200);
     assert_eq!(legacy.header("content-type"), Some("application/json"));
     assert_eq!(legacy.error_codes(), vec!["BAD_REQUEST"]);
 
-    let syntax = app.send(get("/graphql?query=%7B%20viewer%20%7B", &token, "application/graphql-response+json")).await;
+    let syntax = app
+        .send(get(
+            "/graphql?query=%7B%20viewer%20%7B",
+            &token,
+            "application/graphql-response+json",
+        ))
+        .await;
     assert_eq!(syntax.status, 400);
     assert_eq!(syntax.error_codes(), vec!["BAD_REQUEST"]);
 }
@@ -70,7 +97,9 @@ async fn post_bodies_must_be_json_well_formed_and_within_the_limit() {
     assert_eq!(wrong_type.status, 415);
     assert_eq!(wrong_type.error_codes(), vec!["UNSUPPORTED_MEDIA_TYPE"]);
 
-    let malformed = app.send(request("application/json", "{\"query\": ".into())).await;
+    let malformed = app
+        .send(request("application/json", "{\"query\": ".into()))
+        .await;
     assert_eq!(malformed.status, 400);
     assert_eq!(malformed.error_codes(), vec!["BAD_REQUEST"]);
 
@@ -115,7 +144,11 @@ async fn request_ids_are_generated_or_echoed_and_bad_ones_replaced() {
         builder.body(Body::empty()).expect("request")
     };
     let generated = app.send(health(None)).await;
-    assert!(generated.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    assert!(
+        generated
+            .header("x-request-id")
+            .is_some_and(|id| !id.is_empty())
+    );
     let echoed = app.send(health(Some("client-id-42"))).await;
     assert_eq!(echoed.header("x-request-id"), Some("client-id-42"));
     let hostile = app.send(health(Some("a b\"c"))).await;
@@ -126,10 +159,20 @@ async fn request_ids_are_generated_or_echoed_and_bad_ones_replaced() {
 #[tokio::test]
 async fn readiness_reports_loaded_signing_keys() {
     let app = spawn_app().await;
-    let response = app.send(Request::get("/readyz").body(Body::empty()).expect("request")).await;
+    let response = app
+        .send(
+            Request::get("/readyz")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.json["checks"]["signing_keys"], "ok");
-    assert_eq!(app.upstream_calls().await, 0, "readiness never calls upstreams");
+    assert_eq!(
+        app.upstream_calls().await,
+        0,
+        "readiness never calls upstreams"
+    );
 }
 
 #[tokio::test]
@@ -138,9 +181,21 @@ async fn readiness_is_503_while_no_signing_keys_can_be_loaded() {
         config.auth.jwks_url = Some("http://127.0.0.1:9/.well-known/jwks.json".into());
     })
     .await;
-    let response = app.send(Request::get("/readyz").body(Body::empty()).expect("request")).await;
+    let response = app
+        .send(
+            Request::get("/readyz")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
     assert_eq!(response.status, 503);
     assert_eq!(response.json["checks"]["signing_keys"], "missing");
-    let alive = app.send(Request::get("/healthz").body(Body::empty()).expect("request")).await;
+    let alive = app
+        .send(
+            Request::get("/healthz")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
     assert_eq!(alive.status, 200);
 }

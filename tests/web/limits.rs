@@ -10,9 +10,21 @@ async fn assert_rejected_for_free(query: &str, code: &str, why: &str) {
     let app = spawn_app().await;
     let response = app.query(Some(&app.up.token("cus_1")), query).await;
     assert_eq!(response.status, 400, "{why}: {}", response.json);
-    assert_eq!(response.error_codes(), vec![code.to_owned()], "{why}: {}", response.json);
-    assert!(response.json.get("data").is_none(), "{why}: request errors carry no data");
-    assert_eq!(app.upstream_calls().await, 0, "{why}: upstreams were called");
+    assert_eq!(
+        response.error_codes(),
+        vec![code.to_owned()],
+        "{why}: {}",
+        response.json
+    );
+    assert!(
+        response.json.get("data").is_none(),
+        "{why}: request errors carry no data"
+    );
+    assert_eq!(
+        app.upstream_calls().await,
+        0,
+        "{why}: upstreams were called"
+    );
 }
 
 #[tokio::test]
@@ -21,7 +33,12 @@ async fn an_over_deep_query_is_rejected_with_zero_upstream_calls() {
     for _ in 0..7 {
         query = format!("orders {{ nodes {{ customer {{ {query} }} }} }}");
     }
-    assert_rejected_for_free(&format!("{{ viewer {{ {query} }} }}"), "QUERY_TOO_COMPLEX", "depth").await;
+    assert_rejected_for_free(
+        &format!("{{ viewer {{ {query} }} }}"),
+        "QUERY_TOO_COMPLEX",
+        "depth",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -33,13 +50,20 @@ async fn an_over_complex_query_is_rejected_with_zero_upstream_calls() {
 #[tokio::test]
 async fn too_many_aliases_are_rejected_with_zero_upstream_calls() {
     let aliases: Vec<String> = (0..31).map(|n| format!("a{n}: viewer {{ id }}")).collect();
-    assert_rejected_for_free(&format!("{{ {} }}", aliases.join(" ")), "QUERY_TOO_COMPLEX", "aliases").await;
+    assert_rejected_for_free(
+        &format!("{{ {} }}", aliases.join(" ")),
+        "QUERY_TOO_COMPLEX",
+        "aliases",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn an_oversized_batch_is_rejected_with_zero_upstream_calls() {
     let app = spawn_app().await;
-    let batch: Vec<_> = (0..11).map(|_| json!({"query": "{ viewer { id } }"})).collect();
+    let batch: Vec<_> = (0..11)
+        .map(|_| json!({"query": "{ viewer { id } }"}))
+        .collect();
     let response = app.post(Some(&app.up.token("cus_1")), &json!(batch)).await;
     assert_eq!(response.status, 400);
     assert_eq!(response.error_codes(), vec!["QUERY_TOO_COMPLEX"]);
@@ -50,10 +74,23 @@ async fn an_oversized_batch_is_rejected_with_zero_upstream_calls() {
 async fn a_page_size_over_the_maximum_is_bad_user_input_not_clamped() {
     let app = spawn_app().await;
     let response = app
-        .query(Some(&app.up.token("cus_1")), "{ orders(first: 101) { nodes { id } } }")
+        .query(
+            Some(&app.up.token("cus_1")),
+            "{ orders(first: 101) { nodes { id } } }",
+        )
         .await;
-    assert_eq!(response.error_codes(), vec!["BAD_USER_INPUT"], "{}", response.json);
-    assert!(response.json["errors"][0]["message"].as_str().unwrap_or_default().contains("100"));
+    assert_eq!(
+        response.error_codes(),
+        vec!["BAD_USER_INPUT"],
+        "{}",
+        response.json
+    );
+    assert!(
+        response.json["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("100")
+    );
     assert_eq!(app.upstream_calls().await, 0);
 }
 
@@ -61,9 +98,17 @@ async fn a_page_size_over_the_maximum_is_bad_user_input_not_clamped() {
 async fn a_tampered_cursor_is_bad_request() {
     let app = spawn_app().await;
     let response = app
-        .query(Some(&app.up.token("cus_1")), r#"{ orders(after: "bm90LWEtY3Vyc29y!") { nodes { id } } }"#)
+        .query(
+            Some(&app.up.token("cus_1")),
+            r#"{ orders(after: "bm90LWEtY3Vyc29y!") { nodes { id } } }"#,
+        )
         .await;
-    assert_eq!(response.error_codes(), vec!["BAD_REQUEST"], "{}", response.json);
+    assert_eq!(
+        response.error_codes(),
+        vec!["BAD_REQUEST"],
+        "{}",
+        response.json
+    );
     assert_eq!(app.upstream_calls().await, 0);
 }
 
@@ -83,11 +128,28 @@ async fn a_mutation_over_get_is_refused_with_405() {
 #[tokio::test]
 async fn introspection_can_be_switched_off() {
     let on = spawn_app().await;
-    let response = on.query(Some(&on.up.token("cus_1")), "{ __schema { queryType { name } } }").await;
-    assert_eq!(response.json["data"]["__schema"]["queryType"]["name"], "Query");
+    let response = on
+        .query(
+            Some(&on.up.token("cus_1")),
+            "{ __schema { queryType { name } } }",
+        )
+        .await;
+    assert_eq!(
+        response.json["data"]["__schema"]["queryType"]["name"],
+        "Query"
+    );
 
     let off = spawn_app_with(|config| config.graphql.introspection = false).await;
-    let response = off.query(Some(&off.up.token("cus_1")), "{ __schema { queryType { name } } }").await;
+    let response = off
+        .query(
+            Some(&off.up.token("cus_1")),
+            "{ __schema { queryType { name } } }",
+        )
+        .await;
     // async-graphql answers introspection fields with null when it is off.
-    assert!(response.json["data"]["__schema"].is_null(), "{}", response.json);
+    assert!(
+        response.json["data"]["__schema"].is_null(),
+        "{}",
+        response.json
+    );
 }

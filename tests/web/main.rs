@@ -45,7 +45,11 @@ pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut WebConfig)) -> WebAp
 impl WebApp {
     /// POSTs `query` with `token`.
     pub(crate) async fn query(&self, token: Option<&str>, query: &str) -> TestResponse {
-        send(&self.router, graphql_post(token, &json!({ "query": query }))).await
+        send(
+            &self.router,
+            graphql_post(token, &json!({ "query": query })),
+        )
+        .await
     }
 
     /// POSTs a raw JSON body with `token`.

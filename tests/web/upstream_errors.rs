@@ -15,9 +15,19 @@ async fn an_upstream_404_is_not_found() {
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": "not found"})))
         .mount(&app.up.orders)
         .await;
-    let response = app.query(Some(&app.up.token("cus_1")), "{ orders { nodes { id } } }").await;
-    assert_eq!(response.error_codes(), vec!["NOT_FOUND"], "{}", response.json);
-    assert_eq!(response.json["errors"][0]["extensions"]["service"], "orders");
+    let response = app
+        .query(Some(&app.up.token("cus_1")), "{ orders { nodes { id } } }")
+        .await;
+    assert_eq!(
+        response.error_codes(),
+        vec!["NOT_FOUND"],
+        "{}",
+        response.json
+    );
+    assert_eq!(
+        response.json["errors"][0]["extensions"]["service"],
+        "orders"
+    );
 }
 
 #[tokio::test]
@@ -28,7 +38,12 @@ async fn an_entity_the_upstream_does_not_know_is_not_found() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
         .mount(&app.up.orders)
         .await;
-    let response = app.query(Some(&app.up.token("cus_1")), r#"{ order(id: "ord_nope") { id } }"#).await;
+    let response = app
+        .query(
+            Some(&app.up.token("cus_1")),
+            r#"{ order(id: "ord_nope") { id } }"#,
+        )
+        .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.json["data"]["order"], serde_json::Value::Null);
     assert_eq!(response.error_codes(), vec!["NOT_FOUND"]);
@@ -50,18 +65,27 @@ async fn malformed_upstream_json_is_a_clean_error_and_the_rest_is_served() {
         .mount(&app.up.inventory)
         .await;
     let response = app
-        .query(Some(&app.up.token("cus_1")), r#"{ order(id: "ord_1") { id items { sku stock { available } } } }"#)
+        .query(
+            Some(&app.up.token("cus_1")),
+            r#"{ order(id: "ord_1") { id items { sku stock { available } } } }"#,
+        )
         .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.json["data"]["order"]["id"], "ord_1");
     assert_eq!(response.json["data"]["order"]["items"][0]["sku"], "SKU-1");
-    assert_eq!(response.json["data"]["order"]["items"][0]["stock"], serde_json::Value::Null);
+    assert_eq!(
+        response.json["data"]["order"]["items"][0]["stock"],
+        serde_json::Value::Null
+    );
     assert_eq!(response.error_codes(), vec!["UPSTREAM_UNAVAILABLE"]);
     let error = &response.json["errors"][0];
     assert_eq!(error["extensions"]["service"], "inventory");
     assert_eq!(error["path"], json!(["order", "items", 0, "stock"]));
     let body = String::from_utf8_lossy(&response.body);
-    assert!(!body.contains("127.0.0.1"), "no internal addresses in errors: {body}");
+    assert!(
+        !body.contains("127.0.0.1"),
+        "no internal addresses in errors: {body}"
+    );
 }
 
 #[tokio::test]
@@ -72,10 +96,15 @@ async fn a_failing_customers_service_is_upstream_unavailable() {
         .respond_with(ResponseTemplate::new(500))
         .mount(&app.up.customers)
         .await;
-    let response = app.query(Some(&app.up.token("cus_1")), "{ viewer { name } }").await;
+    let response = app
+        .query(Some(&app.up.token("cus_1")), "{ viewer { name } }")
+        .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.error_codes(), vec!["UPSTREAM_UNAVAILABLE"]);
-    assert_eq!(response.json["errors"][0]["extensions"]["service"], "customers");
+    assert_eq!(
+        response.json["errors"][0]["extensions"]["service"],
+        "customers"
+    );
 }
 
 #[tokio::test]
@@ -84,7 +113,9 @@ async fn an_unreachable_upstream_is_upstream_unavailable_not_a_hang() {
         config.upstreams.customers.url = "http://127.0.0.1:9".into();
     })
     .await;
-    let response = app.query(Some(&app.up.token("cus_1")), "{ viewer { name } }").await;
+    let response = app
+        .query(Some(&app.up.token("cus_1")), "{ viewer { name } }")
+        .await;
     assert_eq!(response.error_codes(), vec!["UPSTREAM_UNAVAILABLE"]);
 }
 
@@ -93,9 +124,13 @@ async fn a_customer_the_viewer_token_names_but_the_upstream_lacks_is_not_found()
     let app = spawn_app().await;
     Mock::given(method("GET"))
         .and(path("/customers"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_other")]})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_other")]})),
+        )
         .mount(&app.up.customers)
         .await;
-    let response = app.query(Some(&app.up.token("cus_1")), "{ viewer { name } }").await;
+    let response = app
+        .query(Some(&app.up.token("cus_1")), "{ viewer { name } }")
+        .await;
     assert_eq!(response.error_codes(), vec!["NOT_FOUND"]);
 }

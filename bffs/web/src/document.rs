@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
-use async_graphql::parser::Positioned;
 
 /// A parsed document and what the handler checks about it.
 pub(crate) struct ParsedDocument {
@@ -43,9 +43,10 @@ impl ParsedDocument {
         match (&self.document.operations, operation_name) {
             (DocumentOperations::Single(op), None) => Some(op.node.ty),
             (DocumentOperations::Single(_), Some(_)) => None,
-            (DocumentOperations::Multiple(ops), Some(name)) => {
-                ops.iter().find(|(n, _)| n.as_str() == name).map(|(_, op)| op.node.ty)
-            }
+            (DocumentOperations::Multiple(ops), Some(name)) => ops
+                .iter()
+                .find(|(n, _)| n.as_str() == name)
+                .map(|(_, op)| op.node.ty),
             (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
                 ops.values().next().map(|op| op.node.ty)
             }
@@ -84,7 +85,10 @@ impl DocumentCache {
     }
 
     /// The parsed form of `query`, parsing it on a miss.
-    pub(crate) fn get_or_parse(&self, query: &str) -> Result<Arc<ParsedDocument>, async_graphql::Error> {
+    pub(crate) fn get_or_parse(
+        &self,
+        query: &str,
+    ) -> Result<Arc<ParsedDocument>, async_graphql::Error> {
         if let Some(hit) = self.lock().get(query) {
             return Ok(Arc::clone(hit));
         }

@@ -108,14 +108,20 @@ pub(crate) async fn graphql_post(
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return reject(ErrorCode::PayloadTooLarge, "request body is over the size limit");
+            return reject(
+                ErrorCode::PayloadTooLarge,
+                "request body is over the size limit",
+            );
         }
         Err(rejection) => return reject(ErrorCode::BadRequest, &rejection.body_text()),
     };
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
         Err(e) => {
-            return reject(ErrorCode::BadRequest, &format!("body is not a GraphQL request: {e}"));
+            return reject(
+                ErrorCode::BadRequest,
+                &format!("body is not a GraphQL request: {e}"),
+            );
         }
     };
     execute(&state, &headers, batch, Method::Post).await
@@ -134,17 +140,31 @@ fn reject(code: ErrorCode, message: &str) -> Response {
 /// Whether the principal may read anything this BFF serves; if not, the whole request is
 /// refused with 403 before any work (per-field scope checks still apply otherwise).
 fn require_some_read_scope(principal: &Principal) -> Result<(), AuthError> {
-    let readable = [Scope::CustomersRead, Scope::OrdersRead, Scope::InventoryRead];
+    let readable = [
+        Scope::CustomersRead,
+        Scope::OrdersRead,
+        Scope::InventoryRead,
+    ];
     if readable.iter().any(|scope| principal.has(*scope)) {
         Ok(())
     } else {
-        Err(AuthError::InsufficientScope("data:customers:read, data:orders:read or data:inventory:read"))
+        Err(AuthError::InsufficientScope(
+            "data:customers:read, data:orders:read or data:inventory:read",
+        ))
     }
 }
 
-async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, method: Method) -> Response {
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    batch: BatchRequest,
+    method: Method,
+) -> Response {
     let Some(media_type) = MediaType::negotiate(headers) else {
-        let mut response = reject(ErrorCode::BadRequest, "Accept must allow application/graphql-response+json or application/json");
+        let mut response = reject(
+            ErrorCode::BadRequest,
+            "Accept must allow application/graphql-response+json or application/json",
+        );
         *response.status_mut() = StatusCode::NOT_ACCEPTABLE;
         return response;
     };
@@ -165,7 +185,11 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, met
     if requests.len() > state.limits.max_batch {
         return reject(
             ErrorCode::QueryTooComplex,
-            &format!("batch of {} operations is over the limit of {}", requests.len(), state.limits.max_batch),
+            &format!(
+                "batch of {} operations is over the limit of {}",
+                requests.len(),
+                state.limits.max_batch
+            ),
         );
     }
     let mut prepared = Vec::with_capacity(requests.len());
@@ -173,12 +197,17 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, met
         match prepare(state, request, method, &principal) {
             Ok(request) => prepared.push(Ok(request)),
             Err(Rejection::MutationOverGet) => {
-                let mut response = reject(ErrorCode::BadRequest, "mutations are only accepted over POST");
+                let mut response = reject(
+                    ErrorCode::BadRequest,
+                    "mutations are only accepted over POST",
+                );
                 *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-                response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+                response
+                    .headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("POST"));
                 return response;
             }
-            Err(Rejection::Errors(response)) => prepared.push(Err(response)),
+            Err(Rejection::Errors(response)) => prepared.push(Err(*response)),
         }
     }
     let responses = futures_util::future::join_all(prepared.into_iter().map(|prepared| async {
@@ -193,13 +222,13 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest, met
 
 enum Rejection {
     MutationOverGet,
-    Errors(GqlResponse),
+    Errors(Box<GqlResponse>),
 }
 
 fn request_error(code: ErrorCode, message: impl Into<String>) -> Rejection {
     let mut error = ServerError::new(message, None);
     set_code(&mut error, code);
-    Rejection::Errors(GqlResponse::from_errors(vec![error]))
+    Rejection::Errors(Box::new(GqlResponse::from_errors(vec![error])))
 }
 
 fn set_code(error: &mut ServerError, code: ErrorCode) {
@@ -211,7 +240,12 @@ fn set_code(error: &mut ServerError, code: ErrorCode) {
 
 /// Parses (through the cache), applies the checks async-graphql lacks, and attaches the
 /// request's principal and fresh loaders.
-fn prepare(state: &AppState, mut request: Request, method: Method, principal: &Principal) -> Result<Request, Rejection> {
+fn prepare(
+    state: &AppState,
+    mut request: Request,
+    method: Method,
+    principal: &Principal,
+) -> Result<Request, Rejection> {
     let parsed = state
         .documents
         .get_or_parse(&request.query)
@@ -219,7 +253,10 @@ fn prepare(state: &AppState, mut request: Request, method: Method, principal: &P
     if parsed.aliases > state.limits.max_aliases {
         return Err(request_error(
             ErrorCode::QueryTooComplex,
-            format!("query uses {} aliases; the limit is {}", parsed.aliases, state.limits.max_aliases),
+            format!(
+                "query uses {} aliases; the limit is {}",
+                parsed.aliases, state.limits.max_aliases
+            ),
         ));
     }
     if method == Method::Get
@@ -249,7 +286,9 @@ fn classify_errors(mut response: GqlResponse) -> GqlResponse {
             ErrorCode::QueryTooComplex
         } else if request_failed && error.path.is_empty() {
             ErrorCode::BadRequest
-        } else if error.message.starts_with("Failed to parse") || error.message.starts_with("Invalid value") {
+        } else if error.message.starts_with("Failed to parse")
+            || error.message.starts_with("Invalid value")
+        {
             ErrorCode::BadUserInput
         } else {
             tracing::error!(message = %error.message, "resolver error without a code");
@@ -314,7 +353,9 @@ fn render(media_type: MediaType, responses: &[GqlResponse], is_batch: bool) -> R
         StatusCode::OK
     };
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(CONTENT_TYPE, media_type.header());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, media_type.header());
     response
 }
 

@@ -59,10 +59,7 @@ pub struct BatchLoader<F: BatchFetch> {
 enum Role<V> {
     Ready(LoadResult<V>),
     Wait(watch::Receiver<bool>),
-    Drive {
-        id: u64,
-        done: watch::Sender<bool>,
-    },
+    Drive { id: u64, done: watch::Sender<bool> },
 }
 
 impl<F: BatchFetch> BatchLoader<F> {
@@ -110,7 +107,9 @@ impl<F: BatchFetch> BatchLoader<F> {
         if let Some(open) = &mut state.open {
             open.keys.push(key.to_owned());
             let done = open.done.clone();
-            state.slots.insert(key.to_owned(), Slot::Pending(done.clone()));
+            state
+                .slots
+                .insert(key.to_owned(), Slot::Pending(done.clone()));
             return Role::Wait(done);
         }
         let (tx, rx) = watch::channel(false);
@@ -159,7 +158,8 @@ impl<F: BatchFetch> BatchLoader<F> {
             let mut state = self.lock();
             match fetched {
                 Ok(values) => {
-                    let mut by_key: HashMap<&str, Arc<F::Value>> = HashMap::with_capacity(values.len());
+                    let mut by_key: HashMap<&str, Arc<F::Value>> =
+                        HashMap::with_capacity(values.len());
                     let values: Vec<Arc<F::Value>> = values.into_iter().map(Arc::new).collect();
                     for value in &values {
                         by_key.insert(F::key_of(value), Arc::clone(value));
@@ -171,7 +171,9 @@ impl<F: BatchFetch> BatchLoader<F> {
                 }
                 Err(error) => {
                     for key in keys {
-                        state.slots.insert(key.clone(), Slot::Done(Err(error.clone())));
+                        state
+                            .slots
+                            .insert(key.clone(), Slot::Done(Err(error.clone())));
                     }
                 }
             }

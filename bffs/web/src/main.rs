@@ -37,7 +37,10 @@ async fn main() -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
         Err(error) => {
-            eprintln!("web-bff: cannot listen on {} (key `listen`): {error}", config.listen);
+            eprintln!(
+                "web-bff: cannot listen on {} (key `listen`): {error}",
+                config.listen
+            );
             return ExitCode::from(2);
         }
     };

@@ -55,7 +55,10 @@ fn require<'a>(ctx: &Context<'a>, scope: Scope) -> Result<&'a RequestData> {
 }
 
 fn forbidden(what: &str) -> async_graphql::Error {
-    graphql_error(ErrorCode::Forbidden, format!("not allowed to see this {what}"))
+    graphql_error(
+        ErrorCode::Forbidden,
+        format!("not allowed to see this {what}"),
+    )
 }
 
 fn not_found(what: &str) -> async_graphql::Error {
@@ -71,9 +74,13 @@ pub struct DateTime(OffsetDateTime);
 impl ScalarType for DateTime {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(text) => OffsetDateTime::parse(text, &Rfc3339)
-                .map(DateTime)
-                .map_err(|e| InputValueError::custom(format!("expected an RFC 3339 date-time: {e}"))),
+            Value::String(text) => {
+                OffsetDateTime::parse(text, &Rfc3339)
+                    .map(DateTime)
+                    .map_err(|e| {
+                        InputValueError::custom(format!("expected an RFC 3339 date-time: {e}"))
+                    })
+            }
             _ => Err(InputValueError::expected_type(value)),
         }
     }
@@ -220,7 +227,11 @@ async fn order_connection(
         .await
         .map_err(|e| upstream_error(&e))?;
     let has_next_page = page.next_cursor.is_some();
-    let nodes: Vec<OrderNode> = page.data.into_iter().map(|o| OrderNode(Arc::new(o))).collect();
+    let nodes: Vec<OrderNode> = page
+        .data
+        .into_iter()
+        .map(|o| OrderNode(Arc::new(o)))
+        .collect();
     let end_cursor = match (page.next_cursor, nodes.last()) {
         (Some(next), _) => Some(encode_cursor(&next)),
         (None, Some(last)) => Some(encode_cursor(&last.0.id)),

@@ -55,7 +55,10 @@ impl KeyStore {
     pub fn from_config(config: &AuthConfig) -> Result<Self, ConfigError> {
         if let Some(path) = &config.jwks_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError::invalid("auth.jwks_file", format!("cannot read {}: {e}", path.display()))
+                ConfigError::invalid(
+                    "auth.jwks_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
             })?;
             let keys = parse_jwks(&text)
                 .map_err(|e| ConfigError::invalid("auth.jwks_file", e.to_string()))?;
@@ -153,7 +156,10 @@ impl KeyStore {
             .await
             .map_err(|e| JwksFetchError::Http(e.to_string()))?;
         if !response.status().is_success() {
-            return Err(JwksFetchError::Http(format!("status {}", response.status())));
+            return Err(JwksFetchError::Http(format!(
+                "status {}",
+                response.status()
+            )));
         }
         let text = response
             .text()
@@ -171,7 +177,8 @@ impl KeyStore {
 
 /// Parses a JWKS, keeping the asymmetric signature keys and skipping others.
 fn parse_jwks(text: &str) -> Result<KeyMap, JwksFetchError> {
-    let set: JwkSet = serde_json::from_str(text).map_err(|e| JwksFetchError::Invalid(e.to_string()))?;
+    let set: JwkSet =
+        serde_json::from_str(text).map_err(|e| JwksFetchError::Invalid(e.to_string()))?;
     let mut keys = KeyMap::new();
     for jwk in &set.keys {
         if let Some(key) = verification_key(jwk) {

@@ -63,7 +63,10 @@ impl AuthError {
 /// Parses configured algorithm names, refusing anything but asymmetric signatures.
 pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, ConfigError> {
     if names.is_empty() {
-        return Err(ConfigError::invalid("auth.algorithms", "expected at least one algorithm"));
+        return Err(ConfigError::invalid(
+            "auth.algorithms",
+            "expected at least one algorithm",
+        ));
     }
     names
         .iter()
@@ -157,7 +160,9 @@ impl Authenticator {
             .ok_or(AuthError::Invalid("signing algorithm not accepted"))?;
         let key = self.keys.key_for(header.kid.as_deref()).await?;
         if key.algorithm.is_some_and(|alg| alg != header.alg) {
-            return Err(AuthError::Invalid("signing algorithm does not match the key"));
+            return Err(AuthError::Invalid(
+                "signing algorithm does not match the key",
+            ));
         }
         let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
             .map_err(|e| AuthError::Invalid(describe_jwt_error(e.kind())))?;

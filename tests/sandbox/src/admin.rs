@@ -148,26 +148,27 @@ impl Admin {
             .route("/__faults", get(get_faults).put(put_faults))
             .with_state(self.clone());
         service_routes
-            .layer(axum::middleware::from_fn_with_state(self.clone(), count_and_fault))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                count_and_fault,
+            ))
             .merge(admin_routes)
     }
 }
 
 async fn count_and_fault(State(admin): State<Admin>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
     let (delay, fail) = admin.record(format!("{} {route}", request.method()));
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     match fail {
-        Some(status) => (
-            status,
-            Json(serde_json::json!({"error": "injected fault"})),
-        )
-            .into_response(),
+        Some(status) => {
+            (status, Json(serde_json::json!({"error": "injected fault"}))).into_response()
+        }
         None => next.run(request).await,
     }
 }

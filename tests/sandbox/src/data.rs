@@ -60,24 +60,89 @@ impl Rng {
 }
 
 const FIRST_NAMES: &[&str] = &[
-    "Ada", "Grace", "Alan", "Barbara", "Edsger", "Frances", "Donald", "Margaret", "Ken",
-    "Radia", "Dennis", "Hedy", "Linus", "Sophie", "Tim", "Katherine", "John", "Joan",
-    "Niklaus", "Adele", "Leslie", "Shafi", "Bjarne", "Anita",
+    "Ada",
+    "Grace",
+    "Alan",
+    "Barbara",
+    "Edsger",
+    "Frances",
+    "Donald",
+    "Margaret",
+    "Ken",
+    "Radia",
+    "Dennis",
+    "Hedy",
+    "Linus",
+    "Sophie",
+    "Tim",
+    "Katherine",
+    "John",
+    "Joan",
+    "Niklaus",
+    "Adele",
+    "Leslie",
+    "Shafi",
+    "Bjarne",
+    "Anita",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Lovelace", "Hopper", "Turing", "Liskov", "Dijkstra", "Allen", "Knuth", "Hamilton",
-    "Thompson", "Perlman", "Ritchie", "Lamarr", "Torvalds", "Wilson", "Berners-Lee",
-    "Johnson", "McCarthy", "Clarke", "Wirth", "Goldberg", "Lamport", "Goldwasser",
-    "Stroustrup", "Borg",
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Liskov",
+    "Dijkstra",
+    "Allen",
+    "Knuth",
+    "Hamilton",
+    "Thompson",
+    "Perlman",
+    "Ritchie",
+    "Lamarr",
+    "Torvalds",
+    "Wilson",
+    "Berners-Lee",
+    "Johnson",
+    "McCarthy",
+    "Clarke",
+    "Wirth",
+    "Goldberg",
+    "Lamport",
+    "Goldwasser",
+    "Stroustrup",
+    "Borg",
 ];
 const ADJECTIVES: &[&str] = &[
-    "Compact", "Rugged", "Smart", "Classic", "Wireless", "Ergonomic", "Solar", "Modular",
-    "Silent", "Premium",
+    "Compact",
+    "Rugged",
+    "Smart",
+    "Classic",
+    "Wireless",
+    "Ergonomic",
+    "Solar",
+    "Modular",
+    "Silent",
+    "Premium",
 ];
 const PRODUCTS: &[&str] = &[
-    "Shelf Scanner", "Kitchen Scale", "Desk Lamp", "Thermostat", "Headphones", "Backpack",
-    "Water Bottle", "Keyboard", "Drill", "Router", "Camera", "Kettle", "Monitor Arm",
-    "Label Printer", "Door Sensor", "Toolbox", "Power Bank", "Coffee Grinder", "Tent",
+    "Shelf Scanner",
+    "Kitchen Scale",
+    "Desk Lamp",
+    "Thermostat",
+    "Headphones",
+    "Backpack",
+    "Water Bottle",
+    "Keyboard",
+    "Drill",
+    "Router",
+    "Camera",
+    "Kettle",
+    "Monitor Arm",
+    "Label Printer",
+    "Door Sensor",
+    "Toolbox",
+    "Power Bank",
+    "Coffee Grinder",
+    "Tent",
     "Bicycle Light",
 ];
 const CURRENCIES: &[&str] = &["EUR", "EUR", "EUR", "USD", "GBP"];
@@ -304,6 +369,9 @@ mod tests {
         assert!(a.customers.iter().all(|c| !a.orders_of(&c.id).is_empty()));
         assert!(a.orders_of(DEMO_CUSTOMER_ID).len() >= DEMO_ORDER_COUNT);
         let busiest = a.customers.iter().map(|c| a.orders_of(&c.id).len()).max();
-        assert!(busiest.is_some_and(|n| n >= 100), "some customers have many orders");
+        assert!(
+            busiest.is_some_and(|n| n >= 100),
+            "some customers have many orders"
+        );
     }
 }

@@ -49,7 +49,8 @@ pub struct ServiceFaults {
 }
 
 fn addr(text: &str) -> SocketAddr {
-    text.parse().expect("default sandbox addresses are valid socket addresses")
+    text.parse()
+        .expect("default sandbox addresses are valid socket addresses")
 }
 
 impl Default for SandboxOptions {

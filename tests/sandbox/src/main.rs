@@ -73,7 +73,9 @@ fn apply_fault(options: &mut SandboxOptions, spec: &str) -> Result<(), String> {
             ));
         }
     };
-    faults.set(key, value).map_err(|e| format!("--fault {spec:?}: {e}"))
+    faults
+        .set(key, value)
+        .map_err(|e| format!("--fault {spec:?}: {e}"))
 }
 
 #[tokio::main]
@@ -141,7 +143,11 @@ async fn run(
         .await
         .context("cannot start the simulated services (is another sandbox running?)")?;
     println!("Switchyard sandbox");
-    println!("  token issuer  {}  (JWKS: {})", sandbox.issuer_url, sandbox.jwks_url());
+    println!(
+        "  token issuer  {}  (JWKS: {})",
+        sandbox.issuer_url,
+        sandbox.jwks_url()
+    );
     println!("  customers     {}", sandbox.customers.url);
     println!("  orders        {}", sandbox.orders.url);
     println!("  inventory     {}", sandbox.inventory.url);
@@ -165,7 +171,10 @@ async fn run(
 
         let token = sandbox.issuer.mint(&TokenRequest::default());
         println!();
-        println!("Token for {} (scopes: {DEFAULT_SCOPES}), valid 1 h:", data::DEMO_CUSTOMER_ID);
+        println!(
+            "Token for {} (scopes: {DEFAULT_SCOPES}), valid 1 h:",
+            data::DEMO_CUSTOMER_ID
+        );
         println!("  {token}");
         println!();
         println!("Try:");

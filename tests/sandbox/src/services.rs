@@ -109,7 +109,10 @@ pub fn orders(data: Arc<Dataset>) -> Router {
     async fn list(State(data): State<Arc<Dataset>>, Query(query): Query<ListQuery>) -> Response {
         if let Some(raw) = query.ids {
             if query.customer_id.is_some() || query.cursor.is_some() {
-                return error(StatusCode::BAD_REQUEST, "ids cannot be combined with a listing");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "ids cannot be combined with a listing",
+                );
             }
             return match parse_ids(&raw, "ids") {
                 Ok(ids) => Json(DataEnvelope {
@@ -128,7 +131,10 @@ pub fn orders(data: Arc<Dataset>) -> Router {
         };
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_BATCH {
-            return error(StatusCode::BAD_REQUEST, format!("limit must be within 1..={MAX_BATCH}"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("limit must be within 1..={MAX_BATCH}"),
+            );
         }
         // Positions in the newest-first listing; the cursor is the last order id seen.
         let after = match query.cursor.as_deref() {
@@ -187,7 +193,10 @@ pub fn inventory(data: Arc<Dataset>) -> Router {
         };
         match parse_ids(&raw, "skus") {
             Ok(skus) => Json(DataEnvelope {
-                data: skus.iter().filter_map(|sku| data.stock_level(sku)).collect(),
+                data: skus
+                    .iter()
+                    .filter_map(|sku| data.stock_level(sku))
+                    .collect(),
             })
             .into_response(),
             Err(response) => response,
