@@ -255,3 +255,139 @@ impl InventoryApi for HttpInventory {
         self.0.get_batch("inventory", "skus", skus).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+    use super::*;
+
+    /// Answers a batch call with one stock level per requested SKU.
+    struct EchoStock;
+
+    impl Respond for EchoStock {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            let skus = request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "skus")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let data: Vec<_> = skus
+                .split(',')
+                .map(|sku| {
+                    serde_json::json!({"sku": sku, "name": "x", "available": 1, "reserved": 0,
+                        "warehouse_id": "wh-1", "updated_at": "2026-01-01T00:00:00Z"})
+                })
+                .collect();
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({ "data": data }))
+        }
+    }
+
+    fn client(server: &MockServer) -> HttpInventory {
+        HttpInventory::new(&UpstreamConfig {
+            url: server.uri(),
+            ..UpstreamConfig::default()
+        })
+        .expect("valid config")
+    }
+
+    #[tokio::test]
+    async fn large_batches_are_deduplicated_and_split_into_calls_of_at_most_100() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/inventory"))
+            .respond_with(EchoStock)
+            .expect(3)
+            .mount(&server)
+            .await;
+        let mut skus: Vec<String> = (0..250).map(|n| format!("SKU-{n}")).collect();
+        skus.extend(skus.clone());
+        let levels = client(&server).stock_levels(&skus).await.expect("served");
+        assert_eq!(levels.len(), 250);
+        let requests = server.received_requests().await.expect("recorded");
+        let mut sizes: Vec<usize> = requests
+            .iter()
+            .map(|r| {
+                r.url
+                    .query_pairs()
+                    .find(|(k, _)| k == "skus")
+                    .map_or(0, |(_, v)| v.split(',').count())
+            })
+            .collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, vec![50, 100, 100]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_makes_no_call() {
+        let server = MockServer::start().await;
+        let levels = client(&server)
+            .stock_levels(&[])
+            .await
+            .expect("nothing to do");
+        assert!(levels.is_empty());
+        assert_eq!(server.received_requests().await.map(|r| r.len()), Some(0));
+    }
+
+    #[tokio::test]
+    async fn ids_cannot_escape_their_path_segment() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/inventory/..%2Fadmin%3Fx=1"))
+            .respond_with(ResponseTemplate::new(404))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let error = client(&server)
+            .stock_level("../admin?x=1")
+            .await
+            .expect_err("404");
+        assert!(matches!(error, UpstreamError::NotFound { .. }));
+    }
+
+    #[tokio::test]
+    async fn failures_are_classified() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/inventory/a"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/inventory/b"))
+            .respond_with(ResponseTemplate::new(400))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/inventory/c"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("[1,2"))
+            .mount(&server)
+            .await;
+        let inventory = client(&server);
+        let code = |r: UpstreamResult<StockLevel>| r.expect_err("fails").code();
+        use crate::ErrorCode::*;
+        assert_eq!(code(inventory.stock_level("a").await), UpstreamUnavailable);
+        assert_eq!(code(inventory.stock_level("b").await), BadRequest);
+        assert_eq!(code(inventory.stock_level("c").await), UpstreamUnavailable);
+    }
+
+    #[tokio::test]
+    async fn a_slow_upstream_times_out() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+            .mount(&server)
+            .await;
+        let inventory = HttpInventory::new(&UpstreamConfig {
+            url: server.uri(),
+            timeout_ms: 100,
+            ..UpstreamConfig::default()
+        })
+        .expect("valid config");
+        let error = inventory.stock_level("a").await.expect_err("times out");
+        assert!(matches!(error, UpstreamError::Timeout { .. }), "{error:?}");
+        assert_eq!(error.code(), crate::ErrorCode::UpstreamTimeout);
+    }
+}

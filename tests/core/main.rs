@@ -1,0 +1,4 @@
+//! Core building blocks through their public interfaces, as a BFF other than web uses them.
+
+mod auth_middleware;
+mod shutdown;
