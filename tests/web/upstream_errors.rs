@@ -45,7 +45,10 @@ async fn an_entity_the_upstream_does_not_know_is_not_found() {
         )
         .await;
     assert_eq!(response.status, 200);
-    assert_eq!(response.json["data"]["order"], serde_json::Value::Null);
+    assert_eq!(
+        response.json["data"].get("order"),
+        Some(&serde_json::Value::Null)
+    );
     assert_eq!(response.error_codes(), vec!["NOT_FOUND"]);
 }
 
@@ -133,4 +136,40 @@ async fn a_customer_the_viewer_token_names_but_the_upstream_lacks_is_not_found()
         .query(Some(&app.up.token("cus_1")), "{ viewer { name } }")
         .await;
     assert_eq!(response.error_codes(), vec!["NOT_FOUND"]);
+}
+
+#[tokio::test]
+async fn an_inventory_outage_nulls_only_the_stock_field_of_a_multi_root_query() {
+    let app = spawn_app().await;
+    Mock::given(method("GET"))
+        .and(path("/customers"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
+        )
+        .mount(&app.up.customers)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/inventory"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&app.up.inventory)
+        .await;
+    let response = app
+        .query(
+            Some(&app.up.token("cus_1")),
+            r#"{ viewer { name } stock(skus: ["SKU-1", "SKU-2"]) { available } }"#,
+        )
+        .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json["data"]["viewer"]["name"], "Name of cus_1");
+    assert_eq!(
+        response.json["data"].get("stock"),
+        Some(&serde_json::Value::Null)
+    );
+    assert_eq!(response.json["errors"][0]["path"], json!(["stock"]));
+    assert!(
+        response
+            .error_codes()
+            .iter()
+            .all(|c| c == "UPSTREAM_UNAVAILABLE")
+    );
 }

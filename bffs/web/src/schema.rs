@@ -4,6 +4,10 @@
 //! (for entities by id) or the upstream clients (for listings). Every list of orders is a
 //! Relay-style connection whose cost, for the complexity limit, is its page size times the
 //! cost of one node.
+//!
+//! Nullable fields return `Option<Result<T>>`: async-graphql turns an error *inside* the
+//! option into `null` plus an entry in `errors`, as the GraphQL spec requires, whereas an
+//! error from a `Result<Option<T>>` resolver would drop the field from its parent object.
 
 use std::sync::Arc;
 
@@ -263,29 +267,35 @@ impl QueryRoot {
     }
 
     /// A customer by id: one's own, or any with `data:admin`.
-    async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CustomerNode>> {
-        let data = require(ctx, Scope::CustomersRead)?;
-        if !data.principal.may_access_customer(&id) {
-            return Err(forbidden("customer"));
-        }
-        match data.loaders.customers.load(&id).await {
-            Ok(Some(customer)) => Ok(Some(CustomerNode(customer))),
-            Ok(None) => Err(not_found("customer")),
-            Err(e) => Err(upstream_error(&e)),
-        }
+    async fn customer(&self, ctx: &Context<'_>, id: ID) -> Option<Result<CustomerNode>> {
+        let result = async {
+            let data = require(ctx, Scope::CustomersRead)?;
+            if !data.principal.may_access_customer(&id) {
+                return Err(forbidden("customer"));
+            }
+            match data.loaders.customers.load(&id).await {
+                Ok(Some(customer)) => Ok(CustomerNode(customer)),
+                Ok(None) => Err(not_found("customer")),
+                Err(e) => Err(upstream_error(&e)),
+            }
+        };
+        Some(result.await)
     }
 
     /// An order by id: one of one's own, or any with `data:admin`.
-    async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Option<OrderNode>> {
-        let data = require(ctx, Scope::OrdersRead)?;
-        match data.loaders.orders.load(&id).await {
-            Ok(Some(order)) if data.principal.may_access_customer(&order.customer_id) => {
-                Ok(Some(OrderNode(order)))
+    async fn order(&self, ctx: &Context<'_>, id: ID) -> Option<Result<OrderNode>> {
+        let result = async {
+            let data = require(ctx, Scope::OrdersRead)?;
+            match data.loaders.orders.load(&id).await {
+                Ok(Some(order)) if data.principal.may_access_customer(&order.customer_id) => {
+                    Ok(OrderNode(order))
+                }
+                Ok(Some(_)) => Err(forbidden("order")),
+                Ok(None) => Err(not_found("order")),
+                Err(e) => Err(upstream_error(&e)),
             }
-            Ok(Some(_)) => Err(forbidden("order")),
-            Ok(None) => Err(not_found("order")),
-            Err(e) => Err(upstream_error(&e)),
-        }
+        };
+        Some(result.await)
     }
 
     /// Orders, newest first. Without `customerId`, one's own (or everyone's with `data:admin`).
@@ -311,24 +321,31 @@ impl QueryRoot {
 
     /// Stock levels of up to 100 SKUs; `null` for unknown SKUs.
     #[graphql(complexity = "1 + child_complexity * skus.len()")]
-    async fn stock(&self, ctx: &Context<'_>, skus: Vec<ID>) -> Result<Vec<Option<StockLevelNode>>> {
-        let data = require(ctx, Scope::InventoryRead)?;
-        let max = ctx.data::<PageLimits>()?.max_page_size as usize;
-        if skus.len() > max {
-            return Err(graphql_error(
-                ErrorCode::BadUserInput,
-                format!("at most {max} skus per query, got {}", skus.len()),
-            ));
-        }
-        let loads = skus.iter().map(|sku| data.loaders.stock.load(sku));
-        futures_util::future::join_all(loads)
-            .await
-            .into_iter()
-            .map(|result| match result {
-                Ok(level) => Ok(level.map(StockLevelNode)),
-                Err(e) => Err(upstream_error(&e)),
-            })
-            .collect()
+    async fn stock(
+        &self,
+        ctx: &Context<'_>,
+        skus: Vec<ID>,
+    ) -> Option<Result<Vec<Option<StockLevelNode>>>> {
+        let result = async {
+            let data = require(ctx, Scope::InventoryRead)?;
+            let max = ctx.data::<PageLimits>()?.max_page_size as usize;
+            if skus.len() > max {
+                return Err(graphql_error(
+                    ErrorCode::BadUserInput,
+                    format!("at most {max} skus per query, got {}", skus.len()),
+                ));
+            }
+            let loads = skus.iter().map(|sku| data.loaders.stock.load(sku));
+            futures_util::future::join_all(loads)
+                .await
+                .into_iter()
+                .map(|result| match result {
+                    Ok(level) => Ok(level.map(StockLevelNode)),
+                    Err(e) => Err(upstream_error(&e)),
+                })
+                .collect()
+        };
+        Some(result.await)
     }
 }
 
@@ -428,12 +445,15 @@ impl OrderNode {
     }
 
     /// The customer who placed the order.
-    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<CustomerNode>> {
-        let data = require(ctx, Scope::CustomersRead)?;
-        match data.loaders.customers.load(&self.0.customer_id).await {
-            Ok(customer) => Ok(customer.map(CustomerNode)),
-            Err(e) => Err(upstream_error(&e)),
-        }
+    async fn customer(&self, ctx: &Context<'_>) -> Option<Result<CustomerNode>> {
+        let result = async {
+            let data = require(ctx, Scope::CustomersRead)?;
+            match data.loaders.customers.load(&self.0.customer_id).await {
+                Ok(customer) => Ok(customer.map(CustomerNode)),
+                Err(e) => Err(upstream_error(&e)),
+            }
+        };
+        result.await.transpose()
     }
 }
 
@@ -459,12 +479,15 @@ impl OrderItemNode {
     }
 
     /// Current stock of the SKU; `null` (with an error) when inventory cannot be reached.
-    async fn stock(&self, ctx: &Context<'_>) -> Result<Option<StockLevelNode>> {
-        let data = require(ctx, Scope::InventoryRead)?;
-        match data.loaders.stock.load(&self.item.sku).await {
-            Ok(level) => Ok(level.map(StockLevelNode)),
-            Err(e) => Err(upstream_error(&e)),
-        }
+    async fn stock(&self, ctx: &Context<'_>) -> Option<Result<StockLevelNode>> {
+        let result = async {
+            let data = require(ctx, Scope::InventoryRead)?;
+            match data.loaders.stock.load(&self.item.sku).await {
+                Ok(level) => Ok(level.map(StockLevelNode)),
+                Err(e) => Err(upstream_error(&e)),
+            }
+        };
+        result.await.transpose()
     }
 }
 

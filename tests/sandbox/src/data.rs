@@ -160,8 +160,6 @@ pub struct Dataset {
     stock_by_sku: HashMap<String, usize>,
     /// Per customer, indexes into `orders` (so also newest first).
     orders_by_customer: HashMap<String, Vec<usize>>,
-    /// Unit price of each SKU, in cents.
-    prices: Vec<i64>,
 }
 
 fn timestamp(secs: i64) -> OffsetDateTime {
@@ -221,7 +219,6 @@ impl Dataset {
             orders,
             stock,
             orders_by_customer,
-            prices,
         }
     }
 
@@ -250,11 +247,6 @@ impl Dataset {
         self.orders_by_customer
             .get(customer_id)
             .map_or(&[], Vec::as_slice)
-    }
-
-    /// Unit price of a SKU by 0-based index.
-    pub fn price_of(&self, sku_index: usize) -> i64 {
-        self.prices[sku_index]
     }
 }
 
