@@ -281,10 +281,38 @@ impl Upstreams {
         }
     }
 
+    /// Answers every `GET /customers…` with `{"data": customers}`.
+    pub async fn serve_customers(&self, customers: &[Value]) {
+        serve_json(&self.customers, "/customers", json!({ "data": customers })).await;
+    }
+
+    /// Answers every `GET /orders…` with `{"data": orders, "next_cursor": null}`.
+    pub async fn serve_orders(&self, orders: &[Value]) {
+        serve_json(
+            &self.orders,
+            "/orders",
+            json!({ "data": orders, "next_cursor": null }),
+        )
+        .await;
+    }
+
+    /// Answers every `GET /inventory…` with `{"data": levels}`.
+    pub async fn serve_stock(&self, levels: &[Value]) {
+        serve_json(&self.inventory, "/inventory", json!({ "data": levels })).await;
+    }
+
     /// A valid RS256 customer token for `sub`.
     pub fn token(&self, sub: &str) -> String {
         Token::customer(sub).sign(&self.rsa)
     }
+}
+
+async fn serve_json(server: &MockServer, route: &str, body: Value) {
+    Mock::given(method("GET"))
+        .and(path(route))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(server)
+        .await;
 }
 
 /// A response read whole.

@@ -11,16 +11,6 @@ use crate::{WebApp, spawn_app};
 
 const QUERY: &str = "{ viewer { name } }";
 
-async fn mount_viewer(app: &WebApp) {
-    Mock::given(method("GET"))
-        .and(path("/customers"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
-        )
-        .mount(&app.up.customers)
-        .await;
-}
-
 async fn assert_unauthenticated(app: &WebApp, token: Option<&str>, why: &str) {
     let response = app.query(token, QUERY).await;
     assert_eq!(response.status, 401, "{why}: {}", response.json);
@@ -41,7 +31,7 @@ async fn assert_unauthenticated(app: &WebApp, token: Option<&str>, why: &str) {
 #[tokio::test]
 async fn tokens_signed_with_each_allowed_algorithm_are_accepted() {
     let app = spawn_app().await;
-    mount_viewer(&app).await;
+    app.up.serve_customers(&[customer_json("cus_1")]).await;
     for key in [&app.up.rsa, &app.up.ec, &app.up.ed] {
         let response = app
             .query(Some(&Token::customer("cus_1").sign(key)), QUERY)
@@ -148,7 +138,7 @@ async fn a_token_without_any_read_scope_is_403() {
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive_and_query_string_tokens_are_ignored() {
     let app = spawn_app().await;
-    mount_viewer(&app).await;
+    app.up.serve_customers(&[customer_json("cus_1")]).await;
     let token = app.up.token("cus_1");
     let lower = Request::post("/graphql")
         .header("content-type", "application/json")
@@ -179,7 +169,7 @@ async fn unknown_kids_fetch_the_jwks_at_most_once_per_cooldown() {
         router: web_bff::router(web_bff::build_state(&config).expect("valid")),
         up,
     };
-    mount_viewer(&app).await;
+    app.up.serve_customers(&[customer_json("cus_1")]).await;
     for n in 0..25 {
         let token = Token {
             kid: Some(format!("rotated-{n}")),
@@ -234,7 +224,7 @@ async fn a_rotated_in_key_is_picked_up_by_the_refetch() {
         router: web_bff::router(state),
         up,
     };
-    mount_viewer(&app).await;
+    app.up.serve_customers(&[customer_json("cus_1")]).await;
     let response = app
         .query(Some(&Token::customer("cus_1").sign(&app.up.ec)), QUERY)
         .await;

@@ -1,21 +1,18 @@
 //! Own-data-only access and PII masking.
 
-use serde_json::json;
 use switchyard_tests::{Token, customer_json, order_json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
 
 use crate::spawn_app;
 
 #[tokio::test]
 async fn another_customers_order_is_forbidden_and_nothing_of_it_leaks() {
     let app = spawn_app().await;
-    Mock::given(method("GET"))
-        .and(path("/orders"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
-            order_json("ord_secret", "cus_2", &["SKU-SECRET".to_owned()])
-        ]})))
-        .mount(&app.up.orders)
+    app.up
+        .serve_orders(&[order_json(
+            "ord_secret",
+            "cus_2",
+            &["SKU-SECRET".to_owned()],
+        )])
         .await;
     let response = app
         .query(
@@ -67,13 +64,8 @@ async fn another_customer_is_forbidden_without_any_upstream_call() {
 #[tokio::test]
 async fn admins_see_any_customers_orders() {
     let app = spawn_app().await;
-    Mock::given(method("GET"))
-        .and(path("/orders"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"data": [order_json("ord_x", "cus_2", &[])]})),
-        )
-        .mount(&app.up.orders)
+    app.up
+        .serve_orders(&[order_json("ord_x", "cus_2", &[])])
         .await;
     let admin = Token::customer("support-1").scope("data:orders:read data:admin");
     let response = app
@@ -92,13 +84,7 @@ async fn admins_see_any_customers_orders() {
 #[tokio::test]
 async fn email_and_phone_are_masked_without_the_pii_scope() {
     let app = spawn_app().await;
-    Mock::given(method("GET"))
-        .and(path("/customers"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
-        )
-        .mount(&app.up.customers)
-        .await;
+    app.up.serve_customers(&[customer_json("cus_1")]).await;
     let query = "{ viewer { email phone } }";
 
     let masked = app.query(Some(&app.up.token("cus_1")), query).await;
@@ -115,13 +101,7 @@ async fn email_and_phone_are_masked_without_the_pii_scope() {
 #[tokio::test]
 async fn a_field_needing_a_scope_the_token_lacks_is_forbidden_while_others_resolve() {
     let app = spawn_app().await;
-    Mock::given(method("GET"))
-        .and(path("/customers"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
-        )
-        .mount(&app.up.customers)
-        .await;
+    app.up.serve_customers(&[customer_json("cus_1")]).await;
     let token = Token::customer("cus_1").scope("data:customers:read");
     let response = app
         .query(

@@ -4,20 +4,8 @@ use axum::body::Body;
 use http::Request;
 use serde_json::json;
 use switchyard_tests::customer_json;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
 
-use crate::{WebApp, spawn_app, spawn_app_with};
-
-async fn mount_viewer(app: &WebApp) {
-    Mock::given(method("GET"))
-        .and(path("/customers"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
-        )
-        .mount(&app.up.customers)
-        .await;
-}
+use crate::{spawn_app, spawn_app_with};
 
 fn get(uri: &str, token: &str, accept: &str) -> Request<Body> {
     Request::get(uri)
@@ -30,7 +18,7 @@ fn get(uri: &str, token: &str, accept: &str) -> Request<Body> {
 #[tokio::test]
 async fn queries_run_over_get() {
     let app = spawn_app().await;
-    mount_viewer(&app).await;
+    app.up.serve_customers(&[customer_json("cus_1")]).await;
     let response = app
         .send(get(
             "/graphql?query=%7B%20viewer%20%7B%20name%20%7D%20%7D",
@@ -113,7 +101,7 @@ async fn post_bodies_must_be_json_well_formed_and_within_the_limit() {
 #[tokio::test]
 async fn batches_return_one_response_per_operation() {
     let app = spawn_app().await;
-    mount_viewer(&app).await;
+    app.up.serve_customers(&[customer_json("cus_1")]).await;
     let batch = json!([{"query": "{ viewer { name } }"}, {"query": "{ viewer { id } }"}]);
     let response = app.post(Some(&app.up.token("cus_1")), &batch).await;
     assert_eq!(response.status, 200);

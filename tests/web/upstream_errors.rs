@@ -33,11 +33,7 @@ async fn an_upstream_404_is_not_found() {
 #[tokio::test]
 async fn an_entity_the_upstream_does_not_know_is_not_found() {
     let app = spawn_app().await;
-    Mock::given(method("GET"))
-        .and(path("/orders"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
-        .mount(&app.up.orders)
-        .await;
+    app.up.serve_orders(&[]).await;
     let response = app
         .query(
             Some(&app.up.token("cus_1")),
@@ -55,12 +51,8 @@ async fn an_entity_the_upstream_does_not_know_is_not_found() {
 #[tokio::test]
 async fn malformed_upstream_json_is_a_clean_error_and_the_rest_is_served() {
     let app = spawn_app().await;
-    Mock::given(method("GET"))
-        .and(path("/orders"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
-            order_json("ord_1", "cus_1", &["SKU-1".to_owned()])
-        ]})))
-        .mount(&app.up.orders)
+    app.up
+        .serve_orders(&[order_json("ord_1", "cus_1", &["SKU-1".to_owned()])])
         .await;
     Mock::given(method("GET"))
         .and(path("/inventory"))
@@ -125,13 +117,7 @@ async fn an_unreachable_upstream_is_upstream_unavailable_not_a_hang() {
 #[tokio::test]
 async fn a_customer_the_viewer_token_names_but_the_upstream_lacks_is_not_found() {
     let app = spawn_app().await;
-    Mock::given(method("GET"))
-        .and(path("/customers"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_other")]})),
-        )
-        .mount(&app.up.customers)
-        .await;
+    app.up.serve_customers(&[customer_json("cus_other")]).await;
     let response = app
         .query(Some(&app.up.token("cus_1")), "{ viewer { name } }")
         .await;
@@ -141,13 +127,7 @@ async fn a_customer_the_viewer_token_names_but_the_upstream_lacks_is_not_found()
 #[tokio::test]
 async fn an_inventory_outage_nulls_only_the_stock_field_of_a_multi_root_query() {
     let app = spawn_app().await;
-    Mock::given(method("GET"))
-        .and(path("/customers"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
-        )
-        .mount(&app.up.customers)
-        .await;
+    app.up.serve_customers(&[customer_json("cus_1")]).await;
     Mock::given(method("GET"))
         .and(path("/inventory"))
         .respond_with(ResponseTemplate::new(503))

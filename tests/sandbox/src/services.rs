@@ -55,6 +55,24 @@ fn parse_ids(raw: &str, param: &str) -> Result<Vec<String>, Response> {
     Ok(ids)
 }
 
+/// Answers a batch lookup `?{param}=a,b,c` with the entities `lookup` knows.
+fn batch_response<'a, T: Serialize + 'a>(
+    raw: Option<String>,
+    param: &str,
+    lookup: impl Fn(&str) -> Option<&'a T>,
+) -> Response {
+    let Some(raw) = raw else {
+        return error(StatusCode::BAD_REQUEST, format!("{param} is required"));
+    };
+    match parse_ids(&raw, param) {
+        Ok(ids) => Json(DataEnvelope {
+            data: ids.iter().filter_map(|id| lookup(id)).collect(),
+        })
+        .into_response(),
+        Err(response) => response,
+    }
+}
+
 /// Routes of the customers service.
 pub fn customers(data: Arc<Dataset>) -> Router {
     #[derive(Deserialize)]
@@ -70,16 +88,7 @@ pub fn customers(data: Arc<Dataset>) -> Router {
     }
 
     async fn batch(State(data): State<Arc<Dataset>>, Query(query): Query<BatchQuery>) -> Response {
-        let Some(raw) = query.ids else {
-            return error(StatusCode::BAD_REQUEST, "ids is required");
-        };
-        match parse_ids(&raw, "ids") {
-            Ok(ids) => Json(DataEnvelope {
-                data: ids.iter().filter_map(|id| data.customer(id)).collect(),
-            })
-            .into_response(),
-            Err(response) => response,
-        }
+        batch_response(query.ids, "ids", |id| data.customer(id))
     }
 
     Router::new()
