@@ -65,8 +65,9 @@ pub fn health_routes<S: Clone + Send + Sync + 'static>(readiness: Readiness) -> 
 async fn readyz(State(readiness): State<Readiness>) -> Response {
     let keys = readiness.authenticator.has_keys();
     if !keys {
-        // Keys may have failed to load at start-up; try again, within the JWKS cooldown.
-        let _ = readiness.authenticator.prime().await;
+        // Keys may have failed to load at start-up; retry, at most once per JWKS cooldown,
+        // so that frequent probes against a down issuer do not hammer it.
+        let _ = readiness.authenticator.retry_keys().await;
     }
     let keys = keys || readiness.authenticator.has_keys();
     let report = ReadinessReport {

@@ -187,3 +187,54 @@ async fn readiness_is_503_while_no_signing_keys_can_be_loaded() {
         .await;
     assert_eq!(alive.status, 200);
 }
+
+#[tokio::test]
+async fn a_ready_bff_does_not_call_the_issuer_on_probes() {
+    let app = spawn_app().await;
+    let before = app
+        .up
+        .issuer
+        .received_requests()
+        .await
+        .map_or(0, |r| r.len());
+    for _ in 0..10 {
+        let ready = app
+            .send(
+                Request::get("/readyz")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        assert_eq!(ready.status, 200);
+    }
+    let after = app
+        .up
+        .issuer
+        .received_requests()
+        .await
+        .map_or(0, |r| r.len());
+    assert_eq!(after, before);
+}
+
+#[tokio::test]
+async fn an_unready_bff_retries_the_issuer_at_most_once_per_cooldown() {
+    // An issuer that answers 404 to everything: keys never load.
+    let issuer = wiremock::MockServer::start().await;
+    let app = spawn_app_with(|config| {
+        config.auth.jwks_url = Some(format!("{}/.well-known/jwks.json", issuer.uri()));
+        config.auth.jwks_refresh_cooldown_secs = 3600;
+    })
+    .await;
+    for _ in 0..10 {
+        let ready = app
+            .send(
+                Request::get("/readyz")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        assert_eq!(ready.status, 503);
+    }
+    // The start-up attempt only: no probe retried within the cooldown.
+    assert_eq!(issuer.received_requests().await.map(|r| r.len()), Some(1));
+}

@@ -138,6 +138,19 @@ impl KeyStore {
             .ok_or(AuthError::Invalid("unknown signing key"))
     }
 
+    /// Fetches the JWKS unless a fetch started within the cooldown (readiness retries).
+    pub async fn refresh_if_due(&self) -> Result<(), JwksFetchError> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        let mut last_fetch = remote.last_fetch.lock().await;
+        if last_fetch.is_some_and(|at| at.elapsed() < remote.cooldown) {
+            return Ok(());
+        }
+        *last_fetch = Some(Instant::now());
+        self.fetch(remote).await
+    }
+
     /// Fetches the JWKS now, regardless of the cooldown (start-up priming).
     pub async fn refresh_now(&self) -> Result<(), JwksFetchError> {
         let Some(remote) = &self.remote else {

@@ -137,6 +137,11 @@ impl Authenticator {
         self.keys.refresh_now().await
     }
 
+    /// Retries loading the keys, at most once per JWKS cooldown (for readiness checks).
+    pub async fn retry_keys(&self) -> Result<(), JwksFetchError> {
+        self.keys.refresh_if_due().await
+    }
+
     /// Whether signing keys are loaded (part of readiness).
     pub fn has_keys(&self) -> bool {
         self.keys.has_keys()
