@@ -181,6 +181,12 @@ pub struct UpstreamConfig {
     pub connect_timeout_ms: u64,
     /// Idle pooled connections kept per host.
     pub pool_max_idle_per_host: usize,
+    /// Calls in flight at most (bulkhead); further calls fail at once.
+    pub max_in_flight: usize,
+    /// Circuit breaker policy.
+    pub breaker: crate::resilience::BreakerConfig,
+    /// Retry policy.
+    pub retry: crate::resilience::RetryConfig,
 }
 
 impl UpstreamConfig {
@@ -190,6 +196,9 @@ impl UpstreamConfig {
             timeout_ms: 2_000,
             connect_timeout_ms: 500,
             pool_max_idle_per_host: 64,
+            max_in_flight: 256,
+            breaker: crate::resilience::BreakerConfig::default(),
+            retry: crate::resilience::RetryConfig::default(),
         }
     }
 
@@ -199,7 +208,8 @@ impl UpstreamConfig {
         require_positive(
             &format!("{key}.connect_timeout_ms"),
             self.connect_timeout_ms,
-        )
+        )?;
+        crate::resilience::validate(key, &self.breaker, &self.retry, self.max_in_flight)
     }
 }
 

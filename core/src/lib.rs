@@ -13,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod resilience;
 pub mod response;
 pub mod server;
 pub mod telemetry;

@@ -18,6 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
 use crate::config::ServerConfig;
+use crate::upstream::{Upstreams, UpstreamsHealth};
 
 /// Header carrying the request id, accepted from clients and echoed on every response.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -34,19 +35,26 @@ pub fn request_id_of(extensions: &http::Extensions) -> &str {
 #[derive(Clone)]
 pub struct Readiness {
     authenticator: Authenticator,
+    upstreams: Upstreams,
 }
 
 impl Readiness {
-    /// Readiness of a BFF authenticating with `authenticator`.
-    pub fn new(authenticator: Authenticator) -> Self {
-        Self { authenticator }
+    /// Readiness of a BFF authenticating with `authenticator` and calling `upstreams`.
+    pub fn new(authenticator: Authenticator, upstreams: Upstreams) -> Self {
+        Self {
+            authenticator,
+            upstreams,
+        }
     }
 }
 
+/// Open breakers do not make a BFF unready: it still serves what it can (and cached data),
+/// and taking it out of rotation would not heal the upstream.
 #[derive(Serialize)]
 struct ReadinessReport {
     ready: bool,
     checks: ReadinessChecks,
+    upstreams: UpstreamsHealth,
 }
 
 #[derive(Serialize)]
@@ -76,6 +84,7 @@ async fn readyz(State(readiness): State<Readiness>) -> Response {
             config: "ok",
             signing_keys: if keys { "ok" } else { "missing" },
         },
+        upstreams: readiness.upstreams.health(),
     };
     let status = if report.ready {
         StatusCode::OK

@@ -71,6 +71,9 @@ pub struct GraphqlConfig {
     pub suggestions: bool,
     /// Parsed documents kept, keyed by query text.
     pub document_cache_entries: usize,
+    /// Time budget of one GraphQL request across all its upstream calls; no upstream call
+    /// starts after it, and each call's timeout is cut to what remains.
+    pub deadline_ms: u64,
 }
 
 impl Default for GraphqlConfig {
@@ -84,6 +87,7 @@ impl Default for GraphqlConfig {
             introspection: true,
             suggestions: true,
             document_cache_entries: 1_000,
+            deadline_ms: 800,
         }
     }
 }
@@ -95,6 +99,7 @@ impl Validate for GraphqlConfig {
             ("graphql.max_complexity", self.max_complexity),
             ("graphql.max_batch", self.max_batch),
             ("graphql.max_page_size", self.max_page_size as usize),
+            ("graphql.deadline_ms", self.deadline_ms as usize),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -6,6 +6,8 @@
 //! depth, complexity, alias and batch limits run before execution, so a rejected query
 //! costs the upstreams nothing.
 
+use std::time::Duration;
+
 use async_graphql::http::parse_query_string;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, Request, Response as GqlResponse, ServerError, Value};
@@ -18,6 +20,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{self, AuthError, Principal, Scope};
+use switchyard_core::resilience::{Deadline, with_deadline};
 use switchyard_core::response::ErrorResponder;
 
 use crate::AppState;
@@ -210,13 +213,16 @@ async fn execute(
             Err(Rejection::Errors(response)) => prepared.push(Err(*response)),
         }
     }
-    let responses = futures_util::future::join_all(prepared.into_iter().map(|prepared| async {
+    // One deadline for the whole HTTP request, batches included; every upstream call made
+    // while executing (in this task) honours it.
+    let deadline = Deadline::after(Duration::from_millis(state.limits.deadline_ms));
+    let executions = futures_util::future::join_all(prepared.into_iter().map(|prepared| async {
         match prepared {
             Ok(request) => classify_errors(state.schema.execute(request).await),
             Err(response) => response,
         }
-    }))
-    .await;
+    }));
+    let responses = with_deadline(deadline, executions).await;
     render(media_type, &responses, is_batch)
 }
 

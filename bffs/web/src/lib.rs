@@ -99,7 +99,10 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/graphql", get(http::graphql_get).post(http::graphql_post))
         .with_state(state.clone())
-        .merge(server::health_routes(Readiness::new(state.authenticator)));
+        .merge(server::health_routes(Readiness::new(
+            state.authenticator,
+            state.upstreams,
+        )));
     server::with_common_layers(api, &server_config)
 }
 

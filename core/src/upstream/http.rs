@@ -5,6 +5,7 @@
 //! match the contract) becomes a classified [`UpstreamError`].
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,6 +19,7 @@ use super::{
 };
 use crate::config::{ConfigError, UpstreamConfig, validate_http_url};
 use crate::domain::{Customer, Order, Page, StockLevel};
+use crate::resilience::{AttemptResult, BreakerState, DEADLINE_HEADER, Guard};
 
 /// Most ids the upstream batch endpoints accept in one call; larger sets are split.
 pub const MAX_IDS_PER_CALL: usize = 100;
@@ -31,12 +33,13 @@ struct DataEnvelope<T> {
     data: Vec<T>,
 }
 
-/// A base URL and a pooled client for one upstream service.
-#[derive(Clone, Debug)]
+/// A base URL, a pooled client and the resilience guard of one upstream service.
+#[derive(Clone)]
 struct HttpUpstream {
     service: Service,
     base: Url,
     client: Client,
+    guard: Arc<Guard>,
 }
 
 impl HttpUpstream {
@@ -51,10 +54,18 @@ impl HttpUpstream {
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConfigError::invalid(key, format!("cannot build an HTTP client: {e}")))?;
+        let guard = Guard::new(
+            service,
+            Duration::from_millis(config.timeout_ms),
+            &config.breaker,
+            &config.retry,
+            config.max_in_flight,
+        );
         Ok(Self {
             service,
             base,
             client,
+            guard: Arc::new(guard),
         })
     }
 
@@ -68,58 +79,83 @@ impl HttpUpstream {
         url
     }
 
+    /// GETs `url` through the guard (deadline, breaker, bulkhead, retry) and decodes it.
     async fn get_json<T: DeserializeOwned>(
         &self,
         url: Url,
         query: &[(&str, &str)],
     ) -> UpstreamResult<T> {
+        self.guard
+            .run(true, |timeout, budget| {
+                self.attempt(url.clone(), query, timeout, budget)
+            })
+            .await
+    }
+
+    /// One try of a GET: classifies the outcome and reports any `Retry-After`.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        query: &[(&str, &str)],
+        timeout: Duration,
+        budget: Option<Duration>,
+    ) -> AttemptResult<T> {
         let service = self.service;
-        let response = self
+        let mut request = self
             .client
             .get(url)
             .query(query)
-            .header(http::header::ACCEPT, "application/json")
+            .timeout(timeout)
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(budget) = budget {
+            request = request.header(DEADLINE_HEADER, budget.as_millis().to_string());
+        }
+        let response = request
             .send()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| (self.transport_error(&e), None))?;
         match response.status() {
             status if status.is_success() => {}
-            StatusCode::NOT_FOUND => return Err(UpstreamError::NotFound { service }),
-            status if status.is_client_error() => {
-                return Err(UpstreamError::Rejected {
-                    service,
-                    status: status.as_u16(),
-                });
-            }
-            status => {
-                return Err(UpstreamError::Unavailable {
+            StatusCode::NOT_FOUND => return Err((UpstreamError::NotFound { service }, None)),
+            status if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
+                let retry_after = retry_after(response.headers());
+                let error = UpstreamError::Unavailable {
                     service,
                     detail: format!("status {status}"),
-                });
+                };
+                return Err((error, retry_after));
+            }
+            status => {
+                let error = UpstreamError::Rejected {
+                    service,
+                    status: status.as_u16(),
+                };
+                return Err((error, None));
             }
         }
+        let too_large = || UpstreamError::Malformed {
+            service,
+            detail: "response body over the size limit".into(),
+        };
         if response
             .content_length()
             .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
         {
-            return Err(UpstreamError::Malformed {
-                service,
-                detail: "response body over the size limit".into(),
-            });
+            return Err((too_large(), None));
         }
         let body = response
             .bytes()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| (self.transport_error(&e), None))?;
         if body.len() > MAX_RESPONSE_BYTES {
-            return Err(UpstreamError::Malformed {
-                service,
-                detail: "response body over the size limit".into(),
-            });
+            return Err((too_large(), None));
         }
-        serde_json::from_slice(&body).map_err(|e| UpstreamError::Malformed {
-            service,
-            detail: e.to_string(),
+        serde_json::from_slice(&body).map_err(|e| {
+            let error = UpstreamError::Malformed {
+                service,
+                detail: e.to_string(),
+            };
+            (error, None)
         })
     }
 
@@ -175,8 +211,20 @@ impl HttpUpstream {
     }
 }
 
+/// `Retry-After` in delta-seconds form (the HTTP-date form is ignored: upstreams use seconds).
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
 /// HTTP client of the customers service.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpCustomers(HttpUpstream);
 
 impl HttpCustomers {
@@ -195,10 +243,14 @@ impl CustomersApi for HttpCustomers {
     async fn customers(&self, ids: &[String]) -> UpstreamResult<Vec<Customer>> {
         self.0.get_batch("customers", "ids", ids).await
     }
+
+    fn breaker_state(&self) -> BreakerState {
+        self.0.guard.breaker_state()
+    }
 }
 
 /// HTTP client of the orders service.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpOrders(HttpUpstream);
 
 impl HttpOrders {
@@ -232,10 +284,14 @@ impl OrdersApi for HttpOrders {
         }
         self.0.get_json(self.0.url(&["orders"]), &params).await
     }
+
+    fn breaker_state(&self) -> BreakerState {
+        self.0.guard.breaker_state()
+    }
 }
 
 /// HTTP client of the inventory service.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpInventory(HttpUpstream);
 
 impl HttpInventory {
@@ -253,6 +309,10 @@ impl InventoryApi for HttpInventory {
 
     async fn stock_levels(&self, skus: &[String]) -> UpstreamResult<Vec<StockLevel>> {
         self.0.get_batch("inventory", "skus", skus).await
+    }
+
+    fn breaker_state(&self) -> BreakerState {
+        self.0.guard.breaker_state()
     }
 }
 

@@ -14,6 +14,7 @@ pub use self::http::{HttpCustomers, HttpInventory, HttpOrders, MAX_IDS_PER_CALL}
 use crate::config::{ConfigError, UpstreamsConfig};
 use crate::domain::{Customer, Order, OrderStatus, Page, StockLevel};
 use crate::error::ErrorCode;
+use crate::resilience::BreakerState;
 
 /// Which upstream service a call went to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -129,6 +130,10 @@ pub trait CustomersApi: Send + Sync {
     async fn customer(&self, id: &str) -> UpstreamResult<Customer>;
     /// Many customers in as few calls as the upstream allows; unknown ids are omitted.
     async fn customers(&self, ids: &[String]) -> UpstreamResult<Vec<Customer>>;
+    /// State of the circuit breaker in front of the service.
+    fn breaker_state(&self) -> BreakerState {
+        BreakerState::Closed
+    }
 }
 
 /// Filter and page of an orders listing.
@@ -153,6 +158,10 @@ pub trait OrdersApi: Send + Sync {
     async fn orders_by_ids(&self, ids: &[String]) -> UpstreamResult<Vec<Order>>;
     /// A page of orders, newest first.
     async fn list_orders(&self, query: &OrdersQuery) -> UpstreamResult<Page<Order>>;
+    /// State of the circuit breaker in front of the service.
+    fn breaker_state(&self) -> BreakerState {
+        BreakerState::Closed
+    }
 }
 
 /// The inventory service.
@@ -162,6 +171,10 @@ pub trait InventoryApi: Send + Sync {
     async fn stock_level(&self, sku: &str) -> UpstreamResult<StockLevel>;
     /// Stock of many SKUs; unknown SKUs are omitted.
     async fn stock_levels(&self, skus: &[String]) -> UpstreamResult<Vec<StockLevel>>;
+    /// State of the circuit breaker in front of the service.
+    fn breaker_state(&self) -> BreakerState {
+        BreakerState::Closed
+    }
 }
 
 /// The three upstream clients a BFF works with, shared for the life of the process.
@@ -175,7 +188,27 @@ pub struct Upstreams {
     pub inventory: Arc<dyn InventoryApi>,
 }
 
+/// Breaker state of each upstream, as `/readyz` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UpstreamsHealth {
+    /// The customers service's breaker.
+    pub customers: BreakerState,
+    /// The orders service's breaker.
+    pub orders: BreakerState,
+    /// The inventory service's breaker.
+    pub inventory: BreakerState,
+}
+
 impl Upstreams {
+    /// The breaker state of each service (no network call).
+    pub fn health(&self) -> UpstreamsHealth {
+        UpstreamsHealth {
+            customers: self.customers.breaker_state(),
+            orders: self.orders.breaker_state(),
+            inventory: self.inventory.breaker_state(),
+        }
+    }
+
     /// HTTP clients for the configured services, each with its own connection pool.
     pub fn from_config(config: &UpstreamsConfig) -> Result<Self, ConfigError> {
         Ok(Self {

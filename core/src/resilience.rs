@@ -1,0 +1,507 @@
+//! Resilience for upstream calls: deadlines, circuit breakers, bulkheads and budgeted retries.
+//!
+//! Every upstream call goes through one [`Guard`] per service, in this order:
+//! 1. **Deadline**: a request-wide [`Deadline`] set by the BFF with [`with_deadline`]. No
+//!    call starts once it has passed, and each attempt's timeout is the smaller of the
+//!    service's own timeout and what remains. The remaining budget goes upstream in the
+//!    [`DEADLINE_HEADER`] header.
+//! 2. **Circuit breaker** (the `failsafe` crate): it opens on consecutive failures, or on a
+//!    low success rate over a window. An open breaker fails fast with
+//!    `UPSTREAM_UNAVAILABLE` and never touches the network. After a jittered exponential
+//!    backoff it lets probes through; a success closes it, a failure re-opens it. Failures
+//!    are connect errors, timeouts, 5xx and malformed bodies; 4xx answers count as
+//!    successes (the service is healthy, the request was not).
+//! 3. **Bulkhead**: a bounded number of calls in flight per service. When it is full the
+//!    call fails at once instead of queueing, so one slow service cannot tie up the
+//!    others' capacity.
+//! 4. **Retry**: idempotent reads only, at most one retry, paid from a [`RetryBudget`]
+//!    (a fraction of recent calls plus a small floor), and only if the `Retry-After` the
+//!    upstream asked for still fits in the deadline.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use failsafe::failure_policy::{self, ConsecutiveFailures, OrElse, SuccessRateOverTimeWindow};
+use failsafe::{FailurePolicy, Instrument, StateMachine};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::config::ConfigError;
+use crate::upstream::{Service, UpstreamError, UpstreamResult};
+
+/// Header carrying the milliseconds left of the caller's deadline to the upstream.
+pub const DEADLINE_HEADER: &str = "x-switchyard-deadline-ms";
+
+/// The instant by which a whole client request must be answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline(Instant);
+
+impl Deadline {
+    /// A deadline `budget` from now.
+    pub fn after(budget: Duration) -> Self {
+        Self(Instant::now() + budget)
+    }
+
+    /// Time left, or `None` once the deadline has passed.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.0
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+    }
+}
+
+tokio::task_local! {
+    static DEADLINE: Deadline;
+}
+
+/// Runs `future` (one client request) under `deadline`: every upstream call it makes, in
+/// this task, honours it.
+pub async fn with_deadline<F: Future>(deadline: Deadline, future: F) -> F::Output {
+    DEADLINE.scope(deadline, future).await
+}
+
+/// The deadline of the request running in this task, if any.
+pub fn current_deadline() -> Option<Deadline> {
+    DEADLINE.try_with(|deadline| *deadline).ok()
+}
+
+/// Circuit-breaker policy of one upstream.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the breaker.
+    pub consecutive_failures: u32,
+    /// Success rate below which the breaker opens (0–1), once `min_requests` were seen
+    /// within `window_secs`.
+    pub required_success_rate: f64,
+    /// Calls needed in the window before the success rate is judged.
+    pub min_requests: u32,
+    /// Length of the success-rate window.
+    pub window_secs: u64,
+    /// First open period; doubles on each re-open up to `backoff_max_ms`.
+    pub backoff_initial_ms: u64,
+    /// Longest open period.
+    pub backoff_max_ms: u64,
+    /// Randomise each open period between half and all of its nominal length, so that
+    /// replicas do not probe in lockstep.
+    pub jitter: bool,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            required_success_rate: 0.5,
+            min_requests: 20,
+            window_secs: 30,
+            backoff_initial_ms: 1_000,
+            backoff_max_ms: 30_000,
+            jitter: true,
+        }
+    }
+}
+
+/// Retry policy of one upstream.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Whether failed idempotent reads are retried (once) at all.
+    pub enabled: bool,
+    /// Retries allowed as a fraction of calls (0.2 = at most one retry per five calls).
+    pub budget_ratio: f64,
+    /// Retries per second always allowed, so a quiet service can still be retried.
+    pub min_per_sec: f64,
+    /// Pause before a retry when the upstream gave no `Retry-After`.
+    pub backoff_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            budget_ratio: 0.2,
+            min_per_sec: 5.0,
+            backoff_ms: 10,
+        }
+    }
+}
+
+/// Checks a breaker and retry policy, naming keys under `prefix`.
+pub(crate) fn validate(
+    prefix: &str,
+    breaker: &BreakerConfig,
+    retry: &RetryConfig,
+    max_in_flight: usize,
+) -> Result<(), ConfigError> {
+    let key = |name: &str| format!("{prefix}.{name}");
+    if breaker.consecutive_failures == 0 {
+        return Err(ConfigError::invalid(
+            key("breaker.consecutive_failures"),
+            "expected at least 1",
+        ));
+    }
+    if !(0.0..=1.0).contains(&breaker.required_success_rate) {
+        return Err(ConfigError::invalid(
+            key("breaker.required_success_rate"),
+            "expected a value within 0..=1",
+        ));
+    }
+    if breaker.window_secs == 0 {
+        return Err(ConfigError::invalid(
+            key("breaker.window_secs"),
+            "expected at least 1",
+        ));
+    }
+    if breaker.backoff_initial_ms == 0 || breaker.backoff_max_ms < breaker.backoff_initial_ms {
+        return Err(ConfigError::invalid(
+            key("breaker.backoff_max_ms"),
+            "expected 0 < backoff_initial_ms <= backoff_max_ms",
+        ));
+    }
+    if !(0.0..=1.0).contains(&retry.budget_ratio) || retry.min_per_sec < 0.0 {
+        return Err(ConfigError::invalid(
+            key("retry.budget_ratio"),
+            "expected budget_ratio within 0..=1 and min_per_sec >= 0",
+        ));
+    }
+    if max_in_flight == 0 {
+        return Err(ConfigError::invalid(
+            key("max_in_flight"),
+            "expected at least 1",
+        ));
+    }
+    Ok(())
+}
+
+/// Exponential backoff with optional "equal jitter", in milliseconds (failsafe's own jittered
+/// backoffs require whole seconds).
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    next_ms: u64,
+    max_ms: u64,
+    jitter: bool,
+    seed: u64,
+}
+
+impl Iterator for Backoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let nominal = self.next_ms.min(self.max_ms);
+        self.next_ms = self.next_ms.saturating_mul(2);
+        if !self.jitter {
+            return Some(Duration::from_millis(nominal));
+        }
+        // SplitMix64 step: the jitter need not be cryptographic, only decorrelated.
+        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let half = nominal / 2;
+        Some(Duration::from_millis(
+            half + (z ^ (z >> 31)) % (nominal - half + 1),
+        ))
+    }
+}
+
+type Policy = OrElse<ConsecutiveFailures<Backoff>, SuccessRateOverTimeWindow<Backoff>>;
+
+/// State of a circuit breaker, as `/readyz` and metrics report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls flow.
+    Closed,
+    /// Calls fail fast.
+    Open,
+    /// Probes are let through.
+    HalfOpen,
+}
+
+/// Records state changes (and logs them) for [`Guard::breaker_state`].
+#[derive(Clone)]
+struct StateRecorder {
+    service: Service,
+    state: Arc<AtomicU8>,
+}
+
+impl StateRecorder {
+    fn set(&self, state: BreakerState) {
+        let previous = self.state.swap(state as u8, Ordering::Relaxed);
+        if previous != state as u8 {
+            tracing::warn!(service = %self.service, state = ?state, "circuit breaker state changed");
+        }
+    }
+}
+
+impl Instrument for StateRecorder {
+    fn on_call_rejected(&self) {}
+    fn on_open(&self) {
+        self.set(BreakerState::Open);
+    }
+    fn on_half_open(&self) {
+        self.set(BreakerState::HalfOpen);
+    }
+    fn on_closed(&self) {
+        self.set(BreakerState::Closed);
+    }
+}
+
+/// A budget of retries: each call deposits `ratio` of a retry, time deposits `min_per_sec`,
+/// and a retry withdraws one. Bounded, so a long quiet spell cannot bank a retry storm.
+pub struct RetryBudget {
+    ratio: f64,
+    min_per_sec: f64,
+    cap: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RetryBudget {
+    /// A budget allowing `ratio` retries per call plus `min_per_sec` per second.
+    pub fn new(ratio: f64, min_per_sec: f64) -> Self {
+        let cap = (min_per_sec + ratio * 100.0).max(1.0);
+        Self {
+            ratio,
+            min_per_sec,
+            cap,
+            state: Mutex::new((min_per_sec.min(cap), Instant::now())),
+        }
+    }
+
+    fn with_tokens<R>(&self, f: impl FnOnce(&mut f64) -> R) -> R {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(state.1).as_secs_f64();
+        state.0 = (state.0 + elapsed * self.min_per_sec).min(self.cap);
+        state.1 = now;
+        f(&mut state.0)
+    }
+
+    /// Records a first attempt.
+    pub fn deposit(&self) {
+        self.with_tokens(|tokens| *tokens = (*tokens + self.ratio).min(self.cap));
+    }
+
+    /// Takes one retry from the budget, if there is one.
+    pub fn try_withdraw(&self) -> bool {
+        self.with_tokens(|tokens| {
+            if *tokens >= 1.0 {
+                *tokens -= 1.0;
+                true
+            } else {
+                false
+            }
+        })
+    }
+}
+
+/// What one attempt produced: a value, or an error and the `Retry-After` the upstream sent.
+pub type AttemptResult<T> = Result<T, (UpstreamError, Option<Duration>)>;
+
+/// The per-service guard every upstream call passes through.
+pub struct Guard {
+    service: Service,
+    timeout: Duration,
+    breaker: StateMachine<Policy, StateRecorder>,
+    state: Arc<AtomicU8>,
+    bulkhead: Arc<Semaphore>,
+    retry: RetryConfig,
+    budget: RetryBudget,
+}
+
+impl Guard {
+    /// A guard for `service` with the given per-call timeout and policies.
+    pub fn new(
+        service: Service,
+        timeout: Duration,
+        breaker: &BreakerConfig,
+        retry: &RetryConfig,
+        max_in_flight: usize,
+    ) -> Self {
+        let backoff = Backoff {
+            next_ms: breaker.backoff_initial_ms,
+            max_ms: breaker.backoff_max_ms,
+            jitter: breaker.jitter,
+            seed: service as u64 ^ 0x5717_c4a2,
+        };
+        let policy =
+            failure_policy::consecutive_failures(breaker.consecutive_failures, backoff.clone())
+                .or_else(failure_policy::success_rate_over_time_window(
+                    breaker.required_success_rate,
+                    breaker.min_requests,
+                    Duration::from_secs(breaker.window_secs),
+                    backoff,
+                ));
+        let state = Arc::new(AtomicU8::new(BreakerState::Closed as u8));
+        let recorder = StateRecorder {
+            service,
+            state: Arc::clone(&state),
+        };
+        Self {
+            service,
+            timeout,
+            breaker: StateMachine::new(policy, recorder),
+            state,
+            bulkhead: Arc::new(Semaphore::new(max_in_flight)),
+            retry: retry.clone(),
+            budget: RetryBudget::new(retry.budget_ratio, retry.min_per_sec),
+        }
+    }
+
+    /// The breaker's current state.
+    pub fn breaker_state(&self) -> BreakerState {
+        match self.state.load(Ordering::Relaxed) {
+            s if s == BreakerState::Open as u8 => BreakerState::Open,
+            s if s == BreakerState::HalfOpen as u8 => BreakerState::HalfOpen,
+            _ => BreakerState::Closed,
+        }
+    }
+
+    /// Runs `attempt` under the deadline, breaker, bulkhead and retry policy.
+    ///
+    /// `attempt` gets the timeout for this try and the deadline budget to send upstream.
+    /// Only `idempotent` calls are ever retried.
+    pub async fn run<T, F, Fut>(&self, idempotent: bool, attempt: F) -> UpstreamResult<T>
+    where
+        F: Fn(Duration, Option<Duration>) -> Fut,
+        Fut: Future<Output = AttemptResult<T>>,
+    {
+        let service = self.service;
+        let deadline = current_deadline();
+        self.budget.deposit();
+        let mut retried = false;
+        loop {
+            let remaining = match deadline {
+                Some(deadline) => Some(
+                    deadline
+                        .remaining()
+                        .ok_or(UpstreamError::Timeout { service })?,
+                ),
+                None => None,
+            };
+            if !self.breaker.is_call_permitted() {
+                return Err(UpstreamError::Unavailable {
+                    service,
+                    detail: "circuit breaker open".into(),
+                });
+            }
+            let Ok(permit) = self.bulkhead.clone().try_acquire_owned() else {
+                return Err(UpstreamError::Unavailable {
+                    service,
+                    detail: "too many calls in flight (bulkhead full)".into(),
+                });
+            };
+            let timeout = remaining.map_or(self.timeout, |left| left.min(self.timeout));
+            let outcome = attempt(timeout, remaining).await;
+            drop(permit);
+            let (error, retry_after) = match outcome {
+                Ok(value) => {
+                    self.breaker.on_success();
+                    return Ok(value);
+                }
+                Err(failure) => failure,
+            };
+            if counts_as_failure(&error) {
+                self.breaker.on_error();
+            } else {
+                // The service answered sensibly; the request itself was at fault.
+                self.breaker.on_success();
+                return Err(error);
+            }
+            if retried || !idempotent || !self.retry.enabled || !is_retryable(&error) {
+                return Err(error);
+            }
+            let pause = retry_after.unwrap_or(Duration::from_millis(self.retry.backoff_ms));
+            let fits = deadline.is_none_or(|d| d.remaining().is_some_and(|left| left > pause));
+            if !fits || !self.budget.try_withdraw() {
+                return Err(error);
+            }
+            tracing::debug!(%service, %error, pause_ms = pause.as_millis() as u64, "retrying");
+            tokio::time::sleep(pause).await;
+            retried = true;
+        }
+    }
+}
+
+/// Whether an error says the service is unhealthy (as opposed to the request being wrong).
+fn counts_as_failure(error: &UpstreamError) -> bool {
+    matches!(
+        error,
+        UpstreamError::Unavailable { .. }
+            | UpstreamError::Timeout { .. }
+            | UpstreamError::Malformed { .. }
+    )
+}
+
+/// Whether trying again may help: transient unavailability or slowness, not a bad body.
+fn is_retryable(error: &UpstreamError) -> bool {
+    matches!(
+        error,
+        UpstreamError::Unavailable { .. } | UpstreamError::Timeout { .. }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_and_jitter_stays_within_half_to_full() {
+        let plain = Backoff {
+            next_ms: 100,
+            max_ms: 500,
+            jitter: false,
+            seed: 1,
+        };
+        let delays: Vec<u64> = plain.take(5).map(|d| d.as_millis() as u64).collect();
+        assert_eq!(delays, vec![100, 200, 400, 500, 500]);
+        let jittered = Backoff {
+            next_ms: 1000,
+            max_ms: 1000,
+            jitter: true,
+            seed: 7,
+        };
+        for delay in jittered.take(100) {
+            assert!(
+                (500..=1000).contains(&(delay.as_millis() as u64)),
+                "{delay:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_retry_budget_allows_a_fraction_of_calls_plus_a_floor_over_time() {
+        let budget = RetryBudget::new(0.2, 0.0);
+        let mut granted = 0;
+        for _ in 0..100 {
+            budget.deposit();
+            if budget.try_withdraw() {
+                granted += 1;
+            }
+        }
+        assert_eq!(granted, 20);
+
+        let floor = RetryBudget::new(0.0, 2.0);
+        assert!(floor.try_withdraw() && floor.try_withdraw());
+        assert!(!floor.try_withdraw(), "floor spent");
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert!(floor.try_withdraw(), "one more after half a second at 2/s");
+        assert!(!floor.try_withdraw());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_count_down_with_the_clock() {
+        let deadline = Deadline::after(Duration::from_millis(800));
+        assert_eq!(deadline.remaining(), Some(Duration::from_millis(800)));
+        tokio::time::advance(Duration::from_millis(300)).await;
+        assert_eq!(deadline.remaining(), Some(Duration::from_millis(500)));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(deadline.remaining(), None);
+        assert_eq!(current_deadline(), None);
+        let seen = with_deadline(deadline, async { current_deadline() }).await;
+        assert_eq!(seen, Some(deadline));
+    }
+}
