@@ -1,4 +1,5 @@
 //! Core building blocks through their public interfaces, as a BFF other than web uses them.
 
 mod auth_middleware;
+mod resilience;
 mod shutdown;
