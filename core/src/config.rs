@@ -187,9 +187,18 @@ pub struct UpstreamConfig {
     pub breaker: crate::resilience::BreakerConfig,
     /// Retry policy.
     pub retry: crate::resilience::RetryConfig,
+    /// Entity cache (fresh TTL and stale-if-error window).
+    pub cache: crate::cache::CacheConfig,
 }
 
 impl UpstreamConfig {
+    fn with_addr_and_cache(addr: &str, ttl_ms: u64, stale_for_ms: u64) -> Self {
+        let mut config = Self::with_addr(addr);
+        config.cache.ttl_ms = ttl_ms;
+        config.cache.stale_for_ms = stale_for_ms;
+        config
+    }
+
     fn with_addr(addr: &str) -> Self {
         Self {
             url: format!("http://{addr}"),
@@ -199,6 +208,7 @@ impl UpstreamConfig {
             max_in_flight: 256,
             breaker: crate::resilience::BreakerConfig::default(),
             retry: crate::resilience::RetryConfig::default(),
+            cache: crate::cache::CacheConfig::default(),
         }
     }
 
@@ -232,11 +242,13 @@ pub struct UpstreamsConfig {
 }
 
 impl Default for UpstreamsConfig {
+    /// Customer profiles change rarely: fresh for 30 s, stale-usable for 10 min. Orders and
+    /// stock are always fetched; their entries only back up a failing upstream (5 min, 1 min).
     fn default() -> Self {
         Self {
-            customers: UpstreamConfig::with_addr(SANDBOX_CUSTOMERS_ADDR),
-            orders: UpstreamConfig::with_addr(SANDBOX_ORDERS_ADDR),
-            inventory: UpstreamConfig::with_addr(SANDBOX_INVENTORY_ADDR),
+            customers: UpstreamConfig::with_addr_and_cache(SANDBOX_CUSTOMERS_ADDR, 30_000, 600_000),
+            orders: UpstreamConfig::with_addr_and_cache(SANDBOX_ORDERS_ADDR, 0, 300_000),
+            inventory: UpstreamConfig::with_addr_and_cache(SANDBOX_INVENTORY_ADDR, 0, 60_000),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! [`response::ErrorResponder`].
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod error;

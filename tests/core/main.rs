@@ -1,5 +1,6 @@
 //! Core building blocks through their public interfaces, as a BFF other than web uses them.
 
 mod auth_middleware;
+mod cache;
 mod resilience;
 mod shutdown;

@@ -20,6 +20,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{self, AuthError, Principal, Scope};
+use switchyard_core::cache::{Freshness, track_freshness};
 use switchyard_core::resilience::{Deadline, with_deadline};
 use switchyard_core::response::ErrorResponder;
 
@@ -222,8 +223,38 @@ async fn execute(
             Err(response) => response,
         }
     }));
-    let responses = with_deadline(deadline, executions).await;
+    let (mut responses, freshness) = track_freshness(with_deadline(deadline, executions)).await;
+    if !freshness.is_fresh() {
+        let report = freshness_extension(&freshness);
+        for response in &mut responses {
+            response
+                .extensions
+                .insert("freshness".to_owned(), report.clone());
+        }
+    }
     render(media_type, &responses, is_batch)
+}
+
+/// `extensions.freshness`: present only when cached data was served because an upstream
+/// failed, e.g. `{"stale": true, "maxAgeSeconds": 42, "services": {"customers": 42}}`.
+fn freshness_extension(freshness: &Freshness) -> Value {
+    let seconds = |age: Duration| Value::Number((age.as_secs()).into());
+    let services = freshness
+        .stale
+        .iter()
+        .map(|(service, age)| (async_graphql::Name::new(service.as_str()), seconds(*age)))
+        .collect();
+    let mut report = async_graphql::indexmap::IndexMap::new();
+    report.insert(async_graphql::Name::new("stale"), Value::Boolean(true));
+    report.insert(
+        async_graphql::Name::new("maxAgeSeconds"),
+        seconds(freshness.max_age().unwrap_or_default()),
+    );
+    report.insert(
+        async_graphql::Name::new("services"),
+        Value::Object(services),
+    );
+    Value::Object(report)
 }
 
 enum Rejection {

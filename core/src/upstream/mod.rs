@@ -17,7 +17,7 @@ use crate::error::ErrorCode;
 use crate::resilience::BreakerState;
 
 /// Which upstream service a call went to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Service {
     /// The customers service.
     Customers,
@@ -209,12 +209,17 @@ impl Upstreams {
         }
     }
 
-    /// HTTP clients for the configured services, each with its own connection pool.
+    /// HTTP clients for the configured services, each with its own connection pool and
+    /// resilience guard, behind entity caches.
     pub fn from_config(config: &UpstreamsConfig) -> Result<Self, ConfigError> {
+        use crate::cache::{CachedCustomers, CachedInventory, CachedOrders};
+        let customers = Arc::new(HttpCustomers::new(&config.customers)?);
+        let orders = Arc::new(HttpOrders::new(&config.orders)?);
+        let inventory = Arc::new(HttpInventory::new(&config.inventory)?);
         Ok(Self {
-            customers: Arc::new(HttpCustomers::new(&config.customers)?),
-            orders: Arc::new(HttpOrders::new(&config.orders)?),
-            inventory: Arc::new(HttpInventory::new(&config.inventory)?),
+            customers: Arc::new(CachedCustomers::new(customers, &config.customers.cache)),
+            orders: Arc::new(CachedOrders::new(orders, &config.orders.cache)),
+            inventory: Arc::new(CachedInventory::new(inventory, &config.inventory.cache)),
         })
     }
 }

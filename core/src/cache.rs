@@ -1,0 +1,460 @@
+//! Entity caches in front of the upstream clients: fresh hits, collapsed misses, and stale
+//! data when the upstream fails.
+//!
+//! Each cached client implements the same trait as the client it wraps, so BFFs do not
+//! know it is there. For every entity fetched by id:
+//! - within `ttl` of its fetch, an entry is served without calling upstream;
+//! - concurrent misses for the same key wait for one fetch rather than making their own;
+//! - when a fetch fails (upstream down, erroring, slow, or its breaker open), entries younger
+//!   than `ttl + stale_for` are served instead, and the staleness is recorded in the
+//!   request's [`Freshness`] report, so the BFF can tell its client how old the data is.
+//!
+//! Ages use tokio's clock, so tests drive them with a paused clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::domain::{Customer, Order, Page, StockLevel};
+use crate::resilience::BreakerState;
+use crate::upstream::{
+    CustomersApi, InventoryApi, OrdersApi, OrdersQuery, Service, UpstreamError, UpstreamResult,
+};
+
+/// Cache policy of one entity type.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// How long a fetched entity is served without asking upstream (0: always ask, and keep
+    /// entries only as a fallback).
+    pub ttl_ms: u64,
+    /// How long past `ttl_ms` an entity may still be served when the upstream fails.
+    pub stale_for_ms: u64,
+    /// Most entities kept.
+    pub max_entries: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl_ms: 0,
+            stale_for_ms: 300_000,
+            max_entries: 100_000,
+        }
+    }
+}
+
+tokio::task_local! {
+    static FRESHNESS: Arc<Mutex<Freshness>>;
+}
+
+/// What a request was served from other than fresh upstream data.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Freshness {
+    /// Age of the oldest stale entity served, per service.
+    pub stale: BTreeMap<Service, Duration>,
+}
+
+impl Freshness {
+    /// Whether anything stale was served.
+    pub fn is_fresh(&self) -> bool {
+        self.stale.is_empty()
+    }
+
+    /// Age of the oldest stale data served.
+    pub fn max_age(&self) -> Option<Duration> {
+        self.stale.values().max().copied()
+    }
+}
+
+/// Runs `future` (one client request) and returns its output with what it learned about the
+/// freshness of the data it served.
+pub async fn track_freshness<F: Future>(future: F) -> (F::Output, Freshness) {
+    let report = Arc::new(Mutex::new(Freshness::default()));
+    let output = FRESHNESS.scope(Arc::clone(&report), future).await;
+    let freshness = report
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    (output, freshness)
+}
+
+fn record_stale(service: Service, age: Duration) {
+    let _ = FRESHNESS.try_with(|report| {
+        let mut report = report.lock().unwrap_or_else(PoisonError::into_inner);
+        let oldest = report.stale.entry(service).or_default();
+        *oldest = (*oldest).max(age);
+    });
+}
+
+struct Entry<V> {
+    value: Arc<V>,
+    fetched_at: Instant,
+}
+
+// Manual: cloning an entry clones the `Arc`, whatever `V` is.
+impl<V> Clone for Entry<V> {
+    fn clone(&self) -> Self {
+        Self {
+            value: Arc::clone(&self.value),
+            fetched_at: self.fetched_at,
+        }
+    }
+}
+
+/// The outcome of a fetch, shared with callers that waited for it.
+type Shared = Option<Result<(), UpstreamError>>;
+
+/// A cache of one entity type, keyed by id.
+pub struct EntityCache<V> {
+    service: Service,
+    ttl: Duration,
+    usable_for: Duration,
+    entries: moka::sync::Cache<String, Entry<V>>,
+    in_flight: Mutex<HashMap<String, watch::Receiver<Shared>>>,
+}
+
+impl<V: Send + Sync + 'static> EntityCache<V> {
+    /// A cache for entities of `service` with `config`'s policy.
+    pub fn new(service: Service, config: &CacheConfig) -> Self {
+        let ttl = Duration::from_millis(config.ttl_ms);
+        let usable_for = ttl + Duration::from_millis(config.stale_for_ms);
+        Self {
+            service,
+            ttl,
+            usable_for,
+            entries: moka::sync::Cache::builder()
+                .max_capacity(config.max_entries)
+                .time_to_live(usable_for.max(Duration::from_millis(1)))
+                .build(),
+            in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fresh(&self, key: &str) -> Option<Arc<V>> {
+        self.entries
+            .get(key)
+            .filter(|entry| entry.fetched_at.elapsed() < self.ttl)
+            .map(|entry| entry.value)
+    }
+
+    /// A stale-but-usable entry and its age.
+    fn usable(&self, key: &str) -> Option<(Arc<V>, Duration)> {
+        self.entries.get(key).and_then(|entry| {
+            let age = entry.fetched_at.elapsed();
+            (age < self.usable_for).then_some((entry.value, age))
+        })
+    }
+
+    /// Entities for `keys`: fresh hits from the cache, misses fetched with one `fetch` call
+    /// (keys another caller is already fetching are waited for), and stale entries when the
+    /// fetch fails. Unknown keys are absent from the result. Fails only if some key can be
+    /// served neither fresh nor stale.
+    pub async fn get_many<F, Fut>(
+        &self,
+        keys: &[String],
+        key_of: fn(&V) -> &str,
+        fetch: F,
+    ) -> UpstreamResult<HashMap<String, Arc<V>>>
+    where
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: Future<Output = UpstreamResult<Vec<V>>>,
+    {
+        let mut found = HashMap::with_capacity(keys.len());
+        let mut mine = Vec::new();
+        let mut theirs = Vec::new();
+        let sender = {
+            let mut in_flight = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for key in keys {
+                if found.contains_key(key) || mine.contains(key) {
+                    continue;
+                }
+                if let Some(value) = self.fresh(key) {
+                    found.insert(key.clone(), value);
+                } else if let Some(pending) = in_flight.get(key) {
+                    theirs.push((key.clone(), pending.clone()));
+                } else {
+                    mine.push(key.clone());
+                }
+            }
+            if mine.is_empty() {
+                None
+            } else {
+                let (tx, rx) = watch::channel(None);
+                for key in &mine {
+                    in_flight.insert(key.clone(), rx.clone());
+                }
+                Some(tx)
+            }
+        };
+        let mut failure = None;
+        if let Some(sender) = sender {
+            let _release = InFlightRelease {
+                cache: self,
+                keys: &mine,
+            };
+            let outcome = fetch(mine.clone()).await;
+            let shared = match outcome {
+                Ok(values) => {
+                    let now = Instant::now();
+                    for value in values {
+                        let value = Arc::new(value);
+                        let key = key_of(&value).to_owned();
+                        self.entries.insert(
+                            key.clone(),
+                            Entry {
+                                value: Arc::clone(&value),
+                                fetched_at: now,
+                            },
+                        );
+                        if mine.contains(&key) {
+                            found.insert(key, value);
+                        }
+                    }
+                    Ok(())
+                }
+                Err(error) => {
+                    failure = Some(error.clone());
+                    Err(error)
+                }
+            };
+            let _ = sender.send(Some(shared));
+        }
+        for (_, mut pending) in theirs.iter().cloned() {
+            let _ = pending.wait_for(Option::is_some).await;
+        }
+        // Keys fetched by someone else, or not fetched because the fetch failed: serve what
+        // is there now, fresh or stale.
+        let mut stale_age = None;
+        let unresolved: Vec<&String> = mine
+            .iter()
+            .filter(|key| failure.is_some() && !found.contains_key(*key))
+            .chain(theirs.iter().map(|(key, _)| key))
+            .collect();
+        for key in unresolved {
+            match self.usable(key) {
+                Some((value, age)) => {
+                    if age >= self.ttl {
+                        stale_age = stale_age.max(Some(age));
+                    }
+                    found.insert(key.clone(), value);
+                }
+                None => {
+                    if let Some(error) = &failure {
+                        return Err(error.clone());
+                    }
+                    // Their fetch failed or the key is unknown: only a failure is an error.
+                    let failed = theirs
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .and_then(|(_, rx)| rx.borrow().clone())
+                        .and_then(Result::err);
+                    if let Some(error) = failed {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        if let Some(age) = stale_age {
+            tracing::info!(service = %self.service, age_ms = age.as_millis() as u64, "served stale data");
+            record_stale(self.service, age);
+        }
+        Ok(found)
+    }
+}
+
+/// Removes a fetch's keys from the in-flight map however the fetch ends (even if the caller
+/// is cancelled), so later callers fetch again instead of waiting forever.
+struct InFlightRelease<'a, V> {
+    cache: &'a EntityCache<V>,
+    keys: &'a [String],
+}
+
+impl<V> Drop for InFlightRelease<'_, V> {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .cache
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for key in self.keys {
+            in_flight.remove(key);
+        }
+    }
+}
+
+fn in_order<V>(keys: &[String], mut found: HashMap<String, Arc<V>>) -> Vec<V>
+where
+    V: Clone,
+{
+    keys.iter()
+        .filter_map(|key| found.remove(key))
+        .map(|value| Arc::unwrap_or_clone(value))
+        .collect()
+}
+
+fn single<V: Clone>(
+    service: Service,
+    key: &str,
+    found: HashMap<String, Arc<V>>,
+) -> UpstreamResult<V> {
+    in_order(&[key.to_owned()], found)
+        .pop()
+        .ok_or(UpstreamError::NotFound { service })
+}
+
+/// The customers service behind an entity cache.
+pub struct CachedCustomers {
+    inner: Arc<dyn CustomersApi>,
+    cache: EntityCache<Customer>,
+}
+
+impl CachedCustomers {
+    /// Caches `inner`'s customers with `config`'s policy.
+    pub fn new(inner: Arc<dyn CustomersApi>, config: &CacheConfig) -> Self {
+        Self {
+            inner,
+            cache: EntityCache::new(Service::Customers, config),
+        }
+    }
+}
+
+#[async_trait]
+impl CustomersApi for CachedCustomers {
+    async fn customer(&self, id: &str) -> UpstreamResult<Customer> {
+        let found = self.customers_map(&[id.to_owned()]).await?;
+        single(Service::Customers, id, found)
+    }
+
+    async fn customers(&self, ids: &[String]) -> UpstreamResult<Vec<Customer>> {
+        Ok(in_order(ids, self.customers_map(ids).await?))
+    }
+
+    fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker_state()
+    }
+}
+
+impl CachedCustomers {
+    async fn customers_map(
+        &self,
+        ids: &[String],
+    ) -> UpstreamResult<HashMap<String, Arc<Customer>>> {
+        self.cache
+            .get_many(
+                ids,
+                |c| &c.id,
+                |missing| async move { self.inner.customers(&missing).await },
+            )
+            .await
+    }
+}
+
+/// The orders service with orders-by-id behind an entity cache (listings are not cached).
+pub struct CachedOrders {
+    inner: Arc<dyn OrdersApi>,
+    cache: EntityCache<Order>,
+}
+
+impl CachedOrders {
+    /// Caches `inner`'s orders with `config`'s policy.
+    pub fn new(inner: Arc<dyn OrdersApi>, config: &CacheConfig) -> Self {
+        Self {
+            inner,
+            cache: EntityCache::new(Service::Orders, config),
+        }
+    }
+}
+
+#[async_trait]
+impl OrdersApi for CachedOrders {
+    async fn order(&self, id: &str) -> UpstreamResult<Order> {
+        let ids = [id.to_owned()];
+        let found = self
+            .cache
+            .get_many(
+                &ids,
+                |o| &o.id,
+                |missing| async move { self.inner.orders_by_ids(&missing).await },
+            )
+            .await?;
+        single(Service::Orders, id, found)
+    }
+
+    async fn orders_by_ids(&self, ids: &[String]) -> UpstreamResult<Vec<Order>> {
+        let found = self
+            .cache
+            .get_many(
+                ids,
+                |o| &o.id,
+                |missing| async move { self.inner.orders_by_ids(&missing).await },
+            )
+            .await?;
+        Ok(in_order(ids, found))
+    }
+
+    async fn list_orders(&self, query: &OrdersQuery) -> UpstreamResult<Page<Order>> {
+        self.inner.list_orders(query).await
+    }
+
+    fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker_state()
+    }
+}
+
+/// The inventory service behind an entity cache.
+pub struct CachedInventory {
+    inner: Arc<dyn InventoryApi>,
+    cache: EntityCache<StockLevel>,
+}
+
+impl CachedInventory {
+    /// Caches `inner`'s stock levels with `config`'s policy.
+    pub fn new(inner: Arc<dyn InventoryApi>, config: &CacheConfig) -> Self {
+        Self {
+            inner,
+            cache: EntityCache::new(Service::Inventory, config),
+        }
+    }
+}
+
+#[async_trait]
+impl InventoryApi for CachedInventory {
+    async fn stock_level(&self, sku: &str) -> UpstreamResult<StockLevel> {
+        let skus = [sku.to_owned()];
+        let found = self
+            .cache
+            .get_many(
+                &skus,
+                |s| &s.sku,
+                |missing| async move { self.inner.stock_levels(&missing).await },
+            )
+            .await?;
+        single(Service::Inventory, sku, found)
+    }
+
+    async fn stock_levels(&self, skus: &[String]) -> UpstreamResult<Vec<StockLevel>> {
+        let found = self
+            .cache
+            .get_many(
+                skus,
+                |s| &s.sku,
+                |missing| async move { self.inner.stock_levels(&missing).await },
+            )
+            .await?;
+        Ok(in_order(skus, found))
+    }
+
+    fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker_state()
+    }
+}
