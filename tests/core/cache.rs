@@ -21,6 +21,21 @@ fn cached(server: &MockServer, cache: CacheConfig) -> Arc<CachedCustomers> {
     Arc::new(CachedCustomers::new(http, &cache))
 }
 
+/// Serves `cus_1` once, then answers 503 to everything.
+async fn answer_once_then_fail(server: &MockServer) {
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
+        )
+        .up_to_n_times(1)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(server)
+        .await;
+}
+
 async fn hits(server: &MockServer) -> usize {
     server.received_requests().await.map_or(0, |r| r.len())
 }
@@ -106,17 +121,7 @@ async fn a_batch_fetches_only_its_misses() {
 #[tokio::test]
 async fn stale_entries_are_served_on_failure_within_the_window_and_reported() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
-        )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&server)
-        .await;
+    answer_once_then_fail(&server).await;
     let customers = cached(
         &server,
         CacheConfig {
@@ -144,17 +149,7 @@ async fn stale_entries_are_served_on_failure_within_the_window_and_reported() {
 #[tokio::test]
 async fn entries_past_the_stale_window_are_not_served() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
-        )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&server)
-        .await;
+    answer_once_then_fail(&server).await;
     let customers = cached(
         &server,
         CacheConfig {

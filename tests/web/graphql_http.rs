@@ -147,13 +147,7 @@ async fn request_ids_are_generated_or_echoed_and_bad_ones_replaced() {
 #[tokio::test]
 async fn readiness_reports_loaded_signing_keys() {
     let app = spawn_app().await;
-    let response = app
-        .send(
-            Request::get("/readyz")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await;
+    let response = app.get("/readyz").await;
     assert_eq!(response.status, 200);
     assert_eq!(response.json["checks"]["signing_keys"], "ok");
     assert_eq!(
@@ -169,22 +163,10 @@ async fn readiness_is_503_while_no_signing_keys_can_be_loaded() {
         config.auth.jwks_url = Some("http://127.0.0.1:9/.well-known/jwks.json".into());
     })
     .await;
-    let response = app
-        .send(
-            Request::get("/readyz")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await;
+    let response = app.get("/readyz").await;
     assert_eq!(response.status, 503);
     assert_eq!(response.json["checks"]["signing_keys"], "missing");
-    let alive = app
-        .send(
-            Request::get("/healthz")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await;
+    let alive = app.get("/healthz").await;
     assert_eq!(alive.status, 200);
 }
 
@@ -198,13 +180,7 @@ async fn a_ready_bff_does_not_call_the_issuer_on_probes() {
         .await
         .map_or(0, |r| r.len());
     for _ in 0..10 {
-        let ready = app
-            .send(
-                Request::get("/readyz")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await;
+        let ready = app.get("/readyz").await;
         assert_eq!(ready.status, 200);
     }
     let after = app
@@ -226,13 +202,7 @@ async fn an_unready_bff_retries_the_issuer_at_most_once_per_cooldown() {
     })
     .await;
     for _ in 0..10 {
-        let ready = app
-            .send(
-                Request::get("/readyz")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await;
+        let ready = app.get("/readyz").await;
         assert_eq!(ready.status, 503);
     }
     // The start-up attempt only: no probe retried within the cooldown.

@@ -58,6 +58,14 @@ impl WebApp {
         send(&self.router, graphql_post(token, body)).await
     }
 
+    /// GETs `uri` without a token (health routes).
+    pub(crate) async fn get(&self, uri: &str) -> TestResponse {
+        let request = Request::get(uri)
+            .body(Body::empty())
+            .expect("valid request");
+        send(&self.router, request).await
+    }
+
     /// Sends any request.
     pub(crate) async fn send(&self, request: Request<Body>) -> TestResponse {
         send(&self.router, request).await

@@ -2,8 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use http::Request;
 use serde_json::Value;
 use switchyard_tests::{customer_json, order_json};
 use wiremock::matchers::{method, path};
@@ -109,13 +107,7 @@ async fn an_open_breaker_shows_in_readiness_and_fails_fast_without_calling() {
     for _ in 0..2 {
         app.query(Some(&token), DASHBOARD).await;
     }
-    let ready = app
-        .send(
-            Request::get("/readyz")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await;
+    let ready = app.get("/readyz").await;
     assert_eq!(
         ready.status, 200,
         "an open breaker does not make the BFF unready"
