@@ -163,11 +163,48 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         fetch: F,
     ) -> UpstreamResult<HashMap<String, Arc<V>>>
     where
-        F: FnOnce(Vec<String>) -> Fut,
+        F: Fn(Vec<String>) -> Fut,
         Fut: Future<Output = UpstreamResult<Vec<V>>>,
     {
         let mut found = HashMap::with_capacity(keys.len());
-        let mut mine = Vec::new();
+        let mut stale_age = None;
+        let mut pending: Vec<String> = keys.to_vec();
+        // A key whose fetch (by another caller) was abandoned goes round again; after a few
+        // rounds this caller fetches it itself, so the loop always ends.
+        for _round in 0..3 {
+            if pending.is_empty() {
+                break;
+            }
+            pending = self
+                .round(&pending, key_of, &fetch, &mut found, &mut stale_age)
+                .await?;
+        }
+        if !pending.is_empty() {
+            let fetched = fetch(pending).await?;
+            self.store(fetched, key_of, &mut found, None);
+        }
+        if let Some(age) = stale_age {
+            tracing::info!(service = %self.service, age_ms = age.as_millis() as u64, "served stale data");
+            record_stale(self.service, age);
+        }
+        Ok(found)
+    }
+
+    /// One round of [`EntityCache::get_many`]; returns the keys to try again because the
+    /// fetch they waited for was abandoned.
+    async fn round<F, Fut>(
+        &self,
+        keys: &[String],
+        key_of: fn(&V) -> &str,
+        fetch: &F,
+        found: &mut HashMap<String, Arc<V>>,
+        stale_age: &mut Option<Duration>,
+    ) -> UpstreamResult<Vec<String>>
+    where
+        F: Fn(Vec<String>) -> Fut,
+        Fut: Future<Output = UpstreamResult<Vec<V>>>,
+    {
+        let mut mine: Vec<String> = Vec::new();
         let mut theirs = Vec::new();
         let sender = {
             let mut in_flight = self
@@ -202,24 +239,9 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                 cache: self,
                 keys: &mine,
             };
-            let outcome = fetch(mine.clone()).await;
-            let shared = match outcome {
+            let shared = match fetch(mine.clone()).await {
                 Ok(values) => {
-                    let now = Instant::now();
-                    for value in values {
-                        let value = Arc::new(value);
-                        let key = key_of(&value).to_owned();
-                        self.entries.insert(
-                            key.clone(),
-                            Entry {
-                                value: Arc::clone(&value),
-                                fetched_at: now,
-                            },
-                        );
-                        if mine.contains(&key) {
-                            found.insert(key, value);
-                        }
-                    }
+                    self.store(values, key_of, found, Some(&mine));
                     Ok(())
                 }
                 Err(error) => {
@@ -229,46 +251,72 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
             };
             let _ = sender.send(Some(shared));
         }
-        for (_, mut pending) in theirs.iter().cloned() {
-            let _ = pending.wait_for(Option::is_some).await;
+        let mut retry = Vec::new();
+        for (key, mut outcome) in theirs {
+            // `Err` here means the other caller was cancelled before answering.
+            let answered = outcome.wait_for(Option::is_some).await.is_ok();
+            let other_failure = outcome.borrow().clone().and_then(Result::err);
+            if self
+                .fresh(&key)
+                .map(|value| found.insert(key.clone(), value))
+                .is_some()
+            {
+                continue;
+            }
+            match (answered, other_failure) {
+                (false, _) => retry.push(key),
+                (true, Some(error)) => self.serve_stale(&key, error, found, stale_age)?,
+                // Answered without it: the upstream does not know the key.
+                (true, None) => {}
+            }
         }
-        // Keys fetched by someone else, or not fetched because the fetch failed: serve what
-        // is there now, fresh or stale.
-        let mut stale_age = None;
-        let unresolved: Vec<&String> = mine
-            .iter()
-            .filter(|key| failure.is_some() && !found.contains_key(*key))
-            .chain(theirs.iter().map(|(key, _)| key))
-            .collect();
-        for key in unresolved {
-            match self.usable(key) {
-                Some((value, age)) => {
-                    if age >= self.ttl {
-                        stale_age = stale_age.max(Some(age));
-                    }
-                    found.insert(key.clone(), value);
-                }
-                None => {
-                    if let Some(error) = &failure {
-                        return Err(error.clone());
-                    }
-                    // Their fetch failed or the key is unknown: only a failure is an error.
-                    let failed = theirs
-                        .iter()
-                        .find(|(k, _)| k == key)
-                        .and_then(|(_, rx)| rx.borrow().clone())
-                        .and_then(Result::err);
-                    if let Some(error) = failed {
-                        return Err(error);
-                    }
+        if let Some(error) = failure {
+            for key in &mine {
+                if !found.contains_key(key) {
+                    self.serve_stale(key, error.clone(), found, stale_age)?;
                 }
             }
         }
-        if let Some(age) = stale_age {
-            tracing::info!(service = %self.service, age_ms = age.as_millis() as u64, "served stale data");
-            record_stale(self.service, age);
+        Ok(retry)
+    }
+
+    /// Stores fetched entities; those among `wanted` (all, if `None`) go into `found`.
+    fn store(
+        &self,
+        values: Vec<V>,
+        key_of: fn(&V) -> &str,
+        found: &mut HashMap<String, Arc<V>>,
+        wanted: Option<&[String]>,
+    ) {
+        let now = Instant::now();
+        for value in values {
+            let value = Arc::new(value);
+            let key = key_of(&value).to_owned();
+            self.entries.insert(
+                key.clone(),
+                Entry {
+                    value: Arc::clone(&value),
+                    fetched_at: now,
+                },
+            );
+            if wanted.is_none_or(|wanted| wanted.contains(&key)) {
+                found.insert(key, value);
+            }
         }
-        Ok(found)
+    }
+
+    /// Serves `key` from a stale entry after `error`, or fails with `error`.
+    fn serve_stale(
+        &self,
+        key: &str,
+        error: UpstreamError,
+        found: &mut HashMap<String, Arc<V>>,
+        stale_age: &mut Option<Duration>,
+    ) -> UpstreamResult<()> {
+        let (value, age) = self.usable(key).ok_or(error)?;
+        *stale_age = (*stale_age).max(Some(age));
+        found.insert(key.to_owned(), value);
+        Ok(())
     }
 }
 

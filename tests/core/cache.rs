@@ -165,3 +165,42 @@ async fn entries_past_the_stale_window_are_not_served() {
         "too old to serve"
     );
 }
+
+#[tokio::test]
+async fn a_waiter_refetches_when_the_fetch_it_waited_for_is_cancelled() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": [customer_json("cus_1")]}))
+                .set_delay(Duration::from_millis(200)),
+        )
+        .mount(&server)
+        .await;
+    let customers = cached(
+        &server,
+        CacheConfig {
+            ttl_ms: 60_000,
+            ..CacheConfig::default()
+        },
+    );
+    let first = {
+        let customers = Arc::clone(&customers);
+        tokio::spawn(async move { customers.customer("cus_1").await })
+    };
+    while hits(&server).await < 1 {
+        tokio::task::yield_now().await;
+    }
+    let second = {
+        let customers = Arc::clone(&customers);
+        tokio::spawn(async move { customers.customer("cus_1").await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    first.abort();
+    let customer = second
+        .await
+        .expect("joined")
+        .expect("served despite the cancelled fetch");
+    assert_eq!(customer.id, "cus_1");
+    assert_eq!(hits(&server).await, 2, "the waiter fetched again");
+}
