@@ -88,7 +88,9 @@ impl<F: BatchFetch> BatchLoader<F> {
                 Role::Wait(mut done) => {
                     // An error means the driver was dropped before answering; its guard has
                     // released the keys, so go round again and (maybe) drive a new batch.
-                    let _ = done.wait_for(|answered| *answered).await;
+                    if done.wait_for(|answered| *answered).await.is_err() {
+                        tokio::task::yield_now().await;
+                    }
                 }
                 Role::Drive { id, done } => {
                     self.drive(id, done).await;
@@ -233,5 +235,73 @@ impl Future for YieldOnce {
             cx.waker().wake_by_ref();
             Poll::Pending
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Hangs on its first fetch; answers every key afterwards. Counts fetches.
+    #[derive(Default)]
+    struct HangsOnce {
+        fetches: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl BatchFetch for Arc<HangsOnce> {
+        type Value = String;
+
+        async fn fetch(&self, keys: &[String]) -> Result<Vec<String>, UpstreamError> {
+            if self.fetches.fetch_add(1, Ordering::SeqCst) == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok(keys.to_vec())
+        }
+
+        fn key_of(value: &String) -> &str {
+            value
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_loaded_together_are_fetched_in_one_batch_and_cached() {
+        let fetcher = Arc::new(HangsOnce::default());
+        fetcher.fetches.store(1, Ordering::SeqCst);
+        let loader = BatchLoader::new(Arc::clone(&fetcher));
+        let (a, b, c) = tokio::join!(loader.load("a"), loader.load("b"), loader.load("a"));
+        assert_eq!(a.expect("a").as_deref().map(String::as_str), Some("a"));
+        assert_eq!(b.expect("b").as_deref().map(String::as_str), Some("b"));
+        assert!(c.expect("a again").is_some());
+        assert_eq!(
+            fetcher.fetches.load(Ordering::SeqCst),
+            2,
+            "one batch for a and b"
+        );
+        loader.load("b").await.expect("cached");
+        assert_eq!(
+            fetcher.fetches.load(Ordering::SeqCst),
+            2,
+            "served from the request cache"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_driver_releases_its_keys_for_the_next_load() {
+        let fetcher = Arc::new(HangsOnce::default());
+        let loader = BatchLoader::new(Arc::clone(&fetcher));
+        tokio::select! {
+            _ = loader.load("k") => panic!("the first fetch never answers"),
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        let value = tokio::time::timeout(Duration::from_secs(2), loader.load("k"))
+            .await
+            .expect("the next load drives a new batch instead of waiting forever")
+            .expect("fetched");
+        assert_eq!(value.as_deref().map(String::as_str), Some("k"));
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 2);
     }
 }
