@@ -423,31 +423,27 @@ impl CachedOrders {
     }
 }
 
-#[async_trait]
-impl OrdersApi for CachedOrders {
-    async fn order(&self, id: &str) -> UpstreamResult<Order> {
-        let ids = [id.to_owned()];
-        let found = self
-            .cache
-            .get_many(
-                &ids,
-                |o| &o.id,
-                |missing| async move { self.inner.orders_by_ids(&missing).await },
-            )
-            .await?;
-        single(Service::Orders, id, found)
-    }
-
-    async fn orders_by_ids(&self, ids: &[String]) -> UpstreamResult<Vec<Order>> {
-        let found = self
-            .cache
+impl CachedOrders {
+    async fn orders_map(&self, ids: &[String]) -> UpstreamResult<HashMap<String, Arc<Order>>> {
+        self.cache
             .get_many(
                 ids,
                 |o| &o.id,
                 |missing| async move { self.inner.orders_by_ids(&missing).await },
             )
-            .await?;
-        Ok(in_order(ids, found))
+            .await
+    }
+}
+
+#[async_trait]
+impl OrdersApi for CachedOrders {
+    async fn order(&self, id: &str) -> UpstreamResult<Order> {
+        let found = self.orders_map(&[id.to_owned()]).await?;
+        single(Service::Orders, id, found)
+    }
+
+    async fn orders_by_ids(&self, ids: &[String]) -> UpstreamResult<Vec<Order>> {
+        Ok(in_order(ids, self.orders_map(ids).await?))
     }
 
     async fn list_orders(&self, query: &OrdersQuery) -> UpstreamResult<Page<Order>> {
@@ -475,31 +471,27 @@ impl CachedInventory {
     }
 }
 
-#[async_trait]
-impl InventoryApi for CachedInventory {
-    async fn stock_level(&self, sku: &str) -> UpstreamResult<StockLevel> {
-        let skus = [sku.to_owned()];
-        let found = self
-            .cache
-            .get_many(
-                &skus,
-                |s| &s.sku,
-                |missing| async move { self.inner.stock_levels(&missing).await },
-            )
-            .await?;
-        single(Service::Inventory, sku, found)
-    }
-
-    async fn stock_levels(&self, skus: &[String]) -> UpstreamResult<Vec<StockLevel>> {
-        let found = self
-            .cache
+impl CachedInventory {
+    async fn stock_map(&self, skus: &[String]) -> UpstreamResult<HashMap<String, Arc<StockLevel>>> {
+        self.cache
             .get_many(
                 skus,
                 |s| &s.sku,
                 |missing| async move { self.inner.stock_levels(&missing).await },
             )
-            .await?;
-        Ok(in_order(skus, found))
+            .await
+    }
+}
+
+#[async_trait]
+impl InventoryApi for CachedInventory {
+    async fn stock_level(&self, sku: &str) -> UpstreamResult<StockLevel> {
+        let found = self.stock_map(&[sku.to_owned()]).await?;
+        single(Service::Inventory, sku, found)
+    }
+
+    async fn stock_levels(&self, skus: &[String]) -> UpstreamResult<Vec<StockLevel>> {
+        Ok(in_order(skus, self.stock_map(skus).await?))
     }
 
     fn breaker_state(&self) -> BreakerState {
