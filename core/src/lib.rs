@@ -2,7 +2,7 @@
 //!
 //! Everything two BFFs would otherwise both write lives here: typed configuration
 //! ([`config`]), the domain model ([`domain`]), upstream service clients ([`upstream`]),
-//! bearer-token auth ([`auth`]), the shared error vocabulary ([`error`]) and server
+//! bearer-token auth ([`auth`]), conditional GETs ([`conditional`]), the shared error vocabulary ([`error`]) and server
 //! plumbing ([`server`], [`telemetry`]).
 //!
 //! Core knows HTTP, tower and serde, but no client protocol: no GraphQL, no CBOR. BFFs
@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod conditional;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -1,0 +1,159 @@
+//! The mobile BFF's configuration: the shared core sections plus API limits, stock-level
+//! thresholds and the retirement dates of API v1.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use switchyard_core::config::{
+    AuthConfig, ConfigError, LogConfig, ServerConfig, UpstreamsConfig, Validate, default_listen,
+};
+use time::Date;
+
+/// Default listen port of the mobile BFF.
+pub const DEFAULT_PORT: u16 = 8082;
+
+time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
+
+/// Everything the mobile BFF reads at start-up (`--config` file + `SWITCHYARD_` env).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MobileConfig {
+    /// Listen address (`SWITCHYARD_LISTEN`).
+    pub listen: SocketAddr,
+    /// Upstream services.
+    pub upstreams: UpstreamsConfig,
+    /// Token verification.
+    pub auth: AuthConfig,
+    /// Shared server plumbing.
+    pub server: ServerConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Page sizes, time budget and stock thresholds of the v2 API.
+    pub api: ApiConfig,
+    /// Retirement of API v1.
+    pub v1: LegacyConfig,
+}
+
+impl Default for MobileConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(DEFAULT_PORT),
+            upstreams: UpstreamsConfig::default(),
+            auth: AuthConfig::default(),
+            server: ServerConfig::default(),
+            log: LogConfig::default(),
+            api: ApiConfig::default(),
+            v1: LegacyConfig::default(),
+        }
+    }
+}
+
+impl Validate for MobileConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.upstreams.validate()?;
+        self.auth.validate()?;
+        self.server.validate()?;
+        self.api.validate()?;
+        self.v1.validate()
+    }
+}
+
+/// Limits and thresholds of the v2 API.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Time budget of one request across all its upstream calls.
+    pub deadline_ms: u64,
+    /// Page size of `/v2/orders` when `limit` is omitted.
+    pub default_page_size: u32,
+    /// Largest `limit` accepted; larger values are rejected, not clamped.
+    pub max_page_size: u32,
+    /// Recent orders shown on the dashboard.
+    pub dashboard_orders: u32,
+    /// An item with fewer units available than this is `low` (and `out` at zero).
+    pub low_stock_below: i64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            deadline_ms: 800,
+            default_page_size: 20,
+            max_page_size: 50,
+            dashboard_orders: 5,
+            low_stock_below: 10,
+        }
+    }
+}
+
+impl Validate for ApiConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.deadline_ms == 0 {
+            return Err(ConfigError::invalid(
+                "api.deadline_ms",
+                "expected a value greater than 0",
+            ));
+        }
+        if !(1..=100).contains(&self.max_page_size) {
+            return Err(ConfigError::invalid(
+                "api.max_page_size",
+                "expected 1 to 100 (the orders service serves at most 100 per page)",
+            ));
+        }
+        if !(1..=self.max_page_size).contains(&self.default_page_size) {
+            return Err(ConfigError::invalid(
+                "api.default_page_size",
+                format!("expected 1 to api.max_page_size ({})", self.max_page_size),
+            ));
+        }
+        if !(1..=20).contains(&self.dashboard_orders) {
+            return Err(ConfigError::invalid(
+                "api.dashboard_orders",
+                "expected 1 to 20",
+            ));
+        }
+        if self.low_stock_below < 1 {
+            return Err(ConfigError::invalid(
+                "api.low_stock_below",
+                "expected at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// When API v1 was deprecated and when it goes away (`YYYY-MM-DD`, UTC midnight).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LegacyConfig {
+    /// Sent as the `Deprecation` header (RFC 9745).
+    #[serde(with = "iso_date")]
+    pub deprecated_on: Date,
+    /// Sent as the `Sunset` header (RFC 8594); must not be before `deprecated_on`.
+    #[serde(with = "iso_date")]
+    pub sunset_on: Date,
+}
+
+impl Default for LegacyConfig {
+    fn default() -> Self {
+        Self {
+            deprecated_on: time::macros::date!(2026 - 09 - 01),
+            sunset_on: time::macros::date!(2027 - 06 - 30),
+        }
+    }
+}
+
+impl Validate for LegacyConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.sunset_on < self.deprecated_on {
+            return Err(ConfigError::invalid(
+                "v1.sunset_on",
+                format!(
+                    "expected a date on or after v1.deprecated_on ({})",
+                    self.deprecated_on
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,150 @@
+//! The mobile BFF's one place where errors become responses: RFC 9457
+//! `application/problem+json`.
+//!
+//! Handlers and core middleware (auth) only decide *what* went wrong: they return a
+//! response carrying a [`Problem`] extension and no body. The [`render_problems`] middleware,
+//! which sees the request, writes the body with the request id and the path, so every error
+//! a mobile client gets, wherever it was raised, has the same shape:
+//!
+//! ```json
+//! {"type":"urn:switchyard:error:NOT_FOUND","title":"Not Found","status":404,
+//!  "detail":"order not found","code":"NOT_FOUND","instance":"/v2/orders/ord_1",
+//!  "requestId":"…"}
+//! ```
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::HeaderValue;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use serde::Serialize;
+use switchyard_core::ErrorCode;
+use switchyard_core::auth::AuthError;
+use switchyard_core::response::ErrorResponder;
+use switchyard_core::server::request_id_of;
+use switchyard_core::upstream::UpstreamError;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Prefix of a problem's `type`; the suffix is the core `ErrorCode`.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:switchyard:error:";
+
+/// What went wrong, attached to an error response until [`render_problems`] writes it out.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    code: ErrorCode,
+    detail: String,
+    service: Option<&'static str>,
+}
+
+impl Problem {
+    /// A problem with a message safe to show to the client.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            service: None,
+        }
+    }
+
+    /// The problem a failed upstream call becomes (logged here, except plain not-found).
+    pub fn upstream(error: &UpstreamError) -> Self {
+        if !matches!(error, UpstreamError::NotFound { .. }) {
+            tracing::warn!(%error, "upstream call failed");
+        }
+        Self {
+            code: error.code(),
+            detail: error.public_message(),
+            service: Some(error.service().as_str()),
+        }
+    }
+
+    /// The shared error code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
+impl From<AuthError> for Problem {
+    fn from(error: AuthError) -> Self {
+        Self::new(error.code(), error.to_string())
+    }
+}
+
+impl From<UpstreamError> for Problem {
+    fn from(error: UpstreamError) -> Self {
+        Self::upstream(&error)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = self.code.status().into_response();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Renders core errors (auth failures) as problems.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProblemResponder;
+
+impl ErrorResponder for ProblemResponder {
+    fn respond(&self, code: ErrorCode, message: &str) -> Response {
+        Problem::new(code, message).into_response()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProblemBody<'a> {
+    r#type: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<&'static str>,
+    instance: &'a str,
+    request_id: &'a str,
+}
+
+/// Writes the body of every response that carries a [`Problem`]. Must run inside the
+/// request-id layer and outside every route.
+pub async fn render_problems(request: Request, next: Next) -> Response {
+    let request_id = request_id_of(request.extensions()).to_owned();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let Some(problem) = response.extensions_mut().remove::<Problem>() else {
+        return response;
+    };
+    let status = problem.code.status();
+    // A bug's details go to the log, never to the client: the request id is the handle.
+    let detail = if problem.code == ErrorCode::Internal {
+        tracing::error!(detail = %problem.detail, "internal error");
+        "internal error"
+    } else {
+        problem.detail.as_str()
+    };
+    let body = ProblemBody {
+        r#type: format!("{PROBLEM_TYPE_PREFIX}{}", problem.code.as_str()),
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail,
+        code: problem.code.as_str(),
+        service: problem.service,
+        instance: &path,
+        request_id: &request_id,
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}

@@ -1,0 +1,262 @@
+//! API v1, kept for app versions that have not updated: the legacy page-based shapes,
+//! answered with the standard retirement signals — `Deprecation` (RFC 9745), `Sunset`
+//! (RFC 8594) and a `Link` to the successor — on every response, errors included.
+//!
+//! v1 predates partial responses: when an upstream part fails, the whole request fails
+//! (cached data is still served when an upstream is down).
+
+use axum::extract::{Query, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::header::LINK;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
+use switchyard_core::ErrorCode;
+use switchyard_core::auth::{Principal, Scope};
+use switchyard_core::domain::{Order, OrderStatus};
+use switchyard_core::upstream::{OrdersQuery, UpstreamError};
+use time::{Date, OffsetDateTime, Time, UtcOffset};
+
+use crate::AppState;
+use crate::config::LegacyConfig;
+use crate::params::bounded;
+use crate::problem::Problem;
+use crate::representation::cacheable_json;
+use crate::v2::rfc3339;
+
+/// `Deprecation` header (RFC 9745).
+pub const DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
+/// `Sunset` header (RFC 8594).
+pub const SUNSET: HeaderName = HeaderName::from_static("sunset");
+
+/// Deepest v1 page reachable: `page × per_page` is at most this, so that walking the
+/// upstream's cursor pages costs at most ten calls. Deeper lists need v2's cursors.
+const MAX_V1_DEPTH: u32 = 1_000;
+/// Largest page the orders service serves.
+const UPSTREAM_PAGE: u32 = 100;
+
+/// The retirement headers, formatted once from config.
+#[derive(Clone, Debug)]
+pub struct RetirementHeaders {
+    deprecation: HeaderValue,
+    sunset: HeaderValue,
+}
+
+fn midnight_utc(date: Date) -> OffsetDateTime {
+    date.with_time(Time::MIDNIGHT).assume_offset(UtcOffset::UTC)
+}
+
+impl RetirementHeaders {
+    /// Headers announcing `config`'s dates.
+    pub fn new(config: &LegacyConfig) -> Self {
+        let deprecated = midnight_utc(config.deprecated_on).unix_timestamp();
+        Self {
+            deprecation: HeaderValue::from_str(&format!("@{deprecated}"))
+                .expect("a number is a valid header value"),
+            sunset: HeaderValue::from_str(&http_date(midnight_utc(config.sunset_on)))
+                .expect("an HTTP-date is a valid header value"),
+        }
+    }
+}
+
+/// An IMF-fixdate (RFC 9110 §5.6.7), e.g. `Wed, 30 Jun 2027 00:00:00 GMT`.
+pub fn http_date(at: OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    at.to_offset(UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+/// Middleware adding the retirement headers to every v1 response.
+pub(crate) async fn retirement_headers(
+    State(headers): State<RetirementHeaders>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let successor = request.uri().path().strip_prefix("/v1/").and_then(|rest| {
+        HeaderValue::from_str(&format!("</v2/{rest}>; rel=\"successor-version\"")).ok()
+    });
+    let mut response = next.run(request).await;
+    let out = response.headers_mut();
+    out.insert(DEPRECATION, headers.deprecation.clone());
+    out.insert(SUNSET, headers.sunset.clone());
+    if let Some(link) = successor {
+        out.append(LINK, link);
+    }
+    response
+}
+
+#[derive(Serialize)]
+struct LegacyCustomer<'a> {
+    id: &'a str,
+    name: &'a str,
+    avatar_url: &'a str,
+}
+
+#[derive(Serialize)]
+struct LegacyOrder<'a> {
+    id: &'a str,
+    status: OrderStatus,
+    total_cents: i64,
+    currency: &'a str,
+    item_count: u64,
+    created_at: String,
+}
+
+impl<'a> From<&'a Order> for LegacyOrder<'a> {
+    fn from(order: &'a Order) -> Self {
+        Self {
+            id: &order.id,
+            status: order.status,
+            total_cents: order.total_cents,
+            currency: &order.currency,
+            item_count: order.item_count(),
+            created_at: rfc3339(order.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LegacyDashboard<'a> {
+    customer: LegacyCustomer<'a>,
+    orders: Vec<LegacyOrder<'a>>,
+}
+
+/// `GET /v1/dashboard`: the customer and their latest orders, all or nothing.
+pub(crate) async fn dashboard(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    principal.require(Scope::CustomersRead)?;
+    principal.require(Scope::OrdersRead)?;
+    let query = OrdersQuery {
+        customer_id: Some(principal.subject.clone()),
+        status: None,
+        limit: state.api.dashboard_orders,
+        cursor: None,
+    };
+    let upstreams = &state.upstreams;
+    let ((customer, orders), _freshness) = state
+        .within_budget(async {
+            tokio::join!(
+                upstreams.customers.customer(&principal.subject),
+                upstreams.orders.list_orders(&query),
+            )
+        })
+        .await;
+    let customer = customer?;
+    let orders = orders?;
+    let content = LegacyDashboard {
+        customer: LegacyCustomer {
+            id: &customer.id,
+            name: &customer.name,
+            avatar_url: &customer.avatar_url,
+        },
+        orders: orders.data.iter().map(LegacyOrder::from).collect(),
+    };
+    Ok(cacheable_json(&headers, &content, None))
+}
+
+/// Query of `GET /v1/orders`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LegacyOrdersParams {
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LegacyOrderPage<'a> {
+    orders: Vec<LegacyOrder<'a>>,
+    page: u32,
+    per_page: u32,
+    has_next: bool,
+}
+
+/// `GET /v1/orders?page&per_page`: numbered pages over the upstream's cursor pages.
+pub(crate) async fn orders(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    params: Result<Query<LegacyOrdersParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    principal.require(Scope::OrdersRead)?;
+    let Query(params) =
+        params.map_err(|rejection| Problem::new(ErrorCode::BadUserInput, rejection.body_text()))?;
+    let per_page = bounded(
+        "per_page",
+        params.per_page.as_deref(),
+        state.api.default_page_size,
+        1,
+        state.api.max_page_size,
+    )?;
+    let page = bounded(
+        "page",
+        params.page.as_deref(),
+        1,
+        1,
+        MAX_V1_DEPTH / per_page,
+    )?;
+    let offset = ((page - 1) * per_page) as usize;
+    let wanted = offset + per_page as usize;
+    let subject = principal.subject.clone();
+    let (walked, _freshness) = state
+        .within_budget(async {
+            let mut collected: Vec<Order> = Vec::with_capacity(wanted);
+            let mut cursor = None;
+            loop {
+                let remaining = (wanted - collected.len()) as u32;
+                let query = OrdersQuery {
+                    customer_id: Some(subject.clone()),
+                    status: None,
+                    limit: remaining.min(UPSTREAM_PAGE),
+                    cursor: cursor.take(),
+                };
+                let page = state.upstreams.orders.list_orders(&query).await?;
+                let progressed = !page.data.is_empty();
+                collected.extend(page.data);
+                match page.next_cursor {
+                    // An empty page with a cursor would loop forever; stop instead.
+                    Some(next) if collected.len() < wanted && progressed => cursor = Some(next),
+                    next => return Ok((collected, next.is_some())),
+                }
+            }
+        })
+        .await;
+    let (collected, has_next) = walked.map_err(|e: UpstreamError| Problem::from(e))?;
+    let content = LegacyOrderPage {
+        orders: collected
+            .iter()
+            .skip(offset)
+            .map(LegacyOrder::from)
+            .collect(),
+        page,
+        per_page,
+        has_next,
+    };
+    Ok(cacheable_json(&headers, &content, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_are_imf_fixdates_in_gmt() {
+        let at = midnight_utc(time::macros::date!(2027 - 06 - 30));
+        assert_eq!(http_date(at), "Wed, 30 Jun 2027 00:00:00 GMT");
+    }
+
+    #[test]
+    fn deprecation_is_a_structured_field_date() {
+        let headers = RetirementHeaders::new(&LegacyConfig {
+            deprecated_on: time::macros::date!(1970 - 01 - 02),
+            sunset_on: time::macros::date!(1970 - 01 - 03),
+        });
+        assert_eq!(headers.deprecation, "@86400");
+        assert_eq!(headers.sunset, "Sat, 03 Jan 1970 00:00:00 GMT");
+    }
+}
