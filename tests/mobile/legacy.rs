@@ -1,0 +1,124 @@
+//! API v1: legacy shapes, numbered pages over upstream cursors, and the retirement headers
+//! (`Deprecation`, `Sunset`, `Link: rel="successor-version"`) on every response.
+
+use serde_json::json;
+use time::OffsetDateTime;
+use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::{orders_of, spawn_app, spawn_app_with};
+
+fn parse_http_date(value: &str) -> OffsetDateTime {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(value, &format)
+        .unwrap_or_else(|e| panic!("{value:?} is not an IMF-fixdate: {e}"))
+        .assume_utc()
+}
+
+#[tokio::test]
+async fn v1_dashboard_keeps_the_legacy_shape_and_announces_its_retirement() {
+    let app = spawn_app_with(|config| {
+        config.v1.deprecated_on = time::macros::date!(2026 - 09 - 01);
+        config.v1.sunset_on = time::macros::date!(2027 - 06 - 30);
+    })
+    .await;
+    app.up
+        .serve_customers(&[switchyard_tests::customer_json("cus_1")])
+        .await;
+    app.up.serve_orders(&orders_of("cus_1", 2, 1)).await;
+
+    let response = app.get("/v1/dashboard", Some(&app.token("cus_1"))).await;
+
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.json["customer"]["avatar_url"],
+        "https://img.test/cus_1.png"
+    );
+    assert_eq!(response.json["orders"][0]["total_cents"], 100);
+    let deprecation = response.header("deprecation").expect("Deprecation");
+    let deprecated_at: i64 = deprecation
+        .strip_prefix('@')
+        .and_then(|s| s.parse().ok())
+        .expect("@<unix seconds>");
+    assert_eq!(
+        deprecated_at,
+        time::macros::datetime!(2026-09-01 0:00 UTC).unix_timestamp()
+    );
+    let sunset = parse_http_date(response.header("sunset").expect("Sunset"));
+    assert_eq!(sunset, time::macros::datetime!(2027-06-30 0:00 UTC));
+    assert_eq!(
+        response.header("link"),
+        Some("</v2/dashboard>; rel=\"successor-version\"")
+    );
+}
+
+#[tokio::test]
+async fn v1_errors_carry_the_retirement_headers_too() {
+    let app = spawn_app().await;
+    let response = app.get("/v1/orders", None).await;
+    assert_eq!(response.status, 401);
+    assert!(response.header("deprecation").is_some());
+    assert!(response.header("sunset").is_some());
+    assert_eq!(
+        response.header("link"),
+        Some("</v2/orders>; rel=\"successor-version\"")
+    );
+    let v2 = app.get("/v2/orders", None).await;
+    assert!(v2.header("deprecation").is_none(), "v2 is not deprecated");
+}
+
+#[tokio::test]
+async fn a_deep_v1_page_walks_the_upstream_cursor_pages() {
+    let app = spawn_app().await;
+    // Page 3 of 40 is orders 80..120: the first upstream page of 100 and 20 of the next.
+    Mock::given(method("GET"))
+        .and(path("/orders"))
+        .and(query_param_is_missing("cursor"))
+        .and(query_param("limit", "100"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": orders_of("cus_1", 100, 1), "next_cursor": "c1"})),
+        )
+        .expect(1)
+        .mount(&app.up.orders)
+        .await;
+    let second: Vec<_> = orders_of("cus_1", 120, 1).into_iter().skip(100).collect();
+    Mock::given(method("GET"))
+        .and(path("/orders"))
+        .and(query_param("cursor", "c1"))
+        .and(query_param("limit", "20"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": second, "next_cursor": "c2"})),
+        )
+        .expect(1)
+        .mount(&app.up.orders)
+        .await;
+
+    let response = app
+        .get("/v1/orders?page=3&per_page=40", Some(&app.token("cus_1")))
+        .await;
+
+    assert_eq!(response.status, 200);
+    let orders = response.json["orders"].as_array().expect("orders");
+    assert_eq!(orders.len(), 40);
+    assert_eq!(orders[0]["id"], "ord-cus_1-80");
+    assert_eq!(orders[39]["id"], "ord-cus_1-119");
+    assert_eq!(response.json["has_next"], true);
+    assert_eq!(response.json["page"], 3);
+}
+
+#[tokio::test]
+async fn v1_pages_deeper_than_a_thousand_orders_are_refused() {
+    let app = spawn_app().await;
+    let response = app
+        .get("/v1/orders?page=21&per_page=50", Some(&app.token("cus_1")))
+        .await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.json["code"], "BAD_USER_INPUT");
+    assert_eq!(
+        app.up.orders.received_requests().await.map(|r| r.len()),
+        Some(0)
+    );
+}
