@@ -2,10 +2,11 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p switchyard-sandbox -p web-bff
+RUN cargo build --release --locked -p switchyard-sandbox -p web-bff -p mobile-bff
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/target/release/switchyard-sandbox /src/target/release/web-bff /usr/local/bin/
+COPY --from=build /src/target/release/switchyard-sandbox /src/target/release/web-bff \
+    /src/target/release/mobile-bff /usr/local/bin/
 USER nobody

@@ -1,4 +1,5 @@
-//! End-to-end: the sandbox and the web BFF over real sockets, as the README runs them.
+//! End-to-end: the sandbox and the BFFs over real sockets, as the README runs them.
 
 mod dashboard;
+mod mobile;
 mod sandbox;

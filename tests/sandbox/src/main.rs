@@ -35,6 +35,15 @@ struct Args {
     /// Listen address of the web BFF.
     #[arg(long, default_value = "127.0.0.1:8081")]
     web_listen: SocketAddr,
+    /// Listen address of the mobile BFF.
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    mobile_listen: SocketAddr,
+}
+
+/// Where the launcher serves each BFF.
+struct BffListeners {
+    web: SocketAddr,
+    mobile: SocketAddr,
 }
 
 #[derive(Subcommand)]
@@ -124,7 +133,11 @@ async fn main() -> ExitCode {
         format: switchyard_core::config::LogFormat::Pretty,
         filter: "warn".into(),
     });
-    match run(options, args.upstreams_only, args.web_listen).await {
+    let listeners = BffListeners {
+        web: args.web_listen,
+        mobile: args.mobile_listen,
+    };
+    match run(options, args.upstreams_only, listeners).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("switchyard-sandbox: {error:#}");
@@ -136,7 +149,7 @@ async fn main() -> ExitCode {
 async fn run(
     options: SandboxOptions,
     upstreams_only: bool,
-    web_listen: SocketAddr,
+    listeners: BffListeners,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let sandbox = Sandbox::start(&options)
@@ -155,6 +168,10 @@ async fn run(
 
     let mut bffs = Vec::new();
     if !upstreams_only {
+        let BffListeners {
+            web: web_listen,
+            mobile: mobile_listen,
+        } = listeners;
         let web_config = web_bff::WebConfig {
             listen: web_listen,
             upstreams: sandbox.upstreams_config(),
@@ -168,6 +185,19 @@ async fn run(
         bffs.push(tokio::spawn(async move {
             web_bff::serve(&web_config, listener, std::future::pending()).await
         }));
+        let mobile_config = mobile_bff::MobileConfig {
+            listen: mobile_listen,
+            upstreams: sandbox.upstreams_config(),
+            auth: sandbox.auth_config(),
+            ..Default::default()
+        };
+        let listener = tokio::net::TcpListener::bind(mobile_listen)
+            .await
+            .with_context(|| format!("cannot listen on {mobile_listen} for mobile-bff"))?;
+        println!("  mobile-bff    http://{mobile_listen}/v2/dashboard  (OpenAPI: /openapi.json)");
+        bffs.push(tokio::spawn(async move {
+            mobile_bff::serve(&mobile_config, listener, std::future::pending()).await
+        }));
 
         let token = sandbox.issuer.mint(&TokenRequest::default());
         println!();
@@ -180,6 +210,9 @@ async fn run(
         println!("Try:");
         println!(
             "  curl -s http://{web_listen}/graphql -H 'Authorization: Bearer {token}' \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"query\":\"{{ viewer {{ name orders(first: 3) {{ nodes {{ id status total {{ formatted }} items {{ sku quantity stock {{ name available }} }} }} }} }} }}\"}}'"
+        );
+        println!(
+            "  curl -s --compressed http://{mobile_listen}/v2/dashboard -H 'Authorization: Bearer {token}'"
         );
         println!("  curl -s {}/__stats", sandbox.inventory.url);
     }

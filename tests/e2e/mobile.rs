@@ -1,0 +1,102 @@
+//! The mobile BFF over a real socket against the sandbox, as the README runs it.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+use switchyard_sandbox::data::DEMO_CUSTOMER_ID;
+use switchyard_sandbox::{Sandbox, SandboxOptions, TokenRequest};
+
+struct MobileFleet {
+    sandbox: Sandbox,
+    base: String,
+    http: reqwest::Client,
+    token: String,
+}
+
+async fn start() -> MobileFleet {
+    let sandbox = Sandbox::start(&SandboxOptions::ephemeral())
+        .await
+        .expect("sandbox starts");
+    let config = mobile_bff::MobileConfig {
+        upstreams: sandbox.upstreams_config(),
+        auth: sandbox.auth_config(),
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { mobile_bff::serve(&config, listener, std::future::pending()).await });
+    let token = sandbox.issuer.mint(&TokenRequest::default());
+    MobileFleet {
+        sandbox,
+        base,
+        http: reqwest::Client::new(),
+        token,
+    }
+}
+
+impl MobileFleet {
+    async fn get(&self, path: &str) -> (u16, Value, usize) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("mobile-bff answers");
+        let status = response.status().as_u16();
+        let body = response.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+            body.len(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn the_v2_dashboard_costs_one_customers_and_one_orders_call_and_fits_the_budget() {
+    let fleet = start().await;
+    let (status, body, bytes) = fleet.get("/v2/dashboard").await;
+    assert_eq!(status, 200, "{body}");
+    let data = &fleet.sandbox.data;
+    let demo = data.customer(DEMO_CUSTOMER_ID).expect("demo customer");
+    assert_eq!(body["user"]["name"], demo.name.as_str());
+    assert_eq!(body["user"]["avatar"], demo.avatar_thumb_url.as_str());
+    let recent = body["recentOrders"].as_array().expect("recent orders");
+    let expected = &data.orders_of(DEMO_CUSTOMER_ID)[..5];
+    for (row, &index) in recent.iter().zip(expected) {
+        let order = &data.orders[index];
+        assert_eq!(row["id"], order.id.as_str());
+        assert_eq!(row["total"], order.total().formatted().as_str());
+        assert_eq!(row["itemCount"], order.item_count());
+    }
+    assert!(bytes <= 2048, "{bytes} bytes");
+    let calls = (
+        fleet.sandbox.customers.admin.stats().total,
+        fleet.sandbox.orders.admin.stats().total,
+        fleet.sandbox.inventory.admin.stats().total,
+    );
+    assert_eq!(calls, (1, 1, 0), "customers, orders, inventory calls");
+}
+
+#[tokio::test]
+async fn walking_v2_cursors_visits_every_order_once() {
+    let fleet = start().await;
+    let expected = fleet.sandbox.data.orders_of(DEMO_CUSTOMER_ID).len();
+    let mut seen = HashSet::new();
+    let mut path = "/v2/orders?limit=17".to_owned();
+    loop {
+        let (status, page, _) = fleet.get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        for row in page["data"].as_array().expect("data") {
+            assert!(seen.insert(row["id"].as_str().expect("id").to_owned()));
+        }
+        match page["pagination"]["cursor"].as_str() {
+            Some(cursor) => path = format!("/v2/orders?limit=17&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), expected);
+}
