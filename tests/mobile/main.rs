@@ -4,6 +4,7 @@
 
 mod auth;
 mod conditional;
+mod config;
 mod contract;
 mod dashboard;
 mod legacy;

@@ -1,0 +1,81 @@
+//! Configuration: dates and limits from TOML and the environment, bad values naming the key.
+
+use std::io::Write as _;
+
+use mobile_bff::MobileConfig;
+use switchyard_core::config::{ConfigError, load_from_sources};
+
+fn load(file: Option<&std::path::Path>, env: &[(&str, &str)]) -> Result<MobileConfig, ConfigError> {
+    load_from_sources(
+        file,
+        env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
+}
+
+#[test]
+fn defaults_listen_on_8082_and_point_at_the_sandbox() {
+    let config = load(None, &[]).expect("defaults are valid");
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8082");
+    assert_eq!(config.upstreams.customers.url, "http://127.0.0.1:7101");
+    assert_eq!(config.api.dashboard_orders, 5);
+}
+
+#[test]
+fn retirement_dates_come_from_toml_or_the_environment() {
+    let mut file = tempfile();
+    writeln!(
+        file.1,
+        "[v1]\ndeprecated_on = \"2026-01-15\"\nsunset_on = \"2026-12-31\""
+    )
+    .expect("write");
+    let config = load(Some(&file.0), &[]).expect("dates from TOML");
+    assert_eq!(config.v1.sunset_on, time::macros::date!(2026 - 12 - 31));
+    let config = load(
+        Some(&file.0),
+        &[
+            ("SWITCHYARD_V1__SUNSET_ON", "2027-03-01"),
+            ("SWITCHYARD_API__LOW_STOCK_BELOW", "3"),
+        ],
+    )
+    .expect("env overrides");
+    assert_eq!(config.v1.sunset_on, time::macros::date!(2027 - 03 - 01));
+    assert_eq!(config.api.low_stock_below, 3);
+    let _ = std::fs::remove_file(&file.0);
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    for (env, key) in [
+        (("SWITCHYARD_V1__SUNSET_ON", "next year"), "sunset_on"),
+        (("SWITCHYARD_V1__SUNSET_ON", "2020-01-01"), "v1.sunset_on"),
+        (
+            ("SWITCHYARD_API__MAX_PAGE_SIZE", "500"),
+            "api.max_page_size",
+        ),
+        (
+            ("SWITCHYARD_API__DEFAULT_PAGE_SIZE", "0"),
+            "api.default_page_size",
+        ),
+        (
+            ("SWITCHYARD_API__DASHBOARD_ORDERS", "0"),
+            "api.dashboard_orders",
+        ),
+        (("SWITCHYARD_API__DEADLINE_MS", "0"), "api.deadline_ms"),
+    ] {
+        let error = load(None, &[env]).expect_err("invalid").to_string();
+        assert!(error.contains(key), "{env:?}: {error}");
+    }
+}
+
+/// A fresh file in the system temp dir (removed by the test).
+fn tempfile() -> (std::path::PathBuf, std::fs::File) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "switchyard-mobile-config-{}-{}.toml",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = std::fs::File::create(&path).expect("temp file");
+    (path, file)
+}
