@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::domain::{Customer, Order, Page, StockLevel};
+use crate::domain::{Customer, Order, Page, ReadingsAck, ReadingsBatch, StockLevel};
 use crate::resilience::BreakerState;
 use crate::upstream::{
     CustomersApi, InventoryApi, OrdersApi, OrdersQuery, Service, UpstreamError, UpstreamResult,
@@ -135,6 +135,11 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                 .build(),
             in_flight: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Forgets `key`, fresh or stale.
+    pub fn invalidate(&self, key: &str) {
+        self.entries.invalidate(key);
     }
 
     fn fresh(&self, key: &str) -> Option<Arc<V>> {
@@ -492,6 +497,20 @@ impl InventoryApi for CachedInventory {
 
     async fn stock_levels(&self, skus: &[String]) -> UpstreamResult<Vec<StockLevel>> {
         Ok(in_order(skus, self.stock_map(skus).await?))
+    }
+
+    /// Writes go straight through; the cached levels of the SKUs they touch are dropped,
+    /// so a later outage cannot serve a level older than a reading that was applied.
+    async fn post_readings(
+        &self,
+        idempotency_key: &str,
+        batch: &ReadingsBatch,
+    ) -> UpstreamResult<ReadingsAck> {
+        let ack = self.inner.post_readings(idempotency_key, batch).await;
+        for reading in &batch.readings {
+            self.cache.invalidate(&reading.sku);
+        }
+        ack
     }
 
     fn breaker_state(&self) -> BreakerState {

@@ -164,6 +164,47 @@ pub struct StockLevel {
     pub updated_at: OffsetDateTime,
 }
 
+/// Stock counts observed by one device, as `POST /inventory/readings` takes them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadingsBatch {
+    /// The device that observed them.
+    pub device_id: String,
+    /// The warehouse it is in.
+    pub warehouse_id: String,
+    /// The observations, in the device's order.
+    pub readings: Vec<Reading>,
+}
+
+/// One observed stock count: after it, `sku` has `quantity` units available.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reading {
+    /// Stock-keeping unit.
+    pub sku: String,
+    /// Units counted.
+    pub quantity: i64,
+    /// When they were counted.
+    #[serde(with = "time::serde::rfc3339")]
+    pub observed_at: OffsetDateTime,
+}
+
+/// The inventory service's answer to a batch of readings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadingsAck {
+    /// Readings applied.
+    pub accepted: u32,
+    /// Readings refused, by index in the batch.
+    pub rejected: Vec<RejectedReading>,
+}
+
+/// A reading the inventory service refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedReading {
+    /// Position in the batch.
+    pub index: u32,
+    /// Why, e.g. `unknown_sku`.
+    pub reason: String,
+}
+
 /// An amount of money in integer minor units (cents), never floating point.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {

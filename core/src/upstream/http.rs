@@ -11,18 +11,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
 use reqwest::{Client, StatusCode, Url};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::{
     CustomersApi, InventoryApi, OrdersApi, OrdersQuery, Service, UpstreamError, UpstreamResult,
 };
 use crate::config::{ConfigError, UpstreamConfig, validate_http_url};
-use crate::domain::{Customer, Order, Page, StockLevel};
+use crate::domain::{Customer, Order, Page, ReadingsAck, ReadingsBatch, StockLevel};
 use crate::resilience::{AttemptResult, BreakerState, DEADLINE_HEADER, Guard};
 
 /// Most ids the upstream batch endpoints accept in one call; larger sets are split.
 pub const MAX_IDS_PER_CALL: usize = 100;
+
+/// Header that makes a write safe to repeat (IETF `draft-ietf-httpapi-idempotency-key-header`).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// Largest upstream response body accepted, so a runaway upstream cannot exhaust memory.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -87,24 +90,46 @@ impl HttpUpstream {
     ) -> UpstreamResult<T> {
         self.guard
             .run(true, |timeout, budget| {
-                self.attempt(url.clone(), query, timeout, budget)
+                let request = self.client.get(url.clone()).query(query);
+                self.attempt(request, timeout, budget)
             })
             .await
     }
 
-    /// One try of a GET: classifies the outcome and reports any `Retry-After`.
-    async fn attempt<T: DeserializeOwned>(
+    /// POSTs `body` as JSON with an `Idempotency-Key`, through the guard. The key is what
+    /// makes a retry safe, so the call is treated as idempotent.
+    async fn post_json<B: Serialize, T: DeserializeOwned>(
         &self,
         url: Url,
-        query: &[(&str, &str)],
+        idempotency_key: &str,
+        body: &B,
+    ) -> UpstreamResult<T> {
+        let body = serde_json::to_vec(body).map_err(|e| UpstreamError::Malformed {
+            service: self.service,
+            detail: format!("cannot encode the request: {e}"),
+        })?;
+        self.guard
+            .run(true, |timeout, budget| {
+                let request = self
+                    .client
+                    .post(url.clone())
+                    .header(IDEMPOTENCY_KEY_HEADER, idempotency_key)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+                self.attempt(request, timeout, budget)
+            })
+            .await
+    }
+
+    /// One try of a request: classifies the outcome and reports any `Retry-After`.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
         timeout: Duration,
         budget: Option<Duration>,
     ) -> AttemptResult<T> {
         let service = self.service;
-        let mut request = self
-            .client
-            .get(url)
-            .query(query)
+        let mut request = request
             .timeout(timeout)
             .header(http::header::ACCEPT, "application/json");
         if let Some(budget) = budget {
@@ -309,6 +334,15 @@ impl InventoryApi for HttpInventory {
 
     async fn stock_levels(&self, skus: &[String]) -> UpstreamResult<Vec<StockLevel>> {
         self.0.get_batch("inventory", "skus", skus).await
+    }
+
+    async fn post_readings(
+        &self,
+        idempotency_key: &str,
+        batch: &ReadingsBatch,
+    ) -> UpstreamResult<ReadingsAck> {
+        let url = self.0.url(&["inventory", "readings"]);
+        self.0.post_json(url, idempotency_key, batch).await
     }
 
     fn breaker_state(&self) -> BreakerState {

@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use self::http::{HttpCustomers, HttpInventory, HttpOrders, MAX_IDS_PER_CALL};
+pub use self::http::{
+    HttpCustomers, HttpInventory, HttpOrders, IDEMPOTENCY_KEY_HEADER, MAX_IDS_PER_CALL,
+};
 use crate::config::{ConfigError, UpstreamsConfig};
-use crate::domain::{Customer, Order, OrderStatus, Page, StockLevel};
+use crate::domain::{Customer, Order, OrderStatus, Page, ReadingsAck, ReadingsBatch, StockLevel};
 use crate::error::ErrorCode;
 use crate::resilience::BreakerState;
 
@@ -171,6 +173,14 @@ pub trait InventoryApi: Send + Sync {
     async fn stock_level(&self, sku: &str) -> UpstreamResult<StockLevel>;
     /// Stock of many SKUs; unknown SKUs are omitted.
     async fn stock_levels(&self, skus: &[String]) -> UpstreamResult<Vec<StockLevel>>;
+    /// Applies observed stock counts. The service applies a batch at most once per
+    /// `idempotency_key` and answers a repeat with the first answer, which is what makes
+    /// retrying this write safe.
+    async fn post_readings(
+        &self,
+        idempotency_key: &str,
+        batch: &ReadingsBatch,
+    ) -> UpstreamResult<ReadingsAck>;
     /// State of the circuit breaker in front of the service.
     fn breaker_state(&self) -> BreakerState {
         BreakerState::Closed
