@@ -8,6 +8,7 @@ pub mod admin;
 pub mod data;
 pub mod issuer;
 pub mod services;
+pub mod stock;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,6 +106,8 @@ pub struct Sandbox {
     pub inventory: RunningService,
     /// The dataset served.
     pub data: Arc<Dataset>,
+    /// Current stock levels, moved by device readings.
+    pub stock: Arc<stock::StockBook>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -131,6 +134,7 @@ impl Sandbox {
     /// Generates the dataset and starts the issuer and the three services.
     pub async fn start(options: &SandboxOptions) -> std::io::Result<Self> {
         let data = Arc::new(Dataset::generate(options.seed));
+        let stock = Arc::new(stock::StockBook::new(Arc::clone(&data)));
         let issuer = Arc::new(Issuer::dev());
         let mut tasks = Vec::new();
 
@@ -158,7 +162,7 @@ impl Sandbox {
         let inventory = start_service(
             options.inventory,
             options.faults.inventory,
-            services::inventory(Arc::clone(&data)),
+            services::inventory(Arc::clone(&stock)),
         )
         .await?;
         Ok(Self {
@@ -168,6 +172,7 @@ impl Sandbox {
             orders,
             inventory,
             data,
+            stock,
             tasks,
         })
     }

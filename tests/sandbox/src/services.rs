@@ -8,9 +8,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use switchyard_core::domain::OrderStatus;
+use switchyard_core::domain::{OrderStatus, ReadingsBatch};
+use switchyard_core::upstream::IDEMPOTENCY_KEY_HEADER;
 
 use crate::data::Dataset;
+use crate::stock::{Delivery, StockBook};
 
 /// Most ids a batch lookup accepts, and the largest page.
 pub const MAX_BATCH: usize = 100;
@@ -182,38 +184,85 @@ pub fn orders(data: Arc<Dataset>) -> Router {
         .with_state(data)
 }
 
-/// Routes of the inventory service.
-pub fn inventory(data: Arc<Dataset>) -> Router {
+/// Routes of the inventory service: stock lookups from `book`, and device readings.
+pub fn inventory(book: Arc<StockBook>) -> Router {
     #[derive(Deserialize)]
     struct BatchQuery {
         skus: Option<String>,
     }
 
-    async fn one(State(data): State<Arc<Dataset>>, Path(sku): Path<String>) -> Response {
-        match data.stock_level(&sku) {
+    async fn one(State(book): State<Arc<StockBook>>, Path(sku): Path<String>) -> Response {
+        match book.level(&sku) {
             Some(level) => Json(level).into_response(),
             None => not_found(),
         }
     }
 
-    async fn batch(State(data): State<Arc<Dataset>>, Query(query): Query<BatchQuery>) -> Response {
+    async fn batch(
+        State(book): State<Arc<StockBook>>,
+        Query(query): Query<BatchQuery>,
+    ) -> Response {
         let Some(raw) = query.skus else {
             return error(StatusCode::BAD_REQUEST, "skus is required");
         };
         match parse_ids(&raw, "skus") {
             Ok(skus) => Json(DataEnvelope {
-                data: skus
-                    .iter()
-                    .filter_map(|sku| data.stock_level(sku))
-                    .collect(),
+                data: book.levels(&skus),
             })
             .into_response(),
             Err(response) => response,
         }
     }
 
+    /// `POST /inventory/readings`: applied once per `Idempotency-Key`; a repeat with the
+    /// same body gets the first answer (`Idempotent-Replayed: true`), a repeat with another
+    /// body is a 422.
+    async fn readings(
+        State(book): State<Arc<StockBook>>,
+        headers: axum::http::HeaderMap,
+        body: Result<Json<ReadingsBatch>, axum::extract::rejection::JsonRejection>,
+    ) -> Response {
+        let Some(key) = headers
+            .get(IDEMPOTENCY_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|k| !k.is_empty() && k.len() <= 255)
+        else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Idempotency-Key header is required",
+            );
+        };
+        let batch = match body {
+            Ok(Json(batch)) => batch,
+            Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        };
+        if batch.device_id.is_empty() || batch.warehouse_id.is_empty() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "device_id and warehouse_id must not be empty",
+            );
+        }
+        if batch.readings.is_empty() || batch.readings.len() > MAX_BATCH {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("readings must hold 1 to {MAX_BATCH} entries"),
+            );
+        }
+        match book.deliver(key, &batch) {
+            Delivery::Applied(ack) => Json(ack).into_response(),
+            Delivery::Replayed(ack) => {
+                ([("idempotent-replayed", "true")], Json(ack)).into_response()
+            }
+            Delivery::KeyReused => error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Idempotency-Key was already used for a different body",
+            ),
+        }
+    }
+
     Router::new()
         .route("/inventory", get(batch))
+        .route("/inventory/readings", axum::routing::post(readings))
         .route("/inventory/{sku}", get(one))
-        .with_state(data)
+        .with_state(book)
 }
