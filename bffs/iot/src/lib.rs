@@ -10,6 +10,7 @@ pub mod config;
 pub mod errors;
 pub mod message;
 pub mod readings;
+pub mod samples;
 
 use std::future::Future;
 use std::sync::Arc;

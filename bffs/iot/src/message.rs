@@ -433,3 +433,87 @@ impl Settings {
         ]))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samples;
+
+    #[test]
+    fn a_valid_message_round_trips() {
+        let message = samples::valid("dev-1", 7, 20);
+        assert_eq!(decode(&message.to_cbor(), &Limits::default()), Ok(message));
+    }
+
+    #[test]
+    fn negative_quantities_in_range_decode_for_per_reading_rejection() {
+        let mut message = samples::valid("dev-1", 1, 1);
+        message.readings[0].quantity = -5;
+        let decoded = decode(&message.to_cbor(), &Limits::default()).expect("decodes");
+        assert_eq!(decoded.readings[0].quantity, -5);
+    }
+
+    #[test]
+    fn every_hostile_sample_is_refused_with_a_reason() {
+        for (name, body) in samples::hostile() {
+            match decode(&body, &Limits::default()) {
+                Ok(message) => panic!("{name}: decoded {message:?}"),
+                Err(error) => assert!(!error.to_string().is_empty(), "{name}"),
+            }
+        }
+    }
+
+    #[test]
+    fn specific_defects_get_specific_errors() {
+        let corpus: std::collections::HashMap<_, _> = samples::hostile().into_iter().collect();
+        let error = |name: &str| decode(&corpus[name], &Limits::default()).expect_err(name);
+        assert_eq!(error("trailing bytes"), DecodeError::TrailingBytes);
+        assert_eq!(error("truncated"), DecodeError::Truncated);
+        assert_eq!(
+            error("duplicate key"),
+            DecodeError::DuplicateKey("message", 1)
+        );
+        assert_eq!(
+            error("text declaring 2^32 bytes"),
+            DecodeError::TooLong("device id (1)", 64)
+        );
+        assert_eq!(
+            error("readings declaring 2^32 entries"),
+            DecodeError::TooManyReadings(100)
+        );
+        assert_eq!(
+            error("quantity below -2^63"),
+            DecodeError::OutOfRange("reading quantity (2)")
+        );
+        assert_eq!(
+            error("indefinite-length map"),
+            DecodeError::Indefinite("message")
+        );
+        assert_eq!(
+            error("invalid UTF-8"),
+            DecodeError::InvalidText("device id (1)")
+        );
+    }
+
+    /// Writes the fuzz target's seed corpus: `SEED_DIR=fuzz/corpus/decode_reading cargo
+    /// test -p iot-bff write_seed_corpus -- --ignored`.
+    #[test]
+    #[ignore = "writes files; run by hand to refresh the fuzz seed corpus"]
+    fn write_seed_corpus() {
+        let dir = std::env::var("SEED_DIR").expect("SEED_DIR names the corpus directory");
+        std::fs::create_dir_all(&dir).expect("corpus dir");
+        let mut seeds = samples::hostile();
+        seeds.push(("valid 1 reading", samples::valid("dev-1", 1, 1).to_cbor()));
+        seeds.push((
+            "valid 20 readings",
+            samples::valid("dev-2", 99, 20).to_cbor(),
+        ));
+        for (name, body) in seeds {
+            let file: String = name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            std::fs::write(format!("{dir}/{file}"), body).expect("seed written");
+        }
+    }
+}
