@@ -239,7 +239,13 @@ fn upstream_failure(error: &UpstreamError, retry_after_secs: u32) -> DeviceError
             ErrorCode::BadRequest,
             "this seq was already used for a different message",
         ),
-        UpstreamError::Rejected { .. } | UpstreamError::NotFound { .. } => {
+        // The write endpoint itself is missing: a deployment fault, not the device's.
+        UpstreamError::NotFound { .. } => DeviceError::new(
+            ErrorCode::UpstreamUnavailable,
+            "the inventory service is unavailable; retry later",
+        )
+        .retry_after(retry_after_secs),
+        UpstreamError::Rejected { .. } => {
             DeviceError::new(ErrorCode::BadRequest, error.public_message())
         }
     }
