@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod data;
+pub mod devices;
 pub mod issuer;
 pub mod services;
 pub mod stock;

@@ -38,12 +38,16 @@ struct Args {
     /// Listen address of the mobile BFF.
     #[arg(long, default_value = "127.0.0.1:8082")]
     mobile_listen: SocketAddr,
+    /// Listen address of the IoT BFF.
+    #[arg(long, default_value = "127.0.0.1:8083")]
+    iot_listen: SocketAddr,
 }
 
 /// Where the launcher serves each BFF.
 struct BffListeners {
     web: SocketAddr,
     mobile: SocketAddr,
+    iot: SocketAddr,
 }
 
 #[derive(Subcommand)]
@@ -62,6 +66,30 @@ enum Command {
         /// Tier claim: free, pro or enterprise.
         #[arg(long, default_value = "pro")]
         tier: String,
+        /// Mint a device token instead: `sub` = this device id, scope `data:inventory:write`.
+        #[arg(long, value_name = "DEVICE_ID", conflicts_with_all = ["sub", "scope"])]
+        device: Option<String>,
+    },
+    /// Simulate warehouse devices posting stock readings to the IoT BFF, with retries.
+    Devices {
+        /// Number of devices (`dev-0001`…).
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// Messages per second across all devices.
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+        /// Readings per message.
+        #[arg(long, default_value_t = 20)]
+        readings: usize,
+        /// Fraction of acknowledged messages sent again, as a device that lost the ack would.
+        #[arg(long, default_value_t = 0.05)]
+        resend_rate: f64,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Base URL of the IoT BFF.
+        #[arg(long, default_value = "http://127.0.0.1:8083")]
+        url: String,
     },
 }
 
@@ -90,25 +118,63 @@ fn apply_fault(options: &mut SandboxOptions, spec: &str) -> Result<(), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Command::Token {
-        sub,
-        scope,
-        ttl,
-        tier,
-    }) = args.command
-    {
-        if switchyard_core::domain::Tier::parse(&tier).is_none() {
-            eprintln!("switchyard-sandbox: --tier must be free, pro or enterprise");
-            return ExitCode::from(2);
-        }
-        let token = Issuer::dev().mint(&TokenRequest {
+    match args.command {
+        Some(Command::Token {
             sub,
             scope,
             ttl,
             tier,
-        });
-        println!("{token}");
-        return ExitCode::SUCCESS;
+            device,
+        }) => {
+            if switchyard_core::domain::Tier::parse(&tier).is_none() {
+                eprintln!("switchyard-sandbox: --tier must be free, pro or enterprise");
+                return ExitCode::from(2);
+            }
+            let (sub, scope) = match device {
+                Some(device) => (device, "data:inventory:write".to_owned()),
+                None => (sub, scope),
+            };
+            let token = Issuer::dev().mint(&TokenRequest {
+                sub,
+                scope,
+                ttl,
+                tier,
+            });
+            println!("{token}");
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Devices {
+            count,
+            rate,
+            readings,
+            resend_rate,
+            duration,
+            url,
+        }) => {
+            if count == 0
+                || rate.is_nan()
+                || rate <= 0.0
+                || !(1..=100).contains(&readings)
+                || !(0.0..=1.0).contains(&resend_rate)
+            {
+                eprintln!(
+                    "switchyard-sandbox devices: --count > 0, --rate > 0, --readings 1..=100, --resend-rate 0..=1"
+                );
+                return ExitCode::from(2);
+            }
+            let options = switchyard_sandbox::devices::SimulatorOptions {
+                url,
+                count,
+                rate,
+                readings,
+                resend_rate,
+                skus: data::SKU_COUNT,
+                seed: args.seed,
+            };
+            simulate_devices(options, duration.map(std::time::Duration::from_secs)).await;
+            return ExitCode::SUCCESS;
+        }
+        None => {}
     }
 
     let mut options = SandboxOptions {
@@ -136,6 +202,7 @@ async fn main() -> ExitCode {
     let listeners = BffListeners {
         web: args.web_listen,
         mobile: args.mobile_listen,
+        iot: args.iot_listen,
     };
     match run(options, args.upstreams_only, listeners).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -171,6 +238,7 @@ async fn run(
         let BffListeners {
             web: web_listen,
             mobile: mobile_listen,
+            iot: iot_listen,
         } = listeners;
         let web_config = web_bff::WebConfig {
             listen: web_listen,
@@ -198,6 +266,21 @@ async fn run(
         bffs.push(tokio::spawn(async move {
             mobile_bff::serve(&mobile_config, listener, std::future::pending()).await
         }));
+        let iot_config = iot_bff::IotConfig {
+            listen: iot_listen,
+            upstreams: sandbox.upstreams_config(),
+            auth: sandbox.auth_config(),
+            ..Default::default()
+        };
+        let listener = tokio::net::TcpListener::bind(iot_listen)
+            .await
+            .with_context(|| format!("cannot listen on {iot_listen} for iot-bff"))?;
+        println!(
+            "  iot-bff       http://{iot_listen}/v1/readings  (CBOR; feed it: switchyard-sandbox devices)"
+        );
+        bffs.push(tokio::spawn(async move {
+            iot_bff::serve(&iot_config, listener, std::future::pending()).await
+        }));
 
         let token = sandbox.issuer.mint(&TokenRequest::default());
         println!();
@@ -223,4 +306,42 @@ async fn run(
         bff.abort();
     }
     Ok(())
+}
+
+/// Runs the device simulator until `duration` passes or Ctrl-C, printing its counters
+/// every 5 s and at the end.
+async fn simulate_devices(
+    options: switchyard_sandbox::devices::SimulatorOptions,
+    duration: Option<std::time::Duration>,
+) {
+    use switchyard_sandbox::devices::Simulation;
+    telemetry::init(&LogConfig {
+        format: switchyard_core::config::LogFormat::Pretty,
+        filter: "warn".into(),
+    });
+    println!(
+        "{} devices posting {} readings per message at {} messages/s to {}",
+        options.count, options.readings, options.rate, options.url
+    );
+    let simulation = Simulation::start(options, &Issuer::dev());
+    let limit = async {
+        match duration {
+            Some(duration) => tokio::time::sleep(duration).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(limit);
+    let stop = server::shutdown_signal();
+    tokio::pin!(stop);
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => println!("  {}", simulation.report.line()),
+            () = &mut limit => break,
+            () = &mut stop => break,
+        }
+    }
+    let report = simulation.stop();
+    println!("done: {}", report.line());
 }
