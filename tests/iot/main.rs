@@ -2,6 +2,7 @@
 //! real device JWTs, CBOR in and out.
 
 mod auth;
+mod config;
 mod decoding;
 mod readings;
 
