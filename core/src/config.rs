@@ -59,6 +59,14 @@ impl ConfigError {
     }
 }
 
+/// The top-level configuration of a BFF binary, as the shared start-up code needs it.
+pub trait BffConfig: DeserializeOwned + Serialize + Default + Validate {
+    /// Address to listen on (key `listen`).
+    fn listen(&self) -> SocketAddr;
+    /// Logging settings (section `log`).
+    fn log(&self) -> &LogConfig;
+}
+
 /// Semantic checks that serde cannot express (URL syntax, non-zero limits, …).
 pub trait Validate {
     /// Checks the values; the error names the offending key.

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use switchyard_core::config::{
-    AuthConfig, ConfigError, LogConfig, ServerConfig, UpstreamsConfig, Validate, default_listen,
+    AuthConfig, BffConfig, ConfigError, LogConfig, ServerConfig, UpstreamsConfig, Validate,
+    default_listen,
 };
 
 /// Default listen port of the IoT BFF.
@@ -38,6 +39,16 @@ impl Default for IotConfig {
             log: LogConfig::default(),
             devices: DevicesConfig::default(),
         }
+    }
+}
+
+impl BffConfig for IotConfig {
+    fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    fn log(&self) -> &LogConfig {
+        &self.log
     }
 }
 

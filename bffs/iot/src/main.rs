@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use iot_bff::IotConfig;
-use switchyard_core::{config, server, telemetry};
+use switchyard_core::{server, telemetry};
+
+/// The binary's name in messages.
+const NAME: &str = "iot-bff";
 
 /// Serves the Switchyard IoT BFF (CBOR over HTTP).
 #[derive(Parser)]
@@ -19,30 +22,12 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let config: IotConfig = match config::load(args.config.as_deref()) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("iot-bff: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    telemetry::init(&config.log);
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!(
-                "iot-bff: cannot listen on {} (key `listen`): {error}",
-                config.listen
-            );
-            return ExitCode::from(2);
-        }
-    };
-    tracing::info!(listen = %config.listen, "iot-bff serving");
-    match iot_bff::serve(&config, listener, server::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("iot-bff: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    telemetry::run_bff(
+        NAME,
+        args.config.as_deref(),
+        |config: IotConfig, listener| async move {
+            iot_bff::serve(&config, listener, server::shutdown_signal()).await
+        },
+    )
+    .await
 }

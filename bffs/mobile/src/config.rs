@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use switchyard_core::config::{
-    AuthConfig, ConfigError, LogConfig, ServerConfig, UpstreamsConfig, Validate, default_listen,
+    AuthConfig, BffConfig, ConfigError, LogConfig, ServerConfig, UpstreamsConfig, Validate,
+    default_listen,
 };
 use time::Date;
 
@@ -45,6 +46,16 @@ impl Default for MobileConfig {
             api: ApiConfig::default(),
             v1: LegacyConfig::default(),
         }
+    }
+}
+
+impl BffConfig for MobileConfig {
+    fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    fn log(&self) -> &LogConfig {
+        &self.log
     }
 }
 

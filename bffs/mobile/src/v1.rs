@@ -22,7 +22,7 @@ use crate::config::LegacyConfig;
 use crate::params::bounded;
 use crate::problem::Problem;
 use crate::representation::cacheable_json;
-use crate::v2::rfc3339;
+use crate::v2::{fetch_dashboard, rfc3339};
 
 /// `Deprecation` header (RFC 9745).
 pub const DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
@@ -130,23 +130,7 @@ pub(crate) async fn dashboard(
     principal: Principal,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    principal.require(Scope::CustomersRead)?;
-    principal.require(Scope::OrdersRead)?;
-    let query = OrdersQuery {
-        customer_id: Some(principal.subject.clone()),
-        status: None,
-        limit: state.api.dashboard_orders,
-        cursor: None,
-    };
-    let upstreams = &state.upstreams;
-    let ((customer, orders), _freshness) = state
-        .within_budget(async {
-            tokio::join!(
-                upstreams.customers.customer(&principal.subject),
-                upstreams.orders.list_orders(&query),
-            )
-        })
-        .await;
+    let ((customer, orders), _freshness) = fetch_dashboard(&state, &principal).await?;
     let customer = customer?;
     let orders = orders?;
     let content = LegacyDashboard {

@@ -14,8 +14,9 @@ use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{Principal, Scope};
-use switchyard_core::domain::{Money, Order, OrderStatus, StockLevel};
-use switchyard_core::upstream::{OrdersQuery, Service, UpstreamError};
+use switchyard_core::cache::Freshness;
+use switchyard_core::domain::{Customer, Money, Order, OrderStatus, Page, StockLevel};
+use switchyard_core::upstream::{OrdersQuery, Service, UpstreamError, UpstreamResult};
 use time::format_description::well_known::Rfc3339;
 
 use crate::AppState;
@@ -67,23 +68,7 @@ pub(crate) async fn dashboard(
     principal: Principal,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    principal.require(Scope::CustomersRead)?;
-    principal.require(Scope::OrdersRead)?;
-    let query = OrdersQuery {
-        customer_id: Some(principal.subject.clone()),
-        status: None,
-        limit: state.api.dashboard_orders,
-        cursor: None,
-    };
-    let upstreams = &state.upstreams;
-    let ((customer, orders), freshness) = state
-        .within_budget(async {
-            tokio::join!(
-                upstreams.customers.customer(&principal.subject),
-                upstreams.orders.list_orders(&query),
-            )
-        })
-        .await;
+    let ((customer, orders), freshness) = fetch_dashboard(&state, &principal).await?;
     let mut failed = Vec::new();
     let mut first_error = None;
     let customer = match customer {
@@ -118,6 +103,37 @@ pub(crate) async fn dashboard(
         &content,
         Some(&Meta::new(&failed, &freshness)),
     ))
+}
+
+/// The customer and their latest orders, fetched concurrently under the request deadline,
+/// after checking the scopes both need (shared by v1 and v2).
+pub(crate) async fn fetch_dashboard(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<
+    (
+        (UpstreamResult<Customer>, UpstreamResult<Page<Order>>),
+        Freshness,
+    ),
+    Problem,
+> {
+    principal.require(Scope::CustomersRead)?;
+    principal.require(Scope::OrdersRead)?;
+    let query = OrdersQuery {
+        customer_id: Some(principal.subject.clone()),
+        status: None,
+        limit: state.api.dashboard_orders,
+        cursor: None,
+    };
+    let upstreams = &state.upstreams;
+    Ok(state
+        .within_budget(async {
+            tokio::join!(
+                upstreams.customers.customer(&principal.subject),
+                upstreams.orders.list_orders(&query),
+            )
+        })
+        .await)
 }
 
 /// Records a failed part of a degradable response; the part becomes `None`.

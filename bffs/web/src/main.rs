@@ -4,8 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchyard_core::{config, server, telemetry};
+use switchyard_core::{server, telemetry};
 use web_bff::WebConfig;
+
+/// The binary's name in messages.
+const NAME: &str = "web-bff";
 
 /// Serves the Switchyard web BFF (GraphQL over HTTP).
 #[derive(Parser)]
@@ -26,30 +29,12 @@ async fn main() -> ExitCode {
         print!("{}", web_bff::sdl());
         return ExitCode::SUCCESS;
     }
-    let config: WebConfig = match config::load(args.config.as_deref()) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("web-bff: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    telemetry::init(&config.log);
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!(
-                "web-bff: cannot listen on {} (key `listen`): {error}",
-                config.listen
-            );
-            return ExitCode::from(2);
-        }
-    };
-    tracing::info!(listen = %config.listen, "web-bff serving");
-    match web_bff::serve(&config, listener, server::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("web-bff: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    telemetry::run_bff(
+        NAME,
+        args.config.as_deref(),
+        |config: WebConfig, listener| async move {
+            web_bff::serve(&config, listener, server::shutdown_signal()).await
+        },
+    )
+    .await
 }
