@@ -10,6 +10,10 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(message) = decode(data, &Limits::default()) {
         let again = decode(&message.to_cbor(), &Limits::default());
-        assert_eq!(again.as_ref(), Ok(&message), "re-encoding changes the message");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&message),
+            "re-encoding changes the message"
+        );
     }
 });
