@@ -1,0 +1,108 @@
+//! The load generator: closed loop (as fast as `concurrency` connections go) for
+//! throughput, open loop (a fixed arrival rate) for latency.
+//!
+//! The open loop is latency-corrected: each request has a scheduled start time, and its
+//! latency is measured from that time, not from when it was actually sent, so a stalled
+//! server cannot hide its queueing delay by slowing the generator down (coordinated
+//! omission).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Builds the `i`-th request of a run.
+pub type MakeRequest = Arc<dyn Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync>;
+
+/// Latencies of one open-loop run.
+#[derive(Clone, Debug, Default)]
+pub struct Latencies {
+    /// Sorted latencies in microseconds, of successful requests.
+    pub micros: Vec<u64>,
+    /// Requests that failed or were not 2xx.
+    pub errors: u64,
+}
+
+impl Latencies {
+    /// The `q` quantile (0–1) in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.micros.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((self.micros.len() as f64 * q).ceil() as usize).clamp(1, self.micros.len());
+        self.micros[rank - 1] as f64 / 1e3
+    }
+}
+
+async fn send(client: &reqwest::Client, make: &MakeRequest, i: u64) -> bool {
+    match make(client, i).send().await {
+        Ok(response) => {
+            let ok = response.status().is_success();
+            ok && response.bytes().await.is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Runs `concurrency` request loops for `duration`; returns (successes, errors).
+pub async fn closed_loop(
+    client: &reqwest::Client,
+    make: &MakeRequest,
+    concurrency: usize,
+    duration: Duration,
+) -> (u64, u64) {
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + duration;
+    let workers = (0..concurrency).map(|_| {
+        let (client, make) = (client.clone(), Arc::clone(make));
+        let (ok, failed, next) = (Arc::clone(&ok), Arc::clone(&failed), Arc::clone(&next));
+        tokio::spawn(async move {
+            while Instant::now() < stop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if send(&client, &make, i).await {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    });
+    futures_util::future::join_all(workers).await;
+    (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed))
+}
+
+/// Sends `rate` requests per second for `duration`, each at its scheduled time, numbering
+/// them from `first`; latencies are measured from the schedule.
+pub async fn open_loop(
+    client: &reqwest::Client,
+    make: &MakeRequest,
+    rate: f64,
+    duration: Duration,
+    first: u64,
+) -> Latencies {
+    let total = (rate * duration.as_secs_f64()).round() as u64;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        let scheduled = start + interval.mul_f64(n as f64);
+        tokio::time::sleep_until(scheduled).await;
+        let (client, make) = (client.clone(), Arc::clone(make));
+        tasks.push(tokio::spawn(async move {
+            let ok = send(&client, &make, first + n).await;
+            (ok, scheduled.elapsed())
+        }));
+    }
+    let mut latencies = Latencies::default();
+    for task in tasks {
+        match task.await {
+            Ok((true, latency)) => latencies.micros.push(latency.as_micros() as u64),
+            _ => latencies.errors += 1,
+        }
+    }
+    latencies.micros.sort_unstable();
+    latencies
+}

@@ -1,0 +1,98 @@
+//! `switchyard-bench [--quick] [--json FILE]`: the benchmark suite (see BENCHMARKS.md).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use switchyard_bench::floor::{self, FloorKind};
+use switchyard_bench::report;
+use switchyard_bench::scenario::{Plan, run};
+use switchyard_core::config;
+
+/// Benchmarks the Switchyard BFFs against a hand-written floor on the sandbox.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A second or two per scenario: checks the tool, not the numbers.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the report as JSON here, and the chart next to it (`.svg`).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// (internal) Serve one target on an ephemeral port, configured from the environment.
+    #[command(hide = true)]
+    Serve {
+        /// web, mobile, iot, floor-web-N, floor-mobile or floor-iot.
+        target: String,
+    },
+}
+
+async fn serve(target: &str) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening on {}", listener.local_addr()?);
+    let never = std::future::pending::<()>();
+    match target {
+        "web" => web_bff::serve(&config::load(None)?, listener, never).await,
+        "mobile" => mobile_bff::serve(&config::load(None)?, listener, never).await,
+        "iot" => iot_bff::serve(&config::load(None)?, listener, never).await,
+        other => {
+            let kind = match other {
+                "floor-mobile" => FloorKind::Mobile,
+                "floor-iot" => FloorKind::Iot,
+                _ => FloorKind::Web(
+                    other
+                        .strip_prefix("floor-web-")
+                        .and_then(|n| n.parse().ok())
+                        .ok_or_else(|| anyhow::anyhow!("unknown target {other}"))?,
+                ),
+            };
+            let config: web_bff::WebConfig = config::load(None)?;
+            floor::serve(kind, listener, &config.upstreams, &config.auth).await
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(Command::Serve { target }) = args.command {
+        return match serve(&target).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("switchyard-bench serve {target}: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let plan = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let reports = match run(&plan).await {
+        Ok(reports) => reports,
+        Err(error) => {
+            eprintln!("switchyard-bench: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", report::table(&reports));
+    if let Some(path) = args.json {
+        let json = serde_json::to_string_pretty(&reports).unwrap_or_default();
+        let svg_path = path.with_extension("svg");
+        if let Err(error) = std::fs::write(&path, json)
+            .and_then(|()| std::fs::write(&svg_path, report::svg(&reports)))
+        {
+            eprintln!("switchyard-bench: cannot write {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("wrote {} and {}", path.display(), svg_path.display());
+    }
+    ExitCode::SUCCESS
+}

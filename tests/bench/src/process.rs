@@ -1,0 +1,86 @@
+//! The process under test: a BFF or a floor server, run as a child of the benchmark
+//! (the benchmark binary re-executed with `serve …`), so that its CPU time and peak memory
+//! can be read from `/proc` apart from the sandbox and the load generator.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A running child server.
+pub struct Target {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+/// CPU time and peak resident memory of a process, read from `/proc` (Linux only).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    /// User + system CPU time.
+    pub cpu: Duration,
+    /// Peak resident set size (`VmHWM`), in bytes.
+    pub peak_rss: u64,
+}
+
+impl Target {
+    /// Starts `serve <what>` with `env` and waits until it prints its address.
+    pub async fn start(what: &str, env: &[(String, String)]) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating the benchmark binary")?;
+        let mut child = Command::new(exe)
+            .arg("serve")
+            .arg(what)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("SWITCHYARD_LOG__FILTER", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {what}"))?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .with_context(|| format!("{what} did not start within 30 s"))??
+            .with_context(|| format!("{what} exited before listening"))?;
+        let addr = line
+            .strip_prefix("listening on ")
+            .with_context(|| format!("{what} printed {line:?}"))?;
+        Ok(Self {
+            child,
+            base: format!("http://{addr}"),
+        })
+    }
+
+    /// CPU time and peak RSS so far.
+    pub fn usage(&self) -> Usage {
+        self.child.id().map(usage_of).unwrap_or_default()
+    }
+}
+
+/// Reads `/proc/<pid>/stat` (utime, stime) and `/proc/<pid>/status` (VmHWM).
+fn usage_of(pid: u32) -> Usage {
+    let ticks_per_sec = 100.0; // USER_HZ, 100 on every Linux configuration in use
+    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some(Duration::from_secs_f64((utime + stime) / ticks_per_sec))
+        })
+        .unwrap_or_default();
+    let peak_rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024)
+        })
+        .unwrap_or_default();
+    Usage { cpu, peak_rss }
+}

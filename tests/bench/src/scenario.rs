@@ -1,0 +1,335 @@
+//! The scenarios, and the runner that measures each against its floor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+use switchyard_sandbox::data::DEMO_CUSTOMER_ID;
+use switchyard_sandbox::{Faults, Sandbox, SandboxOptions, TokenRequest};
+
+use crate::load::{self, Latencies, MakeRequest};
+use crate::process::Target;
+
+/// One client request shape, served by one BFF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// web-bff: viewer → orders(first: N) → items → stock, and each order's customer.
+    Web(u32),
+    /// mobile-bff: `GET /v2/dashboard`.
+    Mobile,
+    /// iot-bff: a 20-reading CBOR message.
+    Iot,
+}
+
+impl Scenario {
+    /// Every scenario, in report order.
+    pub const ALL: [Self; 4] = [Self::Web(5), Self::Web(50), Self::Mobile, Self::Iot];
+
+    /// Name in reports.
+    pub fn name(self) -> String {
+        match self {
+            Self::Web(n) => format!("web-dashboard-n{n}"),
+            Self::Mobile => "mobile-dashboard".to_owned(),
+            Self::Iot => "iot-readings-20".to_owned(),
+        }
+    }
+
+    /// The `serve` argument of the BFF and of the floor.
+    fn targets(self) -> (&'static str, String) {
+        match self {
+            Self::Web(n) => ("web", format!("floor-web-{n}")),
+            Self::Mobile => ("mobile", "floor-mobile".to_owned()),
+            Self::Iot => ("iot", "floor-iot".to_owned()),
+        }
+    }
+
+    /// The fewest upstream calls one request can cost (customers, orders, inventory).
+    pub fn minimum_upstream_calls(self) -> f64 {
+        match self {
+            Self::Web(_) => 3.0,
+            Self::Mobile => 2.0,
+            Self::Iot => 1.0,
+        }
+    }
+
+    /// Request `i` against the BFF (`floor == false`) or the floor.
+    fn make_request(self, base: &str, floor: bool, token: String) -> MakeRequest {
+        let base = base.to_owned();
+        match self {
+            Self::Web(n) => {
+                let body = json!({ "query": format!(
+                    "{{ viewer {{ name orders(first: {n}) {{ nodes {{ id status total {{ formatted }} \
+                     customer {{ name }} items {{ sku quantity stock {{ available }} }} }} }} }} }}"
+                )})
+                .to_string();
+                Arc::new(move |client: &reqwest::Client, _| {
+                    let request = if floor {
+                        client.get(format!("{base}/"))
+                    } else {
+                        client
+                            .post(format!("{base}/graphql"))
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                    };
+                    request.bearer_auth(&token)
+                })
+            }
+            Self::Mobile => Arc::new(move |client: &reqwest::Client, _| {
+                let path = if floor { "/" } else { "/v2/dashboard" };
+                client.get(format!("{base}{path}")).bearer_auth(&token)
+            }),
+            Self::Iot => {
+                // Every message needs its own sequence number, across all phases.
+                let seq = Arc::new(AtomicU64::new(1));
+                Arc::new(move |client: &reqwest::Client, _| {
+                    let n = seq.fetch_add(1, Ordering::Relaxed);
+                    let body = iot_bff::samples::valid("dev-bench", n, 20).to_cbor();
+                    client
+                        .post(format!("{base}/v1/readings"))
+                        .header("content-type", "application/cbor")
+                        .bearer_auth(&token)
+                        .body(body)
+                })
+            }
+        }
+    }
+}
+
+/// How long and how hard to run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Length of the throughput phase.
+    pub saturation: Duration,
+    /// Connections of the throughput phase.
+    pub concurrency: usize,
+    /// Fixed arrival rates of the latency phase, requests per second.
+    pub rates: Vec<f64>,
+    /// Length of each fixed-rate run.
+    pub per_rate: Duration,
+    /// Upstream latency during the latency phase (the throughput phase uses 0 ms).
+    pub upstream_latency_ms: u64,
+    /// Scenarios to run.
+    pub scenarios: Vec<Scenario>,
+}
+
+impl Plan {
+    /// A second or two per scenario: checks the tool, not the numbers.
+    pub fn quick() -> Self {
+        Self {
+            saturation: Duration::from_secs(1),
+            concurrency: 16,
+            rates: vec![200.0],
+            per_rate: Duration::from_secs(1),
+            upstream_latency_ms: 2,
+            scenarios: Scenario::ALL.to_vec(),
+        }
+    }
+
+    /// The full run BENCHMARKS.md reports.
+    pub fn full() -> Self {
+        Self {
+            saturation: Duration::from_secs(8),
+            concurrency: 32,
+            rates: vec![500.0, 1000.0],
+            per_rate: Duration::from_secs(8),
+            upstream_latency_ms: 2,
+            scenarios: Scenario::ALL.to_vec(),
+        }
+    }
+}
+
+/// What one target (a BFF or its floor) measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Measured {
+    /// Successful requests per second at saturation (0 ms upstreams).
+    pub rps: f64,
+    /// CPU time of the target per request at saturation, microseconds.
+    pub cpu_us_per_req: f64,
+    /// Upstream calls per request at saturation.
+    pub upstream_calls_per_req: f64,
+    /// Latency quantiles per fixed rate: (rate, p50, p99, p99.9) in ms.
+    pub latency: Vec<(f64, f64, f64, f64)>,
+    /// Peak resident memory, MB.
+    pub rss_mb: f64,
+    /// Body size of one response, bytes.
+    pub response_bytes: usize,
+    /// Failed or non-2xx requests, all phases.
+    pub errors: u64,
+}
+
+/// One scenario's line of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// BFF throughput at saturation.
+    pub rps: f64,
+    /// BFF latency at the highest fixed rate, ms.
+    pub p50_ms: f64,
+    /// …
+    pub p99_ms: f64,
+    /// …
+    pub p999_ms: f64,
+    /// BFF p99 minus floor p99 at the highest fixed rate, ms.
+    pub added_p99_ms: f64,
+    /// BFF CPU per request, µs.
+    pub cpu_us_per_req: f64,
+    /// Floor CPU per request, µs.
+    pub floor_cpu_us_per_req: f64,
+    /// BFF upstream calls per request.
+    pub upstream_calls_per_req: f64,
+    /// BFF peak RSS, MB.
+    pub rss_mb: f64,
+    /// BFF response body, bytes.
+    pub response_bytes: usize,
+    /// The highest fixed rate, requests per second.
+    pub rate: f64,
+    /// Upstream latency of the latency phase, ms.
+    pub upstream_latency_ms: u64,
+    /// Everything measured, for the BFF and for the floor.
+    pub bff: Measured,
+    /// …
+    pub floor: Measured,
+}
+
+fn set_latency(sandbox: &Sandbox, latency_ms: u64) {
+    for service in [&sandbox.customers, &sandbox.orders, &sandbox.inventory] {
+        service.admin.set_faults(Faults {
+            latency_ms,
+            ..Faults::default()
+        });
+    }
+}
+
+fn upstream_calls(sandbox: &Sandbox) -> u64 {
+    [&sandbox.customers, &sandbox.orders, &sandbox.inventory]
+        .iter()
+        .map(|s| s.admin.stats().total)
+        .sum()
+}
+
+/// The environment that points a child at the sandbox: every upstream call made (the
+/// customers cache is off, so the BFF makes the calls the floor makes).
+fn child_env(sandbox: &Sandbox) -> Vec<(String, String)> {
+    let upstreams = sandbox.upstreams_config();
+    vec![
+        (
+            "SWITCHYARD_UPSTREAMS__CUSTOMERS__URL".into(),
+            upstreams.customers.url,
+        ),
+        (
+            "SWITCHYARD_UPSTREAMS__ORDERS__URL".into(),
+            upstreams.orders.url,
+        ),
+        (
+            "SWITCHYARD_UPSTREAMS__INVENTORY__URL".into(),
+            upstreams.inventory.url,
+        ),
+        ("SWITCHYARD_AUTH__JWKS_URL".into(), sandbox.jwks_url()),
+        (
+            "SWITCHYARD_UPSTREAMS__CUSTOMERS__CACHE__TTL_MS".into(),
+            "0".into(),
+        ),
+    ]
+}
+
+async fn measure(
+    sandbox: &Sandbox,
+    plan: &Plan,
+    scenario: Scenario,
+    target: &str,
+    floor: bool,
+) -> anyhow::Result<Measured> {
+    let child = Target::start(target, &child_env(sandbox)).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(plan.concurrency * 4)
+        .build()?;
+    let token = match scenario {
+        Scenario::Iot => sandbox.issuer.mint(&TokenRequest {
+            sub: "dev-bench".into(),
+            scope: "data:inventory:write".into(),
+            ..TokenRequest::default()
+        }),
+        _ => sandbox.issuer.mint(&TokenRequest {
+            sub: DEMO_CUSTOMER_ID.into(),
+            ..TokenRequest::default()
+        }),
+    };
+    let make = scenario.make_request(&child.base, floor, token);
+    let mut errors = 0;
+
+    let sample = make(&client, 0).send().await?;
+    anyhow::ensure!(
+        sample.status().is_success(),
+        "{target} answered {}",
+        sample.status()
+    );
+    let response_bytes = sample.bytes().await?.len();
+
+    set_latency(sandbox, 0);
+    let (_, warm_errors) =
+        load::closed_loop(&client, &make, plan.concurrency, plan.saturation / 4).await;
+    errors += warm_errors;
+    let (cpu_before, calls_before) = (child.usage().cpu, upstream_calls(sandbox));
+    let (ok, failed) = load::closed_loop(&client, &make, plan.concurrency, plan.saturation).await;
+    let (cpu_after, calls_after) = (child.usage().cpu, upstream_calls(sandbox));
+    errors += failed;
+    let requests = (ok + failed).max(1) as f64;
+
+    set_latency(sandbox, plan.upstream_latency_ms);
+    let mut latency = Vec::new();
+    for (k, &rate) in plan.rates.iter().enumerate() {
+        let measured: Latencies =
+            load::open_loop(&client, &make, rate, plan.per_rate, (k as u64 + 1) << 40).await;
+        errors += measured.errors;
+        latency.push((
+            rate,
+            measured.quantile_ms(0.5),
+            measured.quantile_ms(0.99),
+            measured.quantile_ms(0.999),
+        ));
+    }
+    set_latency(sandbox, 0);
+    Ok(Measured {
+        rps: ok as f64 / plan.saturation.as_secs_f64(),
+        cpu_us_per_req: (cpu_after - cpu_before).as_secs_f64() * 1e6 / requests,
+        upstream_calls_per_req: (calls_after - calls_before) as f64 / requests,
+        latency,
+        rss_mb: child.usage().peak_rss as f64 / (1024.0 * 1024.0),
+        response_bytes,
+        errors,
+    })
+}
+
+/// Runs `plan` on a fresh sandbox.
+pub async fn run(plan: &Plan) -> anyhow::Result<Vec<ScenarioReport>> {
+    let sandbox = Sandbox::start(&SandboxOptions::ephemeral()).await?;
+    let mut reports = Vec::new();
+    for &scenario in &plan.scenarios {
+        let (bff_target, floor_target) = scenario.targets();
+        let bff = measure(&sandbox, plan, scenario, bff_target, false).await?;
+        let floor = measure(&sandbox, plan, scenario, &floor_target, true).await?;
+        let (rate, p50, p99, p999) = bff.latency.last().copied().unwrap_or_default();
+        let floor_p99 = floor.latency.last().map_or(f64::NAN, |l| l.2);
+        reports.push(ScenarioReport {
+            scenario: scenario.name(),
+            rps: bff.rps,
+            p50_ms: p50,
+            p99_ms: p99,
+            p999_ms: p999,
+            added_p99_ms: p99 - floor_p99,
+            cpu_us_per_req: bff.cpu_us_per_req,
+            floor_cpu_us_per_req: floor.cpu_us_per_req,
+            upstream_calls_per_req: bff.upstream_calls_per_req,
+            rss_mb: bff.rss_mb,
+            response_bytes: bff.response_bytes,
+            rate,
+            upstream_latency_ms: plan.upstream_latency_ms,
+            bff,
+            floor,
+        });
+    }
+    Ok(reports)
+}
