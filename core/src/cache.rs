@@ -108,8 +108,10 @@ impl<V> Clone for Entry<V> {
     }
 }
 
-/// The outcome of a fetch, shared with callers that waited for it.
-type Shared = Option<Result<(), UpstreamError>>;
+/// The outcome of a fetch, shared with callers that waited for it: the entities fetched
+/// (handed over directly, so a waiter never depends on the entry still being in the cache
+/// or counting as fresh: with a TTL of 0 it never does).
+type Shared<V> = Option<Result<Arc<HashMap<String, Arc<V>>>, UpstreamError>>;
 
 /// A cache of one entity type, keyed by id.
 pub struct EntityCache<V> {
@@ -117,7 +119,7 @@ pub struct EntityCache<V> {
     ttl: Duration,
     usable_for: Duration,
     entries: moka::sync::Cache<String, Entry<V>>,
-    in_flight: Mutex<HashMap<String, watch::Receiver<Shared>>>,
+    in_flight: Mutex<HashMap<String, watch::Receiver<Shared<V>>>>,
 }
 
 impl<V: Send + Sync + 'static> EntityCache<V> {
@@ -186,7 +188,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         }
         if !pending.is_empty() {
             let fetched = fetch(pending).await?;
-            self.store(fetched, key_of, &mut found, None);
+            let _ = self.store(fetched, key_of, &mut found, None);
         }
         if let Some(age) = stale_age {
             tracing::info!(service = %self.service, age_ms = age.as_millis() as u64, "served stale data");
@@ -246,8 +248,8 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
             };
             let shared = match fetch(mine.clone()).await {
                 Ok(values) => {
-                    self.store(values, key_of, found, Some(&mine));
-                    Ok(())
+                    let fetched = self.store(values, key_of, found, Some(&mine));
+                    Ok(Arc::new(fetched))
                 }
                 Err(error) => {
                     failure = Some(error.clone());
@@ -260,12 +262,13 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         for (key, mut outcome) in theirs {
             // `Err` here means the other caller was cancelled before answering.
             let answered = outcome.wait_for(Option::is_some).await.is_ok();
-            let other_failure = outcome.borrow().clone().and_then(Result::err);
-            if self
-                .fresh(&key)
-                .map(|value| found.insert(key.clone(), value))
-                .is_some()
-            {
+            let (fetched, other_failure) = match outcome.borrow().clone() {
+                Some(Ok(fetched)) => (fetched.get(&key).cloned(), None),
+                Some(Err(error)) => (None, Some(error)),
+                None => (None, None),
+            };
+            if let Some(value) = fetched.or_else(|| self.fresh(&key)) {
+                found.insert(key, value);
                 continue;
             }
             match (answered, other_failure) {
@@ -286,14 +289,16 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
     }
 
     /// Stores fetched entities; those among `wanted` (all, if `None`) go into `found`.
+    /// Returns everything fetched, by key.
     fn store(
         &self,
         values: Vec<V>,
         key_of: fn(&V) -> &str,
         found: &mut HashMap<String, Arc<V>>,
         wanted: Option<&[String]>,
-    ) {
+    ) -> HashMap<String, Arc<V>> {
         let now = Instant::now();
+        let mut fetched = HashMap::with_capacity(values.len());
         for value in values {
             let value = Arc::new(value);
             let key = key_of(&value).to_owned();
@@ -305,9 +310,11 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                 },
             );
             if wanted.is_none_or(|wanted| wanted.contains(&key)) {
-                found.insert(key, value);
+                found.insert(key.clone(), Arc::clone(&value));
             }
+            fetched.insert(key, value);
         }
+        fetched
     }
 
     /// Serves `key` from a stale entry after `error`, or fails with `error`.

@@ -74,6 +74,51 @@ async fn concurrent_misses_for_one_key_make_one_upstream_call() {
     assert_eq!(hits(&server).await, 1);
 }
 
+/// Regression: with a TTL of 0 (the default for stock and orders), callers that waited on
+/// another caller's fetch read the cache after it, found nothing fresh, and reported the
+/// key as unknown. The benchmark found it as "signed-in customer not found" under load.
+#[tokio::test]
+async fn waiters_get_the_fetched_value_even_with_a_ttl_of_zero() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": [customer_json("cus_1")]}))
+                .set_delay(Duration::from_millis(100)),
+        )
+        .mount(&server)
+        .await;
+    for stale_for_ms in [0, 60_000] {
+        let customers = cached(
+            &server,
+            CacheConfig {
+                ttl_ms: 0,
+                stale_for_ms,
+                ..CacheConfig::default()
+            },
+        );
+        let lookups: Vec<_> = (0..10)
+            .map(|_| {
+                let customers = Arc::clone(&customers);
+                tokio::spawn(async move { customers.customer("cus_1").await })
+            })
+            .collect();
+        for lookup in lookups {
+            let customer = lookup.await.expect("joined");
+            assert_eq!(
+                customer.map(|c| c.id).ok(),
+                Some("cus_1".to_owned()),
+                "stale_for_ms = {stale_for_ms}"
+            );
+        }
+    }
+    assert_eq!(
+        hits(&server).await,
+        2,
+        "one fetch per cache, shared by ten callers"
+    );
+}
+
 #[tokio::test]
 async fn a_batch_fetches_only_its_misses() {
     let server = MockServer::start().await;

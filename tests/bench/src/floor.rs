@@ -79,23 +79,26 @@ impl Floor {
             .collect();
         skus.sort_unstable();
         skus.dedup();
-        let stock = if with_stock && !skus.is_empty() {
+        // The inventory takes at most 100 SKUs per call: larger sets go in concurrent calls.
+        let calls: Vec<&[&str]> = if with_stock {
+            skus.chunks(100).collect()
+        } else {
+            Vec::new()
+        };
+        let pages = futures_util::future::try_join_all(calls.into_iter().map(|chunk| {
             self.get(format!(
                 "{}/inventory?skus={}",
                 self.inventory,
-                skus.join(",")
+                chunk.join(",")
             ))
-            .await?
-        } else {
-            json!({"data": []})
-        };
-        let available = |sku: &str| {
-            stock["data"]
-                .as_array()
-                .and_then(|levels| levels.iter().find(|l| l["sku"] == sku))
-                .map(|l| l["available"].clone())
-                .unwrap_or(Value::Null)
-        };
+        }))
+        .await?;
+        let levels: std::collections::HashMap<&str, &Value> = pages
+            .iter()
+            .flat_map(|page| page["data"].as_array().into_iter().flatten())
+            .filter_map(|level| Some((level["sku"].as_str()?, &level["available"])))
+            .collect();
+        let available = |sku: &str| levels.get(sku).map_or(Value::Null, |v| (*v).clone());
         let body = json!({
             "name": customers["data"][0]["name"],
             "orders": orders.iter().map(|o| json!({

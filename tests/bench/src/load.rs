@@ -15,6 +15,19 @@ use tokio::time::Instant;
 /// Builds the `i`-th request of a run.
 pub type MakeRequest = Arc<dyn Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync>;
 
+/// Whether a 2xx body is a complete answer (a GraphQL body with `errors`, or a degraded
+/// dashboard, counts as a failure).
+pub type CheckBody = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
+/// What to send, and how to tell a complete answer.
+#[derive(Clone)]
+pub struct Workload {
+    /// Builds request `i`.
+    pub make: MakeRequest,
+    /// Accepts a 2xx body.
+    pub check: CheckBody,
+}
+
 /// Latencies of one open-loop run.
 #[derive(Clone, Debug, Default)]
 pub struct Latencies {
@@ -35,20 +48,19 @@ impl Latencies {
     }
 }
 
-async fn send(client: &reqwest::Client, make: &MakeRequest, i: u64) -> bool {
-    match make(client, i).send().await {
-        Ok(response) => {
-            let ok = response.status().is_success();
-            ok && response.bytes().await.is_ok()
+async fn send(client: &reqwest::Client, work: &Workload, i: u64) -> bool {
+    match (work.make)(client, i).send().await {
+        Ok(response) if response.status().is_success() => {
+            response.bytes().await.is_ok_and(|body| (work.check)(&body))
         }
-        Err(_) => false,
+        _ => false,
     }
 }
 
 /// Runs `concurrency` request loops for `duration`; returns (successes, errors).
 pub async fn closed_loop(
     client: &reqwest::Client,
-    make: &MakeRequest,
+    work: &Workload,
     concurrency: usize,
     duration: Duration,
 ) -> (u64, u64) {
@@ -57,12 +69,12 @@ pub async fn closed_loop(
     let next = Arc::new(AtomicU64::new(0));
     let stop = Instant::now() + duration;
     let workers = (0..concurrency).map(|_| {
-        let (client, make) = (client.clone(), Arc::clone(make));
+        let (client, work) = (client.clone(), work.clone());
         let (ok, failed, next) = (Arc::clone(&ok), Arc::clone(&failed), Arc::clone(&next));
         tokio::spawn(async move {
             while Instant::now() < stop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if send(&client, &make, i).await {
+                if send(&client, &work, i).await {
                     ok.fetch_add(1, Ordering::Relaxed);
                 } else {
                     failed.fetch_add(1, Ordering::Relaxed);
@@ -78,7 +90,7 @@ pub async fn closed_loop(
 /// them from `first`; latencies are measured from the schedule.
 pub async fn open_loop(
     client: &reqwest::Client,
-    make: &MakeRequest,
+    work: &Workload,
     rate: f64,
     duration: Duration,
     first: u64,
@@ -90,9 +102,9 @@ pub async fn open_loop(
     for n in 0..total {
         let scheduled = start + interval.mul_f64(n as f64);
         tokio::time::sleep_until(scheduled).await;
-        let (client, make) = (client.clone(), Arc::clone(make));
+        let (client, work) = (client.clone(), work.clone());
         tasks.push(tokio::spawn(async move {
-            let ok = send(&client, &make, first + n).await;
+            let ok = send(&client, &work, first + n).await;
             (ok, scheduled.elapsed())
         }));
     }

@@ -21,6 +21,9 @@ struct Args {
     /// Also write the report as JSON here, and the chart next to it (`.svg`).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Run only the scenarios whose name contains this (repeatable).
+    #[arg(long = "scenario", value_name = "NAME")]
+    scenarios: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -86,6 +89,9 @@ async fn main() -> ExitCode {
     if let Some(path) = args.json {
         let json = serde_json::to_string_pretty(&reports).unwrap_or_default();
         let svg_path = path.with_extension("svg");
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
         if let Err(error) = std::fs::write(&path, json)
             .and_then(|()| std::fs::write(&svg_path, report::svg(&reports)))
         {

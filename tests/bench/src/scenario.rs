@@ -9,7 +9,7 @@ use serde_json::json;
 use switchyard_sandbox::data::DEMO_CUSTOMER_ID;
 use switchyard_sandbox::{Faults, Sandbox, SandboxOptions, TokenRequest};
 
-use crate::load::{self, Latencies, MakeRequest};
+use crate::load::{self, CheckBody, Latencies, MakeRequest, Workload};
 use crate::process::Target;
 
 /// One client request shape, served by one BFF.
@@ -51,6 +51,18 @@ impl Scenario {
             Self::Web(_) => 3.0,
             Self::Mobile => 2.0,
             Self::Iot => 1.0,
+        }
+    }
+
+    /// Whether a 2xx body of the BFF (`floor == false`) or the floor is a complete answer.
+    fn check_body(self, floor: bool) -> CheckBody {
+        fn contains(body: &[u8], needle: &[u8]) -> bool {
+            body.windows(needle.len()).any(|w| w == needle)
+        }
+        match (self, floor) {
+            (Self::Web(_), false) => Arc::new(|body: &[u8]| !contains(body, b"\"errors\"")),
+            (Self::Mobile, false) => Arc::new(|body: &[u8]| contains(body, b"\"degraded\":[]")),
+            _ => Arc::new(|_: &[u8]| true),
         }
     }
 
@@ -257,23 +269,28 @@ async fn measure(
             ..TokenRequest::default()
         }),
     };
-    let make = scenario.make_request(&child.base, floor, token);
+    let work = Workload {
+        make: scenario.make_request(&child.base, floor, token),
+        check: scenario.check_body(floor),
+    };
     let mut errors = 0;
 
-    let sample = make(&client, 0).send().await?;
+    let sample = (work.make)(&client, 0).send().await?;
+    let status = sample.status();
+    let body = sample.bytes().await?;
     anyhow::ensure!(
-        sample.status().is_success(),
-        "{target} answered {}",
-        sample.status()
+        status.is_success() && (work.check)(&body),
+        "{target} answered {status}: {}",
+        String::from_utf8_lossy(&body[..body.len().min(300)])
     );
-    let response_bytes = sample.bytes().await?.len();
+    let response_bytes = body.len();
 
     set_latency(sandbox, 0);
     let (_, warm_errors) =
-        load::closed_loop(&client, &make, plan.concurrency, plan.saturation / 4).await;
+        load::closed_loop(&client, &work, plan.concurrency, plan.saturation / 4).await;
     errors += warm_errors;
     let (cpu_before, calls_before) = (child.usage().cpu, upstream_calls(sandbox));
-    let (ok, failed) = load::closed_loop(&client, &make, plan.concurrency, plan.saturation).await;
+    let (ok, failed) = load::closed_loop(&client, &work, plan.concurrency, plan.saturation).await;
     let (cpu_after, calls_after) = (child.usage().cpu, upstream_calls(sandbox));
     errors += failed;
     let requests = (ok + failed).max(1) as f64;
@@ -282,7 +299,7 @@ async fn measure(
     let mut latency = Vec::new();
     for (k, &rate) in plan.rates.iter().enumerate() {
         let measured: Latencies =
-            load::open_loop(&client, &make, rate, plan.per_rate, (k as u64 + 1) << 40).await;
+            load::open_loop(&client, &work, rate, plan.per_rate, (k as u64 + 1) << 40).await;
         errors += measured.errors;
         latency.push((
             rate,
