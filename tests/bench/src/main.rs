@@ -18,6 +18,9 @@ struct Args {
     /// A second or two per scenario: checks the tool, not the numbers.
     #[arg(long)]
     quick: bool,
+    /// (tests) Half a second per phase.
+    #[arg(long, hide = true)]
+    smoke: bool,
     /// Also write the report as JSON here, and the chart next to it (`.svg`).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,

@@ -139,6 +139,18 @@ impl Plan {
         }
     }
 
+    /// Half a second per phase, for the test suite: checks that every figure is produced.
+    pub fn smoke() -> Self {
+        Self {
+            saturation: Duration::from_millis(500),
+            concurrency: 4,
+            rates: vec![50.0],
+            per_rate: Duration::from_millis(500),
+            upstream_latency_ms: 0,
+            scenarios: Scenario::ALL.to_vec(),
+        }
+    }
+
     /// The full run BENCHMARKS.md reports.
     pub fn full() -> Self {
         Self {
