@@ -349,6 +349,13 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
 }
 
+impl ServerConfig {
+    /// Time in-flight requests get after a shutdown signal.
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {

@@ -36,6 +36,23 @@ async fn answer_once_then_fail(server: &MockServer) {
         .await;
 }
 
+/// Ten lookups of `cus_1` started together, so that they miss the cache at the same time.
+async fn ten_concurrent_lookups(
+    customers: &Arc<CachedCustomers>,
+) -> Vec<switchyard_core::upstream::UpstreamResult<switchyard_core::domain::Customer>> {
+    let lookups: Vec<_> = (0..10)
+        .map(|_| {
+            let customers = Arc::clone(customers);
+            tokio::spawn(async move { customers.customer("cus_1").await })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(lookups.len());
+    for lookup in lookups {
+        results.push(lookup.await.expect("joined"));
+    }
+    results
+}
+
 async fn hits(server: &MockServer) -> usize {
     server.received_requests().await.map_or(0, |r| r.len())
 }
@@ -58,15 +75,8 @@ async fn concurrent_misses_for_one_key_make_one_upstream_call() {
             ..CacheConfig::default()
         },
     );
-    let lookups: Vec<_> = (0..10)
-        .map(|_| {
-            let customers = Arc::clone(&customers);
-            tokio::spawn(async move { customers.customer("cus_1").await })
-        })
-        .collect();
-    for lookup in lookups {
-        let customer = lookup.await.expect("joined").expect("served");
-        assert_eq!(customer.id, "cus_1");
+    for customer in ten_concurrent_lookups(&customers).await {
+        assert_eq!(customer.expect("served").id, "cus_1");
     }
     assert_eq!(hits(&server).await, 1);
     // And a fresh hit needs no call at all.
@@ -97,14 +107,7 @@ async fn waiters_get_the_fetched_value_even_with_a_ttl_of_zero() {
                 ..CacheConfig::default()
             },
         );
-        let lookups: Vec<_> = (0..10)
-            .map(|_| {
-                let customers = Arc::clone(&customers);
-                tokio::spawn(async move { customers.customer("cus_1").await })
-            })
-            .collect();
-        for lookup in lookups {
-            let customer = lookup.await.expect("joined");
+        for customer in ten_concurrent_lookups(&customers).await {
             assert_eq!(
                 customer.map(|c| c.id).ok(),
                 Some("cus_1".to_owned()),

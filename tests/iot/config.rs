@@ -1,13 +1,10 @@
 //! Configuration: defaults and bad values naming their key.
 
 use iot_bff::IotConfig;
-use switchyard_core::config::{ConfigError, load_from_sources};
+use switchyard_core::config::ConfigError;
 
 fn load(env: &[(&str, &str)]) -> Result<IotConfig, ConfigError> {
-    load_from_sources(
-        None,
-        env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    )
+    switchyard_tests::load_config(None, env)
 }
 
 #[test]

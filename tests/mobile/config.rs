@@ -3,13 +3,10 @@
 use std::io::Write as _;
 
 use mobile_bff::MobileConfig;
-use switchyard_core::config::{ConfigError, load_from_sources};
+use switchyard_core::config::ConfigError;
 
 fn load(file: Option<&std::path::Path>, env: &[(&str, &str)]) -> Result<MobileConfig, ConfigError> {
-    load_from_sources(
-        file,
-        env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    )
+    switchyard_tests::load_config(file, env)
 }
 
 #[test]

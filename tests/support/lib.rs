@@ -383,3 +383,18 @@ pub fn graphql_post(token: Option<&str>, body: &Value) -> Request<Body> {
         .body(Body::from(body.to_string()))
         .expect("valid request")
 }
+
+/// Loads a BFF config from its defaults, an optional TOML `file` and the given `SWITCHYARD_…`
+/// variables (instead of the process environment).
+pub fn load_config<T>(
+    file: Option<&std::path::Path>,
+    env: &[(&str, &str)],
+) -> Result<T, switchyard_core::config::ConfigError>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + Default + switchyard_core::config::Validate,
+{
+    switchyard_core::config::load_from_sources(
+        file,
+        env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
+}

@@ -2,14 +2,11 @@
 
 use std::io::Write as _;
 
-use switchyard_core::config::{ConfigError, load_from_sources};
+use switchyard_core::config::ConfigError;
 use web_bff::WebConfig;
 
 fn load(env: &[(&str, &str)]) -> Result<WebConfig, ConfigError> {
-    load_from_sources(
-        None,
-        env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    )
+    switchyard_tests::load_config(None, env)
 }
 
 #[test]
@@ -80,14 +77,14 @@ fn symmetric_algorithms_are_refused() {
 fn a_bad_value_in_the_file_names_the_key_and_the_file() {
     let mut file = tempfile();
     writeln!(file.1, "[graphql]\nmax_page_size = 1000").expect("write");
-    let error = load_from_sources::<WebConfig>(Some(&file.0), std::iter::empty())
+    let error = switchyard_tests::load_config::<WebConfig>(Some(&file.0), &[])
         .expect_err("over 100")
         .to_string();
     assert!(error.contains("graphql.max_page_size"), "{error}");
 
     let mut file = tempfile();
     writeln!(file.1, "listen = 42").expect("write");
-    let error = load_from_sources::<WebConfig>(Some(&file.0), std::iter::empty())
+    let error = switchyard_tests::load_config::<WebConfig>(Some(&file.0), &[])
         .expect_err("not an address")
         .to_string();
     assert!(error.contains("`listen`"), "{error}");

@@ -48,9 +48,7 @@ pub struct AppState {
 impl AppState {
     /// Loads the signing keys now rather than on the first request.
     pub async fn prime(&self) {
-        if let Err(error) = self.authenticator.prime().await {
-            tracing::warn!(%error, "signing keys not loaded yet; /readyz reports not ready");
-        }
+        self.authenticator.prime_or_warn().await;
     }
 }
 
@@ -119,7 +117,12 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let state = build_state(config)?;
     state.prime().await;
-    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    server::serve(listener, router(state), shutdown, grace).await?;
+    server::serve(
+        listener,
+        router(state),
+        shutdown,
+        config.server.shutdown_grace(),
+    )
+    .await?;
     Ok(())
 }

@@ -59,11 +59,6 @@ impl Problem {
             service: Some(error.service().as_str()),
         }
     }
-
-    /// The shared error code.
-    pub fn code(&self) -> ErrorCode {
-        self.code
-    }
 }
 
 impl From<AuthError> for Problem {

@@ -13,7 +13,6 @@ pub mod loader;
 pub mod schema;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 use axum::Router;
@@ -87,9 +86,7 @@ impl AppState {
     /// Loads the signing keys now rather than on the first request; failures are logged and
     /// retried later (readiness reports them).
     pub async fn prime(&self) {
-        if let Err(error) = self.authenticator.prime().await {
-            tracing::warn!(%error, "signing keys not loaded yet; /readyz reports not ready");
-        }
+        self.authenticator.prime_or_warn().await;
     }
 }
 
@@ -114,7 +111,12 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let state = build_state(config)?;
     state.prime().await;
-    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    server::serve(listener, router(state), shutdown, grace).await?;
+    server::serve(
+        listener,
+        router(state),
+        shutdown,
+        config.server.shutdown_grace(),
+    )
+    .await?;
     Ok(())
 }

@@ -137,6 +137,14 @@ impl Authenticator {
         self.keys.refresh_now().await
     }
 
+    /// [`Authenticator::prime`] at start-up: a failure is logged, not fatal, because the
+    /// keys are fetched again on demand and `/readyz` reports them missing meanwhile.
+    pub async fn prime_or_warn(&self) {
+        if let Err(error) = self.prime().await {
+            tracing::warn!(%error, "signing keys not loaded yet; /readyz reports not ready");
+        }
+    }
+
     /// Retries loading the keys, at most once per JWKS cooldown (for readiness checks).
     pub async fn retry_keys(&self) -> Result<(), JwksFetchError> {
         self.keys.refresh_if_due().await

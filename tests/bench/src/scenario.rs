@@ -45,15 +45,6 @@ impl Scenario {
         }
     }
 
-    /// The fewest upstream calls one request can cost (customers, orders, inventory).
-    pub fn minimum_upstream_calls(self) -> f64 {
-        match self {
-            Self::Web(_) => 3.0,
-            Self::Mobile => 2.0,
-            Self::Iot => 1.0,
-        }
-    }
-
     /// Whether a 2xx body of the BFF (`floor == false`) or the floor is a complete answer.
     fn check_body(self, floor: bool) -> CheckBody {
         fn contains(body: &[u8], needle: &[u8]) -> bool {
