@@ -133,3 +133,72 @@ async fn an_open_breaker_shows_in_readiness_and_fails_fast_without_calling() {
         calls
     );
 }
+
+#[tokio::test]
+async fn the_viewer_and_their_orders_are_fetched_concurrently() {
+    // Each upstream takes 250 ms and the budget is 400 ms: only if `viewer { name }` and
+    // `viewer { orders }` are fetched in one round trip do both fit. The orders' customer
+    // is the viewer, answered by the same customers call.
+    let app = spawn_app_with(|config| config.graphql.deadline_ms = 400).await;
+    let delay = Duration::from_millis(250);
+    Mock::given(method("GET"))
+        .and(path("/customers"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({ "data": [customer_json("cus_1")] }))
+                .set_delay(delay),
+        )
+        .expect(1)
+        .mount(&app.up.customers)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/orders"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({
+                    "data": [order_json("ord_1", "cus_1", &["SKU-1".to_owned()])],
+                    "next_cursor": null
+                }))
+                .set_delay(delay),
+        )
+        .expect(1)
+        .mount(&app.up.orders)
+        .await;
+
+    let response = app
+        .query(
+            Some(&app.up.token("cus_1")),
+            "{ viewer { id name orders(first: 1) { nodes { id customer { name } } } } }",
+        )
+        .await;
+
+    assert_eq!(response.status, 200);
+    assert!(response.json.get("errors").is_none(), "{}", response.json);
+    let viewer = &response.json["data"]["viewer"];
+    assert_eq!(viewer["id"], "cus_1");
+    assert_eq!(viewer["name"], "Name of cus_1");
+    assert_eq!(
+        viewer["orders"]["nodes"][0]["customer"]["name"],
+        "Name of cus_1"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_signed_in_customer_is_not_found() {
+    let app = spawn_app_with(|_| {}).await;
+    app.up.serve_customers(&[]).await;
+
+    let response = app
+        .query(Some(&app.up.token("cus_gone")), "{ viewer { name } }")
+        .await;
+
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.json["data"]["viewer"],
+        Value::Null,
+        "{}",
+        response.json
+    );
+    assert_eq!(response.error_codes(), vec!["NOT_FOUND"]);
+    assert_eq!(response.json["errors"][0]["path"][0], "viewer");
+}

@@ -258,12 +258,7 @@ impl QueryRoot {
     /// The signed-in customer (the token's subject).
     async fn viewer(&self, ctx: &Context<'_>) -> Result<CustomerNode> {
         let data = require(ctx, Scope::CustomersRead)?;
-        let subject = &data.principal.subject;
-        match data.loaders.customers.load(subject).await {
-            Ok(Some(customer)) => Ok(CustomerNode(customer)),
-            Ok(None) => Err(not_found("signed-in customer")),
-            Err(e) => Err(upstream_error(&e)),
-        }
+        Ok(CustomerNode::by_id(data.principal.subject.clone()))
     }
 
     /// A customer by id: one's own, or any with `data:admin`.
@@ -274,7 +269,7 @@ impl QueryRoot {
                 return Err(forbidden("customer"));
             }
             match data.loaders.customers.load(&id).await {
-                Ok(Some(customer)) => Ok(CustomerNode(customer)),
+                Ok(Some(customer)) => Ok(CustomerNode::loaded(customer)),
                 Ok(None) => Err(not_found("customer")),
                 Err(e) => Err(upstream_error(&e)),
             }
@@ -349,43 +344,87 @@ impl QueryRoot {
     }
 }
 
-/// A customer.
-pub struct CustomerNode(Arc<Customer>);
+/// A customer, known by id and loaded when a field other than `id` or `orders` needs it.
+///
+/// `viewer` is such a node: `viewer { name orders { … } }` fetches the customer and lists
+/// their orders concurrently, in one upstream round trip, instead of waiting for the
+/// customer before asking for the orders. A signed-in customer the customers service does
+/// not know is therefore reported on the first field that needs the record (`viewer.name`),
+/// while `viewer.id` is the token's subject as is.
+pub struct CustomerNode {
+    id: String,
+    record: tokio::sync::OnceCell<Arc<Customer>>,
+}
+
+impl CustomerNode {
+    /// A node for an already loaded customer.
+    fn loaded(customer: Arc<Customer>) -> Self {
+        Self {
+            id: customer.id.clone(),
+            record: tokio::sync::OnceCell::new_with(Some(customer)),
+        }
+    }
+
+    /// A node for the customer `id`, loaded on first use.
+    fn by_id(id: String) -> Self {
+        Self {
+            id,
+            record: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The customer record, through the request's loader (one fetch per request).
+    async fn record(&self, ctx: &Context<'_>) -> Result<&Customer> {
+        let record = self
+            .record
+            .get_or_try_init(|| async {
+                match request(ctx)?.loaders.customers.load(&self.id).await {
+                    Ok(Some(customer)) => Ok(customer),
+                    Ok(None) => Err(not_found("customer")),
+                    Err(e) => Err(upstream_error(&e)),
+                }
+            })
+            .await?;
+        Ok(record)
+    }
+}
 
 #[Object(name = "Customer")]
 impl CustomerNode {
     async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+        ID(self.id.clone())
     }
 
-    async fn name(&self) -> &str {
-        &self.0.name
+    async fn name(&self, ctx: &Context<'_>) -> Result<&str> {
+        Ok(&self.record(ctx).await?.name)
     }
 
     /// E-mail address; masked (`j***@example.com`) without `data:customers:pii`.
     async fn email(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(request(ctx)?.principal.visible_email(&self.0).into_owned())
+        let customer = self.record(ctx).await?;
+        Ok(request(ctx)?.principal.visible_email(customer).into_owned())
     }
 
     /// Phone number; all but the last two digits masked without `data:customers:pii`.
     async fn phone(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(request(ctx)?.principal.visible_phone(&self.0).into_owned())
+        let customer = self.record(ctx).await?;
+        Ok(request(ctx)?.principal.visible_phone(customer).into_owned())
     }
 
-    async fn tier(&self) -> TierValue {
-        self.0.tier.into()
+    async fn tier(&self, ctx: &Context<'_>) -> Result<TierValue> {
+        Ok(self.record(ctx).await?.tier.into())
     }
 
-    async fn avatar_url(&self) -> &str {
-        &self.0.avatar_url
+    async fn avatar_url(&self, ctx: &Context<'_>) -> Result<&str> {
+        Ok(&self.record(ctx).await?.avatar_url)
     }
 
-    async fn avatar_thumb_url(&self) -> &str {
-        &self.0.avatar_thumb_url
+    async fn avatar_thumb_url(&self, ctx: &Context<'_>) -> Result<&str> {
+        Ok(&self.record(ctx).await?.avatar_thumb_url)
     }
 
-    async fn created_at(&self) -> DateTime {
-        DateTime(self.0.created_at)
+    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
+        Ok(DateTime(self.record(ctx).await?.created_at))
     }
 
     /// This customer's orders, newest first.
@@ -398,7 +437,7 @@ impl CustomerNode {
         after: Option<String>,
     ) -> Result<OrderConnection> {
         require(ctx, Scope::OrdersRead)?;
-        order_connection(ctx, Some(self.0.id.clone()), status, first, after).await
+        order_connection(ctx, Some(self.id.clone()), status, first, after).await
     }
 }
 
@@ -449,7 +488,7 @@ impl OrderNode {
         let result = async {
             let data = require(ctx, Scope::CustomersRead)?;
             match data.loaders.customers.load(&self.0.customer_id).await {
-                Ok(customer) => Ok(customer.map(CustomerNode)),
+                Ok(customer) => Ok(customer.map(CustomerNode::loaded)),
                 Err(e) => Err(upstream_error(&e)),
             }
         };

@@ -88,6 +88,10 @@ pub async fn closed_loop(
 
 /// Sends `rate` requests per second for `duration`, each at its scheduled time, numbering
 /// them from `first`; latencies are measured from the schedule.
+///
+/// The schedule is kept by a thread of its own with the operating system's sleep (tens of
+/// microseconds late), not by the runtime's timer, whose millisecond ticks would add up to
+/// a millisecond of the generator's own lateness to every request.
 pub async fn open_loop(
     client: &reqwest::Client,
     work: &Workload,
@@ -97,18 +101,29 @@ pub async fn open_loop(
 ) -> Latencies {
     let total = (rate * duration.as_secs_f64()).round() as u64;
     let interval = Duration::from_secs_f64(1.0 / rate);
-    let start = Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for n in 0..total {
-        let scheduled = start + interval.mul_f64(n as f64);
-        tokio::time::sleep_until(scheduled).await;
-        let (client, work) = (client.clone(), work.clone());
-        tasks.push(tokio::spawn(async move {
-            let ok = send(&client, &work, first + n).await;
-            (ok, scheduled.elapsed())
-        }));
-    }
+    let runtime = tokio::runtime::Handle::current();
+    let (client, work) = (client.clone(), work.clone());
+    let pacer = tokio::task::spawn_blocking(move || {
+        let start = std::time::Instant::now();
+        (0..total)
+            .map(|n| {
+                let scheduled = start + interval.mul_f64(n as f64);
+                if let Some(early) = scheduled.checked_duration_since(std::time::Instant::now()) {
+                    std::thread::sleep(early);
+                }
+                let (client, work) = (client.clone(), work.clone());
+                runtime.spawn(async move {
+                    let ok = send(&client, &work, first + n).await;
+                    (ok, scheduled.elapsed())
+                })
+            })
+            .collect::<Vec<_>>()
+    });
     let mut latencies = Latencies::default();
+    let Ok(tasks) = pacer.await else {
+        latencies.errors = total;
+        return latencies;
+    };
     for task in tasks {
         match task.await {
             Ok((true, latency)) => latencies.micros.push(latency.as_micros() as u64),

@@ -76,11 +76,25 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let plan = if args.quick {
+    let mut plan = if args.smoke {
+        Plan::smoke()
+    } else if args.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
+    if !args.scenarios.is_empty() {
+        plan.scenarios.retain(|scenario| {
+            let name = scenario.name();
+            args.scenarios
+                .iter()
+                .any(|wanted| name.contains(wanted.as_str()))
+        });
+        if plan.scenarios.is_empty() {
+            eprintln!("switchyard-bench: no scenario matches {:?}", args.scenarios);
+            return ExitCode::FAILURE;
+        }
+    }
     let reports = match run(&plan).await {
         Ok(reports) => reports,
         Err(error) => {

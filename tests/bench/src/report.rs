@@ -42,87 +42,124 @@ pub fn table(reports: &[ScenarioReport]) -> String {
             r.response_bytes
         );
     }
-    if let Some(first) = reports.first() {
-        let _ = writeln!(
-            out,
-            "latency at {} req/s with {} ms upstreams; rps, cpu and calls at saturation with 0 ms upstreams; ratio = cpu / floor cpu",
-            first.rate, first.upstream_latency_ms
-        );
+    let _ = writeln!(
+        out,
+        "rps, cpu and calls: at saturation with 0 ms upstreams; ratio = cpu / floor cpu; \
+         latency: at the headline point (highest rate, highest upstream latency below)\n"
+    );
+    let _ = writeln!(
+        out,
+        "{:<20} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}",
+        "scenario",
+        "upstream",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "p999 ms",
+        "floor50",
+        "floor99",
+        "floor999",
+        "+p99 ms",
+        "errors"
+    );
+    for r in reports {
+        for (bff, floor) in r.bff.latency.iter().zip(&r.floor.latency) {
+            let _ = writeln!(
+                out,
+                "{:<20} {:>6} ms {:>7.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>7}",
+                r.scenario,
+                bff.upstream_ms,
+                bff.rate,
+                bff.p50_ms,
+                bff.p99_ms,
+                bff.p999_ms,
+                floor.p50_ms,
+                floor.p99_ms,
+                floor.p999_ms,
+                bff.p99_ms - floor.p99_ms,
+                bff.errors + floor.errors
+            );
+        }
     }
     out
 }
 
-/// One chart per scenario: p99 latency (y) at each fixed rate (x), BFF and floor.
+/// One chart per scenario: p99 latency (y) against arrival rate (x), one line per target
+/// (BFF solid, floor dashed) and upstream latency (colour).
 pub fn svg(reports: &[ScenarioReport]) -> String {
-    const W: f64 = 300.0;
-    const H: f64 = 200.0;
+    const W: f64 = 320.0;
+    const H: f64 = 220.0;
     const PAD: f64 = 40.0;
+    const COLOURS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n",
         W * reports.len().max(1) as f64,
-        H + 30.0
+        H + 20.0
     );
     for (i, r) in reports.iter().enumerate() {
         let x0 = W * i as f64;
-        let series = [(&r.bff, "#1f77b4", "BFF"), (&r.floor, "#ff7f0e", "floor")];
-        let max_rate = series
-            .iter()
-            .flat_map(|(m, _, _)| m.latency.iter().map(|l| l.0))
-            .fold(1.0, f64::max);
-        let max_ms = series
-            .iter()
-            .flat_map(|(m, _, _)| m.latency.iter().map(|l| l.2))
+        let points = || r.bff.latency.iter().chain(&r.floor.latency);
+        let max_rate = points().map(|l| l.rate).fold(1.0, f64::max);
+        let max_ms = points()
+            .map(|l| l.p99_ms)
             .filter(|v| v.is_finite())
             .fold(0.1, f64::max);
         let px = |rate: f64| x0 + PAD + (W - 2.0 * PAD) * rate / max_rate;
-        let py = |ms: f64| H - PAD + 10.0 - (H - 2.0 * PAD) * ms / max_ms;
+        let py = |ms: f64| H - PAD - (H - 2.0 * PAD) * ms / max_ms;
         let _ = writeln!(
             out,
-            "<text x=\"{}\" y=\"14\">{} — p99 ms vs req/s</text>",
+            "<text x=\"{}\" y=\"14\">{}: p99 ms against req/s</text>",
             x0 + PAD,
             r.scenario
         );
         let _ = writeln!(
             out,
-            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/><line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>",
+            "<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#999\"/>\
+             <line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{3}\" stroke=\"#999\"/>",
             x0 + PAD,
             py(0.0),
             x0 + W - PAD,
-            py(0.0),
-            x0 + PAD,
-            py(0.0),
-            x0 + PAD,
             py(max_ms)
         );
         let _ = writeln!(
             out,
-            "<text x=\"{}\" y=\"{}\">{max_ms:.1}</text>",
+            "<text x=\"{}\" y=\"{}\">{max_ms:.1}</text><text x=\"{}\" y=\"{}\">{max_rate:.0}</text>",
             x0 + 4.0,
-            py(max_ms) + 4.0
-        );
-        let _ = writeln!(
-            out,
-            "<text x=\"{}\" y=\"{}\">{max_rate:.0}</text>",
+            py(max_ms) + 4.0,
             px(max_rate) - 10.0,
             py(0.0) + 14.0
         );
-        for (k, (measured, colour, label)) in series.iter().enumerate() {
-            let points: Vec<String> = std::iter::once((0.0, 0.0))
-                .chain(measured.latency.iter().map(|l| (l.0, l.2)))
-                .filter(|(_, ms)| ms.is_finite())
-                .map(|(rate, ms)| format!("{:.1},{:.1}", px(rate), py(ms)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
-                points.join(" ")
-            );
-            let _ = writeln!(
-                out,
-                "<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{label}</text>",
-                x0 + W - PAD - 30.0,
-                30.0 + 14.0 * k as f64
-            );
+        let mut upstreams: Vec<u64> = points().map(|l| l.upstream_ms).collect();
+        upstreams.sort_unstable();
+        upstreams.dedup();
+        let mut legend = 0.0;
+        for (k, &upstream_ms) in upstreams.iter().enumerate() {
+            let colour = COLOURS[k % COLOURS.len()];
+            for (measured, label, dash) in [(&r.bff, "BFF", ""), (&r.floor, "floor", "4 3")] {
+                let line: Vec<String> = std::iter::once((0.0, 0.0))
+                    .chain(
+                        measured
+                            .latency
+                            .iter()
+                            .filter(|l| l.upstream_ms == upstream_ms && l.p99_ms.is_finite())
+                            .map(|l| (l.rate, l.p99_ms)),
+                    )
+                    .map(|(rate, ms)| format!("{:.1},{:.1}", px(rate), py(ms)))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" \
+                     stroke-dasharray=\"{dash}\" points=\"{}\"/>",
+                    line.join(" ")
+                );
+                let _ = writeln!(
+                    out,
+                    "<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{label}, {upstream_ms} ms upstreams</text>",
+                    x0 + PAD + 8.0,
+                    30.0 + legend
+                );
+                legend += 13.0;
+            }
         }
     }
     out.push_str("</svg>\n");

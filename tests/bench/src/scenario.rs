@@ -6,11 +6,18 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
-use switchyard_sandbox::data::DEMO_CUSTOMER_ID;
 use switchyard_sandbox::{Faults, Sandbox, SandboxOptions, TokenRequest};
 
 use crate::load::{self, CheckBody, Latencies, MakeRequest, Workload};
 use crate::process::Target;
+
+/// The device that posts the IoT scenario's readings.
+const BENCH_DEVICE: &str = "dev-bench";
+
+/// At most this many distinct signed-in customers take turns, so that requests ask for
+/// different data (as real traffic does) and no cache or in-flight sharing between
+/// requests for one customer flatters the BFF.
+const MAX_CALLERS: usize = 256;
 
 /// One client request shape, served by one BFF.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,9 +64,49 @@ impl Scenario {
         }
     }
 
+    /// The fewest orders a customer must have for this scenario's response to be full size.
+    fn orders_needed(self) -> usize {
+        match self {
+            Self::Web(n) => n as usize,
+            Self::Mobile => 5,
+            Self::Iot => 0,
+        }
+    }
+
+    /// One signed-in caller per token: request `i` goes out as caller `i mod len`.
+    fn tokens(self, sandbox: &Sandbox) -> anyhow::Result<Arc<Vec<String>>> {
+        let tokens: Vec<String> = match self {
+            Self::Iot => vec![sandbox.issuer.mint(&TokenRequest {
+                sub: BENCH_DEVICE.into(),
+                scope: "data:inventory:write".into(),
+                ..TokenRequest::default()
+            })],
+            _ => sandbox
+                .data
+                .customers
+                .iter()
+                .filter(|c| sandbox.data.orders_of(&c.id).len() >= self.orders_needed())
+                .take(MAX_CALLERS)
+                .map(|c| {
+                    sandbox.issuer.mint(&TokenRequest {
+                        sub: c.id.clone(),
+                        ..TokenRequest::default()
+                    })
+                })
+                .collect(),
+        };
+        anyhow::ensure!(
+            !tokens.is_empty(),
+            "no sandbox customer has {} orders",
+            self.orders_needed()
+        );
+        Ok(Arc::new(tokens))
+    }
+
     /// Request `i` against the BFF (`floor == false`) or the floor.
-    fn make_request(self, base: &str, floor: bool, token: String) -> MakeRequest {
+    fn make_request(self, base: &str, floor: bool, tokens: Arc<Vec<String>>) -> MakeRequest {
         let base = base.to_owned();
+        let token = move |i: u64| tokens[(i % tokens.len() as u64) as usize].clone();
         match self {
             Self::Web(n) => {
                 let body = json!({ "query": format!(
@@ -67,7 +114,7 @@ impl Scenario {
                      customer {{ name }} items {{ sku quantity stock {{ available }} }} }} }} }} }}"
                 )})
                 .to_string();
-                Arc::new(move |client: &reqwest::Client, _| {
+                Arc::new(move |client: &reqwest::Client, i| {
                     let request = if floor {
                         client.get(format!("{base}/"))
                     } else {
@@ -76,23 +123,23 @@ impl Scenario {
                             .header("content-type", "application/json")
                             .body(body.clone())
                     };
-                    request.bearer_auth(&token)
+                    request.bearer_auth(token(i))
                 })
             }
-            Self::Mobile => Arc::new(move |client: &reqwest::Client, _| {
+            Self::Mobile => Arc::new(move |client: &reqwest::Client, i| {
                 let path = if floor { "/" } else { "/v2/dashboard" };
-                client.get(format!("{base}{path}")).bearer_auth(&token)
+                client.get(format!("{base}{path}")).bearer_auth(token(i))
             }),
             Self::Iot => {
                 // Every message needs its own sequence number, across all phases.
                 let seq = Arc::new(AtomicU64::new(1));
-                Arc::new(move |client: &reqwest::Client, _| {
+                Arc::new(move |client: &reqwest::Client, i| {
                     let n = seq.fetch_add(1, Ordering::Relaxed);
-                    let body = iot_bff::samples::valid("dev-bench", n, 20).to_cbor();
+                    let body = iot_bff::samples::valid(BENCH_DEVICE, n, 20).to_cbor();
                     client
                         .post(format!("{base}/v1/readings"))
                         .header("content-type", "application/cbor")
-                        .bearer_auth(&token)
+                        .bearer_auth(token(i))
                         .body(body)
                 })
             }
@@ -111,21 +158,21 @@ pub struct Plan {
     pub rates: Vec<f64>,
     /// Length of each fixed-rate run.
     pub per_rate: Duration,
-    /// Upstream latency during the latency phase (the throughput phase uses 0 ms).
-    pub upstream_latency_ms: u64,
+    /// Upstream latencies the latency phase sweeps, ms (the throughput phase uses 0 ms).
+    pub upstream_latencies_ms: Vec<u64>,
     /// Scenarios to run.
     pub scenarios: Vec<Scenario>,
 }
 
 impl Plan {
-    /// A second or two per scenario: checks the tool, not the numbers.
+    /// A second or two per phase: checks the tool, and gives rough figures.
     pub fn quick() -> Self {
         Self {
             saturation: Duration::from_secs(1),
             concurrency: 16,
             rates: vec![200.0],
             per_rate: Duration::from_secs(1),
-            upstream_latency_ms: 2,
+            upstream_latencies_ms: vec![0, 2],
             scenarios: Scenario::ALL.to_vec(),
         }
     }
@@ -137,7 +184,7 @@ impl Plan {
             concurrency: 4,
             rates: vec![50.0],
             per_rate: Duration::from_millis(500),
-            upstream_latency_ms: 0,
+            upstream_latencies_ms: vec![0, 2],
             scenarios: Scenario::ALL.to_vec(),
         }
     }
@@ -149,10 +196,27 @@ impl Plan {
             concurrency: 32,
             rates: vec![500.0, 1000.0],
             per_rate: Duration::from_secs(8),
-            upstream_latency_ms: 2,
+            upstream_latencies_ms: vec![0, 2],
             scenarios: Scenario::ALL.to_vec(),
         }
     }
+}
+
+/// Latency of one fixed-rate run.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct LatencyPoint {
+    /// Latency every upstream call was given, ms.
+    pub upstream_ms: u64,
+    /// Arrival rate, requests per second.
+    pub rate: f64,
+    /// Quantiles of the end-to-end latency, measured from each request's scheduled start, ms.
+    pub p50_ms: f64,
+    /// …
+    pub p99_ms: f64,
+    /// …
+    pub p999_ms: f64,
+    /// Failed or incomplete requests in this run.
+    pub errors: u64,
 }
 
 /// What one target (a BFF or its floor) measured.
@@ -164,14 +228,21 @@ pub struct Measured {
     pub cpu_us_per_req: f64,
     /// Upstream calls per request at saturation.
     pub upstream_calls_per_req: f64,
-    /// Latency quantiles per fixed rate: (rate, p50, p99, p99.9) in ms.
-    pub latency: Vec<(f64, f64, f64, f64)>,
+    /// One point per (upstream latency, rate).
+    pub latency: Vec<LatencyPoint>,
     /// Peak resident memory, MB.
     pub rss_mb: f64,
     /// Body size of one response, bytes.
     pub response_bytes: usize,
-    /// Failed or non-2xx requests, all phases.
+    /// Failed or incomplete requests, all phases.
     pub errors: u64,
+}
+
+impl Measured {
+    /// The headline point: the highest rate at the highest upstream latency.
+    fn headline(&self) -> LatencyPoint {
+        self.latency.last().copied().unwrap_or_default()
+    }
 }
 
 /// One scenario's line of the report.
@@ -179,15 +250,15 @@ pub struct Measured {
 pub struct ScenarioReport {
     /// Scenario name.
     pub scenario: String,
-    /// BFF throughput at saturation.
+    /// BFF throughput at saturation (0 ms upstreams), successful requests per second.
     pub rps: f64,
-    /// BFF latency at the highest fixed rate, ms.
+    /// BFF latency at the headline point (highest rate, highest upstream latency), ms.
     pub p50_ms: f64,
     /// …
     pub p99_ms: f64,
     /// …
     pub p999_ms: f64,
-    /// BFF p99 minus floor p99 at the highest fixed rate, ms.
+    /// BFF p99 minus floor p99 at the headline point, ms.
     pub added_p99_ms: f64,
     /// BFF CPU per request, µs.
     pub cpu_us_per_req: f64,
@@ -199,9 +270,9 @@ pub struct ScenarioReport {
     pub rss_mb: f64,
     /// BFF response body, bytes.
     pub response_bytes: usize,
-    /// The highest fixed rate, requests per second.
+    /// The headline rate, requests per second.
     pub rate: f64,
-    /// Upstream latency of the latency phase, ms.
+    /// The headline upstream latency, ms.
     pub upstream_latency_ms: u64,
     /// Everything measured, for the BFF and for the floor.
     pub bff: Measured,
@@ -261,19 +332,8 @@ async fn measure(
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(plan.concurrency * 4)
         .build()?;
-    let token = match scenario {
-        Scenario::Iot => sandbox.issuer.mint(&TokenRequest {
-            sub: "dev-bench".into(),
-            scope: "data:inventory:write".into(),
-            ..TokenRequest::default()
-        }),
-        _ => sandbox.issuer.mint(&TokenRequest {
-            sub: DEMO_CUSTOMER_ID.into(),
-            ..TokenRequest::default()
-        }),
-    };
     let work = Workload {
-        make: scenario.make_request(&child.base, floor, token),
+        make: scenario.make_request(&child.base, floor, scenario.tokens(sandbox)?),
         check: scenario.check_body(floor),
     };
     let mut errors = 0;
@@ -298,18 +358,24 @@ async fn measure(
     errors += failed;
     let requests = (ok + failed).max(1) as f64;
 
-    set_latency(sandbox, plan.upstream_latency_ms);
     let mut latency = Vec::new();
-    for (k, &rate) in plan.rates.iter().enumerate() {
-        let measured: Latencies =
-            load::open_loop(&client, &work, rate, plan.per_rate, (k as u64 + 1) << 40).await;
-        errors += measured.errors;
-        latency.push((
-            rate,
-            measured.quantile_ms(0.5),
-            measured.quantile_ms(0.99),
-            measured.quantile_ms(0.999),
-        ));
+    let mut run = 1u64;
+    for &upstream_ms in &plan.upstream_latencies_ms {
+        set_latency(sandbox, upstream_ms);
+        for &rate in &plan.rates {
+            let measured: Latencies =
+                load::open_loop(&client, &work, rate, plan.per_rate, run << 40).await;
+            run += 1;
+            errors += measured.errors;
+            latency.push(LatencyPoint {
+                upstream_ms,
+                rate,
+                p50_ms: measured.quantile_ms(0.5),
+                p99_ms: measured.quantile_ms(0.99),
+                p999_ms: measured.quantile_ms(0.999),
+                errors: measured.errors,
+            });
+        }
     }
     set_latency(sandbox, 0);
     Ok(Measured {
@@ -331,22 +397,22 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<ScenarioReport>> {
         let (bff_target, floor_target) = scenario.targets();
         let bff = measure(&sandbox, plan, scenario, bff_target, false).await?;
         let floor = measure(&sandbox, plan, scenario, &floor_target, true).await?;
-        let (rate, p50, p99, p999) = bff.latency.last().copied().unwrap_or_default();
-        let floor_p99 = floor.latency.last().map_or(f64::NAN, |l| l.2);
+        let headline = bff.headline();
+        let floor_p99 = floor.headline().p99_ms;
         reports.push(ScenarioReport {
             scenario: scenario.name(),
             rps: bff.rps,
-            p50_ms: p50,
-            p99_ms: p99,
-            p999_ms: p999,
-            added_p99_ms: p99 - floor_p99,
+            p50_ms: headline.p50_ms,
+            p99_ms: headline.p99_ms,
+            p999_ms: headline.p999_ms,
+            added_p99_ms: headline.p99_ms - floor_p99,
             cpu_us_per_req: bff.cpu_us_per_req,
             floor_cpu_us_per_req: floor.cpu_us_per_req,
             upstream_calls_per_req: bff.upstream_calls_per_req,
             rss_mb: bff.rss_mb,
             response_bytes: bff.response_bytes,
-            rate,
-            upstream_latency_ms: plan.upstream_latency_ms,
+            rate: headline.rate,
+            upstream_latency_ms: headline.upstream_ms,
             bff,
             floor,
         });
