@@ -289,6 +289,11 @@ pub struct AuthConfig {
     pub jwks_refresh_cooldown_secs: u64,
     /// Timeout of one JWKS fetch.
     pub jwks_timeout_ms: u64,
+    /// How long a token that verified is answered from memory (never past its `exp`, and
+    /// forgotten when the signing keys change); 0 verifies every request.
+    pub token_cache_secs: u64,
+    /// How many verified tokens are remembered at most.
+    pub token_cache_entries: u64,
 }
 
 impl Default for AuthConfig {
@@ -304,6 +309,8 @@ impl Default for AuthConfig {
             leeway_secs: 30,
             jwks_refresh_cooldown_secs: 30,
             jwks_timeout_ms: 2_000,
+            token_cache_secs: 60,
+            token_cache_entries: 10_000,
         }
     }
 }

@@ -231,3 +231,61 @@ async fn a_rotated_in_key_is_picked_up_by_the_refetch() {
     assert_eq!(response.status, 200, "{}", response.json);
     assert_eq!(issuer.received_requests().await.map(|r| r.len()), Some(2));
 }
+
+#[tokio::test]
+async fn a_withdrawn_key_stops_tokens_it_signed_even_after_they_were_accepted() {
+    use switchyard_tests::jwks;
+    let up = switchyard_tests::Upstreams::start().await;
+    // The issuer first publishes the RSA and EC keys, then withdraws the RSA key.
+    let issuer = wiremock::MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/jwks.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&[&up.rsa, &up.ec])))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&issuer)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/jwks.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&[&up.ec])))
+        .mount(&issuer)
+        .await;
+    let mut config = web_bff::WebConfig {
+        upstreams: up.upstreams_config(),
+        auth: up.auth_config(),
+        ..Default::default()
+    };
+    config.auth.jwks_url = Some(format!("{}/.well-known/jwks.json", issuer.uri()));
+    config.auth.jwks_refresh_cooldown_secs = 0;
+    assert!(
+        config.auth.token_cache_secs > 0,
+        "verified tokens are remembered"
+    );
+    let state = web_bff::build_state(&config).expect("valid config");
+    state.prime().await;
+    let app = WebApp {
+        router: web_bff::router(state),
+        up,
+    };
+    app.up.serve_customers(&[customer_json("cus_1")]).await;
+    let signed_by_rsa = Token::customer("cus_1").sign(&app.up.rsa);
+    for _ in 0..2 {
+        let response = app.query(Some(&signed_by_rsa), QUERY).await;
+        assert_eq!(response.status, 200, "{}", response.json);
+    }
+
+    // A token naming a new kid makes the BFF fetch the keys again: the RSA key is gone.
+    let new_kid = Token {
+        kid: Some("next".into()),
+        ..Token::customer("cus_1")
+    };
+    let response = app.query(Some(&new_kid.sign(&app.up.ec)), QUERY).await;
+    assert_eq!(response.status, 401);
+
+    let response = app.query(Some(&signed_by_rsa), QUERY).await;
+    assert_eq!(
+        response.status, 401,
+        "a remembered token is checked again against the new keys: {}",
+        response.json
+    );
+}

@@ -5,6 +5,7 @@
 //! cooldown, not one per token. Concurrent refreshes are collapsed into one fetch.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -47,6 +48,9 @@ struct Remote {
 /// The current signing keys and where to get new ones.
 pub struct KeyStore {
     keys: RwLock<Arc<KeyMap>>,
+    /// Bumped by every JWKS fetch that replaced the keys, so that what was verified
+    /// against the old ones can be told apart.
+    generation: AtomicU64,
     remote: Option<Remote>,
 }
 
@@ -64,6 +68,7 @@ impl KeyStore {
                 .map_err(|e| ConfigError::invalid("auth.jwks_file", e.to_string()))?;
             return Ok(Self {
                 keys: RwLock::new(Arc::new(keys)),
+                generation: AtomicU64::new(0),
                 remote: None,
             });
         }
@@ -78,6 +83,7 @@ impl KeyStore {
             .map_err(|e| ConfigError::invalid("auth.jwks_url", e.to_string()))?;
         Ok(Self {
             keys: RwLock::new(Arc::new(KeyMap::new())),
+            generation: AtomicU64::new(0),
             remote: Some(Remote {
                 url,
                 client,
@@ -90,6 +96,11 @@ impl KeyStore {
     /// Whether at least one key is loaded.
     pub fn has_keys(&self) -> bool {
         !self.snapshot().is_empty()
+    }
+
+    /// Changes whenever the keys are replaced.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     fn snapshot(&self) -> Arc<KeyMap> {
@@ -184,6 +195,7 @@ impl KeyStore {
             .keys
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 }

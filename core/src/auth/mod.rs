@@ -7,6 +7,7 @@
 
 mod jwks;
 mod principal;
+mod verified;
 
 use std::sync::Arc;
 
@@ -89,6 +90,7 @@ pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, ConfigError>
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    exp: u64,
     #[serde(default)]
     scope: String,
     #[serde(default)]
@@ -103,6 +105,8 @@ struct Claims {
 #[derive(Clone)]
 pub struct Authenticator {
     keys: Arc<KeyStore>,
+    /// Tokens that verified recently (`None` when `auth.token_cache_secs` is 0).
+    verified: Option<Arc<verified::VerifiedTokens>>,
     /// One validation per accepted algorithm: jsonwebtoken requires all algorithms of a
     /// validation to belong to the key's family.
     validations: Arc<Vec<(Algorithm, Validation)>>,
@@ -128,6 +132,11 @@ impl Authenticator {
             .collect();
         Ok(Self {
             keys: Arc::new(keys),
+            verified: verified::VerifiedTokens::new(
+                config.token_cache_entries,
+                std::time::Duration::from_secs(config.token_cache_secs),
+            )
+            .map(Arc::new),
             validations: Arc::new(validations),
         })
     }
@@ -161,8 +170,31 @@ impl Authenticator {
         self.verify(token).await
     }
 
-    /// Verifies one compact JWT.
+    /// Verifies one compact JWT, or answers from the tokens verified recently.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let Some(verified) = &self.verified else {
+            return self
+                .verify_signature(token)
+                .await
+                .map(|(principal, _)| principal);
+        };
+        let generation = self.keys.generation();
+        if let Some(principal) = verified.get(token, generation, verified::unix_now()) {
+            return Ok(principal);
+        }
+        let (principal, expires_at) = self.verify_signature(token).await?;
+        verified.remember(
+            token,
+            &principal,
+            expires_at,
+            generation,
+            verified::unix_now(),
+        );
+        Ok(principal)
+    }
+
+    /// Checks the token's signature and claims; returns its principal and `exp`.
+    async fn verify_signature(&self, token: &str) -> Result<(Principal, u64), AuthError> {
         // Headers naming `none` or an unknown algorithm do not even parse.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::Invalid("malformed token"))?;
@@ -179,7 +211,8 @@ impl Authenticator {
         }
         let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
             .map_err(|e| AuthError::Invalid(describe_jwt_error(e.kind())))?;
-        principal_from_claims(data.claims)
+        let expires_at = data.claims.exp;
+        Ok((principal_from_claims(data.claims)?, expires_at))
     }
 }
 

@@ -154,7 +154,8 @@ pub struct Plan {
     pub saturation: Duration,
     /// Connections of the throughput phase.
     pub concurrency: usize,
-    /// Fixed arrival rates of the latency phase, requests per second.
+    /// Fixed arrival rates of the latency phase, requests per second (those a BFF can take:
+    /// see [`rates_within`]).
     pub rates: Vec<f64>,
     /// Length of each fixed-rate run.
     pub per_rate: Duration,
@@ -321,12 +322,36 @@ fn child_env(sandbox: &Sandbox) -> Vec<(String, String)> {
     ]
 }
 
+/// The share of a BFF's saturation throughput its latency runs go up to: an open loop past
+/// capacity measures nothing but its own queue growing.
+const MAX_LOAD: f64 = 0.7;
+
+/// The plan's fixed rates that a BFF saturating at `saturation_rps` can take; when it can
+/// take none of them, one rate at [`MAX_LOAD`] of its capacity.
+fn rates_within(plan: &Plan, saturation_rps: f64) -> Vec<f64> {
+    let ceiling = saturation_rps * MAX_LOAD;
+    let rates: Vec<f64> = plan
+        .rates
+        .iter()
+        .copied()
+        .filter(|&r| r <= ceiling)
+        .collect();
+    if rates.is_empty() {
+        vec![((ceiling / 10.0).floor() * 10.0).max(10.0)]
+    } else {
+        rates
+    }
+}
+
+/// Measures one target. The latency runs use `rates`, or (for a BFF) the plan's rates that
+/// its measured throughput allows.
 async fn measure(
     sandbox: &Sandbox,
     plan: &Plan,
     scenario: Scenario,
     target: &str,
     floor: bool,
+    rates: Option<&[f64]>,
 ) -> anyhow::Result<Measured> {
     let child = Target::start(target, &child_env(sandbox)).await?;
     let client = reqwest::Client::builder()
@@ -357,15 +382,20 @@ async fn measure(
     let (cpu_after, calls_after) = (child.usage().cpu, upstream_calls(sandbox));
     errors += failed;
     let requests = (ok + failed).max(1) as f64;
+    let rps = ok as f64 / plan.saturation.as_secs_f64();
+    let rates = rates.map_or_else(|| rates_within(plan, rps), <[f64]>::to_vec);
 
     let mut latency = Vec::new();
     let mut run = 1u64;
     for &upstream_ms in &plan.upstream_latencies_ms {
         set_latency(sandbox, upstream_ms);
-        for &rate in &plan.rates {
+        for &rate in &rates {
+            // A quarter run first, unmeasured, so that connections are open at this rate.
+            let warm = load::open_loop(&client, &work, rate, plan.per_rate / 4, run << 40).await;
+            errors += warm.errors;
             let measured: Latencies =
-                load::open_loop(&client, &work, rate, plan.per_rate, run << 40).await;
-            run += 1;
+                load::open_loop(&client, &work, rate, plan.per_rate, (run + 1) << 40).await;
+            run += 2;
             errors += measured.errors;
             latency.push(LatencyPoint {
                 upstream_ms,
@@ -379,7 +409,7 @@ async fn measure(
     }
     set_latency(sandbox, 0);
     Ok(Measured {
-        rps: ok as f64 / plan.saturation.as_secs_f64(),
+        rps,
         cpu_us_per_req: (cpu_after - cpu_before).as_secs_f64() * 1e6 / requests,
         upstream_calls_per_req: (calls_after - calls_before) as f64 / requests,
         latency,
@@ -395,8 +425,11 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<ScenarioReport>> {
     let mut reports = Vec::new();
     for &scenario in &plan.scenarios {
         let (bff_target, floor_target) = scenario.targets();
-        let bff = measure(&sandbox, plan, scenario, bff_target, false).await?;
-        let floor = measure(&sandbox, plan, scenario, &floor_target, true).await?;
+        let bff = measure(&sandbox, plan, scenario, bff_target, false, None).await?;
+        let mut rates: Vec<f64> = bff.latency.iter().map(|point| point.rate).collect();
+        rates.sort_by(f64::total_cmp);
+        rates.dedup();
+        let floor = measure(&sandbox, plan, scenario, &floor_target, true, Some(&rates)).await?;
         let headline = bff.headline();
         let floor_p99 = floor.headline().p99_ms;
         reports.push(ScenarioReport {
