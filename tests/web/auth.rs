@@ -193,22 +193,26 @@ async fn unknown_kids_fetch_the_jwks_at_most_once_per_cooldown() {
     assert_eq!(response.status, 200, "{}", response.json);
 }
 
-#[tokio::test]
-async fn a_rotated_in_key_is_picked_up_by_the_refetch() {
+/// An app whose issuer publishes the keys `first` picks at its first JWKS fetch and those
+/// `then` picks at every later one; unknown kids refetch without a cooldown. The app is
+/// primed (one fetch made). Returns the app and the issuer, to count fetches.
+async fn app_with_rotating_keys(
+    first: fn(&switchyard_tests::Upstreams) -> Vec<&TestKey>,
+    then: fn(&switchyard_tests::Upstreams) -> Vec<&TestKey>,
+) -> (WebApp, wiremock::MockServer) {
     use switchyard_tests::jwks;
     let up = switchyard_tests::Upstreams::start().await;
-    // A fresh issuer that first publishes only the RSA key, then RSA and EC.
     let issuer = wiremock::MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/.well-known/jwks.json"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&[&up.rsa])))
+        .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&first(&up))))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&issuer)
         .await;
     Mock::given(method("GET"))
         .and(path("/.well-known/jwks.json"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&[&up.rsa, &up.ec])))
+        .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&then(&up))))
         .mount(&issuer)
         .await;
     let mut config = web_bff::WebConfig {
@@ -224,6 +228,14 @@ async fn a_rotated_in_key_is_picked_up_by_the_refetch() {
         router: web_bff::router(state),
         up,
     };
+    (app, issuer)
+}
+
+#[tokio::test]
+async fn a_rotated_in_key_is_picked_up_by_the_refetch() {
+    // The issuer first publishes only the RSA key, then RSA and EC.
+    let (app, issuer) =
+        app_with_rotating_keys(|up| vec![&up.rsa], |up| vec![&up.rsa, &up.ec]).await;
     app.up.serve_customers(&[customer_json("cus_1")]).await;
     let response = app
         .query(Some(&Token::customer("cus_1").sign(&app.up.ec)), QUERY)
@@ -234,39 +246,13 @@ async fn a_rotated_in_key_is_picked_up_by_the_refetch() {
 
 #[tokio::test]
 async fn a_withdrawn_key_stops_tokens_it_signed_even_after_they_were_accepted() {
-    use switchyard_tests::jwks;
-    let up = switchyard_tests::Upstreams::start().await;
     // The issuer first publishes the RSA and EC keys, then withdraws the RSA key.
-    let issuer = wiremock::MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/.well-known/jwks.json"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&[&up.rsa, &up.ec])))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&issuer)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/.well-known/jwks.json"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&[&up.ec])))
-        .mount(&issuer)
-        .await;
-    let mut config = web_bff::WebConfig {
-        upstreams: up.upstreams_config(),
-        auth: up.auth_config(),
-        ..Default::default()
-    };
-    config.auth.jwks_url = Some(format!("{}/.well-known/jwks.json", issuer.uri()));
-    config.auth.jwks_refresh_cooldown_secs = 0;
+    let (app, _issuer) =
+        app_with_rotating_keys(|up| vec![&up.rsa, &up.ec], |up| vec![&up.ec]).await;
     assert!(
-        config.auth.token_cache_secs > 0,
+        web_bff::WebConfig::default().auth.token_cache_secs > 0,
         "verified tokens are remembered"
     );
-    let state = web_bff::build_state(&config).expect("valid config");
-    state.prime().await;
-    let app = WebApp {
-        router: web_bff::router(state),
-        up,
-    };
     app.up.serve_customers(&[customer_json("cus_1")]).await;
     let signed_by_rsa = Token::customer("cus_1").sign(&app.up.rsa);
     for _ in 0..2 {
