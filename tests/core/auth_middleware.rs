@@ -92,3 +92,34 @@ async fn failures_are_rendered_in_the_bffs_format_with_a_challenge() {
     assert_eq!(response.status, 403);
     assert_eq!(response.json["type"], "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn verified_tokens_are_remembered_and_failures_are_not() {
+    let up = Upstreams::start().await;
+    let authenticator = Authenticator::new(&up.auth_config()).expect("valid auth config");
+    authenticator.prime().await.expect("JWKS served");
+    let good = up.token("cus_9");
+    assert!(!authenticator.remembers(&good), "not verified yet");
+    let principal = authenticator.verify(&good).await.expect("valid token");
+    assert!(authenticator.remembers(&good));
+    // Answered from memory: the same principal.
+    assert_eq!(authenticator.verify(&good).await, Ok(principal));
+
+    let expired = Token {
+        exp_in: -600,
+        nbf_in: -1200,
+        ..Token::customer("cus_9")
+    }
+    .sign(&up.ed);
+    for _ in 0..2 {
+        assert!(authenticator.verify(&expired).await.is_err());
+        assert!(!authenticator.remembers(&expired));
+    }
+
+    let mut off = up.auth_config();
+    off.token_cache_secs = 0;
+    let uncached = Authenticator::new(&off).expect("valid auth config");
+    uncached.prime().await.expect("JWKS served");
+    assert!(uncached.verify(&good).await.is_ok());
+    assert!(!uncached.remembers(&good), "caching is off");
+}

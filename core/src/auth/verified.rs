@@ -30,10 +30,14 @@ struct Verified {
 
 /// Verified tokens, bounded in number and age.
 pub(super) struct VerifiedTokens {
-    entries: moka::sync::Cache<[u8; 32], Verified>,
+    entries: moka::sync::Cache<TokenDigest, Verified>,
 }
 
-fn digest_of(token: &str) -> [u8; 32] {
+/// The cache key of a token: its SHA-256 digest.
+pub(super) type TokenDigest = [u8; 32];
+
+/// The digest `token` is remembered under.
+pub(super) fn digest_of(token: &str) -> TokenDigest {
     let mut key = [0; 32];
     key.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
     key
@@ -58,23 +62,27 @@ impl VerifiedTokens {
         })
     }
 
-    /// The principal of `token` if it was verified against keys of `keys_generation` and
-    /// has not expired at `now` (Unix seconds).
-    pub(super) fn get(&self, token: &str, keys_generation: u64, now: u64) -> Option<Principal> {
-        let key = digest_of(token);
-        let entry = self.entries.get(&key)?;
+    /// The principal of the token with `digest` if it was verified against keys of
+    /// `keys_generation` and has not expired at `now` (Unix seconds).
+    pub(super) fn get(
+        &self,
+        digest: &TokenDigest,
+        keys_generation: u64,
+        now: u64,
+    ) -> Option<Principal> {
+        let entry = self.entries.get(digest)?;
         if entry.keys_generation == keys_generation && now < entry.expires_at {
             Some(entry.principal)
         } else {
-            self.entries.invalidate(&key);
+            self.entries.invalidate(digest);
             None
         }
     }
 
-    /// Remembers that `token` verified against keys of `keys_generation`.
+    /// Remembers that the token with `digest` verified against keys of `keys_generation`.
     pub(super) fn remember(
         &self,
-        token: &str,
+        digest: TokenDigest,
         principal: &Principal,
         expires_at: u64,
         keys_generation: u64,
@@ -82,7 +90,7 @@ impl VerifiedTokens {
     ) {
         if now < expires_at {
             self.entries.insert(
-                digest_of(token),
+                digest,
                 Verified {
                     principal: principal.clone(),
                     expires_at,
@@ -109,12 +117,17 @@ mod tests {
     #[test]
     fn a_remembered_token_answers_its_principal_until_it_expires() {
         let cache = cache();
-        cache.remember("token-a", &principal("cus_1"), 1_000, 7, 900);
-        let hit = cache.get("token-a", 7, 999).expect("remembered");
+        cache.remember(digest_of("token-a"), &principal("cus_1"), 1_000, 7, 900);
+        let hit = cache
+            .get(&digest_of("token-a"), 7, 999)
+            .expect("remembered");
         assert_eq!(hit.subject, "cus_1");
-        assert!(cache.get("token-a", 7, 1_000).is_none(), "expired at exp");
         assert!(
-            cache.get("token-a", 7, 999).is_none(),
+            cache.get(&digest_of("token-a"), 7, 1_000).is_none(),
+            "expired at exp"
+        );
+        assert!(
+            cache.get(&digest_of("token-a"), 7, 999).is_none(),
             "dropped once expired"
         );
     }
@@ -122,23 +135,23 @@ mod tests {
     #[test]
     fn a_change_of_signing_keys_forgets_every_token() {
         let cache = cache();
-        cache.remember("token-a", &principal("cus_1"), 1_000, 7, 900);
-        assert!(cache.get("token-a", 8, 901).is_none());
+        cache.remember(digest_of("token-a"), &principal("cus_1"), 1_000, 7, 900);
+        assert!(cache.get(&digest_of("token-a"), 8, 901).is_none());
     }
 
     #[test]
     fn only_the_exact_token_matches() {
         let cache = cache();
-        cache.remember("token-a", &principal("cus_1"), 1_000, 7, 900);
-        assert!(cache.get("token-b", 7, 901).is_none());
-        assert!(cache.get("token-a ", 7, 901).is_none());
+        cache.remember(digest_of("token-a"), &principal("cus_1"), 1_000, 7, 900);
+        assert!(cache.get(&digest_of("token-b"), 7, 901).is_none());
+        assert!(cache.get(&digest_of("token-a "), 7, 901).is_none());
     }
 
     #[test]
     fn an_already_expired_token_is_not_remembered() {
         let cache = cache();
-        cache.remember("token-a", &principal("cus_1"), 900, 7, 900);
-        assert!(cache.get("token-a", 7, 800).is_none());
+        cache.remember(digest_of("token-a"), &principal("cus_1"), 900, 7, 900);
+        assert!(cache.get(&digest_of("token-a"), 7, 800).is_none());
     }
 
     #[test]
