@@ -150,8 +150,11 @@ impl Scenario {
 /// How long and how hard to run.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// Length of the throughput phase.
+    /// Length of the throughput phase, per target.
     pub saturation: Duration,
+    /// Rounds the throughput phase is cut into: the BFF and the floor take turns, one round
+    /// each, so that both are measured over the same stretch of time.
+    pub rounds: u32,
     /// Connections of the throughput phase.
     pub concurrency: usize,
     /// Fixed arrival rates of the latency phase, requests per second (those a BFF can take:
@@ -169,7 +172,8 @@ impl Plan {
     /// A second or two per phase: checks the tool, and gives rough figures.
     pub fn quick() -> Self {
         Self {
-            saturation: Duration::from_secs(1),
+            saturation: Duration::from_secs(2),
+            rounds: 2,
             concurrency: 16,
             rates: vec![200.0],
             per_rate: Duration::from_secs(1),
@@ -182,6 +186,7 @@ impl Plan {
     pub fn smoke() -> Self {
         Self {
             saturation: Duration::from_millis(500),
+            rounds: 1,
             concurrency: 4,
             rates: vec![50.0],
             per_rate: Duration::from_millis(500),
@@ -193,7 +198,8 @@ impl Plan {
     /// The full run BENCHMARKS.md reports.
     pub fn full() -> Self {
         Self {
-            saturation: Duration::from_secs(8),
+            saturation: Duration::from_secs(12),
+            rounds: 6,
             concurrency: 32,
             rates: vec![500.0, 1000.0],
             per_rate: Duration::from_secs(8),
@@ -343,80 +349,174 @@ fn rates_within(plan: &Plan, saturation_rps: f64) -> Vec<f64> {
     }
 }
 
-/// Measures one target. The latency runs use `rates`, or (for a BFF) the plan's rates that
-/// its measured throughput allows.
-async fn measure(
+/// One side of a comparison, the BFF or its floor: a running child, the requests it is
+/// sent, and what has been measured of it so far.
+struct Side {
+    child: Target,
+    client: reqwest::Client,
+    work: Workload,
+    response_bytes: usize,
+    /// Successful and failed requests, CPU time and upstream calls of the saturation rounds.
+    ok: u64,
+    failed: u64,
+    cpu: Duration,
+    calls: u64,
+    /// Failed requests of every phase.
+    errors: u64,
+    latency: Vec<LatencyPoint>,
+}
+
+impl Side {
+    /// Starts `target`, and checks that one request gets a complete answer.
+    async fn start(
+        sandbox: &Sandbox,
+        plan: &Plan,
+        scenario: Scenario,
+        target: &str,
+        floor: bool,
+    ) -> anyhow::Result<Self> {
+        let child = Target::start(target, &child_env(sandbox)).await?;
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(plan.concurrency * 4)
+            .build()?;
+        let work = Workload {
+            make: scenario.make_request(&child.base, floor, scenario.tokens(sandbox)?),
+            check: scenario.check_body(floor),
+        };
+        let sample = (work.make)(&client, 0).send().await?;
+        let status = sample.status();
+        let body = sample.bytes().await?;
+        anyhow::ensure!(
+            status.is_success() && (work.check)(&body),
+            "{target} answered {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        );
+        Ok(Self {
+            child,
+            client,
+            work,
+            response_bytes: body.len(),
+            ok: 0,
+            failed: 0,
+            cpu: Duration::ZERO,
+            calls: 0,
+            errors: 0,
+            latency: Vec::new(),
+        })
+    }
+
+    /// Runs the closed loop for `duration`; `measured` adds its figures to the totals.
+    async fn saturate(
+        &mut self,
+        sandbox: &Sandbox,
+        plan: &Plan,
+        duration: Duration,
+        measured: bool,
+    ) {
+        let (cpu_before, calls_before) = (self.child.usage().cpu, upstream_calls(sandbox));
+        let (ok, failed) =
+            load::closed_loop(&self.client, &self.work, plan.concurrency, duration).await;
+        let (cpu_after, calls_after) = (self.child.usage().cpu, upstream_calls(sandbox));
+        self.errors += failed;
+        if measured {
+            self.ok += ok;
+            self.failed += failed;
+            self.cpu += cpu_after.saturating_sub(cpu_before);
+            self.calls += calls_after - calls_before;
+        }
+    }
+
+    /// Measures one fixed-rate point, after an unmeasured quarter run at the same rate so
+    /// that connections are open. `run` numbers the requests apart from other runs.
+    async fn latency_point(&mut self, plan: &Plan, upstream_ms: u64, rate: f64, run: u64) {
+        let warm =
+            load::open_loop(&self.client, &self.work, rate, plan.per_rate / 4, run << 40).await;
+        let measured: Latencies = load::open_loop(
+            &self.client,
+            &self.work,
+            rate,
+            plan.per_rate,
+            (run + 1) << 40,
+        )
+        .await;
+        self.errors += warm.errors + measured.errors;
+        self.latency.push(LatencyPoint {
+            upstream_ms,
+            rate,
+            p50_ms: measured.quantile_ms(0.5),
+            p99_ms: measured.quantile_ms(0.99),
+            p999_ms: measured.quantile_ms(0.999),
+            errors: measured.errors,
+        });
+    }
+
+    fn measured(self, saturation: Duration) -> Measured {
+        let requests = (self.ok + self.failed).max(1) as f64;
+        Measured {
+            rps: self.ok as f64 / saturation.as_secs_f64(),
+            cpu_us_per_req: self.cpu.as_secs_f64() * 1e6 / requests,
+            upstream_calls_per_req: self.calls as f64 / requests,
+            latency: self.latency,
+            rss_mb: self.child.usage().peak_rss as f64 / (1024.0 * 1024.0),
+            response_bytes: self.response_bytes,
+            errors: self.errors,
+        }
+    }
+}
+
+/// The two sides in the order they take turns: round `i` starts with the BFF when `i` is
+/// even and with the floor when it is odd (A B B A …), so that a slow drift of the
+/// machine's speed weighs on both alike.
+fn in_turn<'a>(bff: &'a mut Side, floor: &'a mut Side, round: u64) -> [&'a mut Side; 2] {
+    if round.is_multiple_of(2) {
+        [bff, floor]
+    } else {
+        [floor, bff]
+    }
+}
+
+/// Measures a scenario's BFF and its floor, both running at once and loaded in turn: the
+/// saturation phase in [`Plan::rounds`] alternating rounds, then each latency point for
+/// one right after the other. Measured side by side this way, the two figures of a ratio
+/// come from the same minutes of the machine's life.
+async fn measure_pair(
     sandbox: &Sandbox,
     plan: &Plan,
     scenario: Scenario,
-    target: &str,
-    floor: bool,
-    rates: Option<&[f64]>,
-) -> anyhow::Result<Measured> {
-    let child = Target::start(target, &child_env(sandbox)).await?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(plan.concurrency * 4)
-        .build()?;
-    let work = Workload {
-        make: scenario.make_request(&child.base, floor, scenario.tokens(sandbox)?),
-        check: scenario.check_body(floor),
-    };
-    let mut errors = 0;
-
-    let sample = (work.make)(&client, 0).send().await?;
-    let status = sample.status();
-    let body = sample.bytes().await?;
-    anyhow::ensure!(
-        status.is_success() && (work.check)(&body),
-        "{target} answered {status}: {}",
-        String::from_utf8_lossy(&body[..body.len().min(300)])
-    );
-    let response_bytes = body.len();
+) -> anyhow::Result<(Measured, Measured)> {
+    let (bff_target, floor_target) = scenario.targets();
+    let mut bff = Side::start(sandbox, plan, scenario, bff_target, false).await?;
+    let mut floor = Side::start(sandbox, plan, scenario, &floor_target, true).await?;
 
     set_latency(sandbox, 0);
-    let (_, warm_errors) =
-        load::closed_loop(&client, &work, plan.concurrency, plan.saturation / 4).await;
-    errors += warm_errors;
-    let (cpu_before, calls_before) = (child.usage().cpu, upstream_calls(sandbox));
-    let (ok, failed) = load::closed_loop(&client, &work, plan.concurrency, plan.saturation).await;
-    let (cpu_after, calls_after) = (child.usage().cpu, upstream_calls(sandbox));
-    errors += failed;
-    let requests = (ok + failed).max(1) as f64;
-    let rps = ok as f64 / plan.saturation.as_secs_f64();
-    let rates = rates.map_or_else(|| rates_within(plan, rps), <[f64]>::to_vec);
+    let rounds = plan.rounds.max(1);
+    let round = plan.saturation / rounds;
+    for side in [&mut bff, &mut floor] {
+        side.saturate(sandbox, plan, plan.saturation / 4, false)
+            .await;
+    }
+    for i in 0..u64::from(rounds) {
+        for side in in_turn(&mut bff, &mut floor, i) {
+            side.saturate(sandbox, plan, round, true).await;
+        }
+    }
+    let saturation = round * rounds;
+    let rates = rates_within(plan, bff.ok as f64 / saturation.as_secs_f64());
 
-    let mut latency = Vec::new();
     let mut run = 1u64;
+    let mut point = 0u64;
     for &upstream_ms in &plan.upstream_latencies_ms {
         set_latency(sandbox, upstream_ms);
         for &rate in &rates {
-            // A quarter run first, unmeasured, so that connections are open at this rate.
-            let warm = load::open_loop(&client, &work, rate, plan.per_rate / 4, run << 40).await;
-            errors += warm.errors;
-            let measured: Latencies =
-                load::open_loop(&client, &work, rate, plan.per_rate, (run + 1) << 40).await;
-            run += 2;
-            errors += measured.errors;
-            latency.push(LatencyPoint {
-                upstream_ms,
-                rate,
-                p50_ms: measured.quantile_ms(0.5),
-                p99_ms: measured.quantile_ms(0.99),
-                p999_ms: measured.quantile_ms(0.999),
-                errors: measured.errors,
-            });
+            for side in in_turn(&mut bff, &mut floor, point) {
+                side.latency_point(plan, upstream_ms, rate, run).await;
+                run += 2;
+            }
+            point += 1;
         }
     }
     set_latency(sandbox, 0);
-    Ok(Measured {
-        rps,
-        cpu_us_per_req: (cpu_after - cpu_before).as_secs_f64() * 1e6 / requests,
-        upstream_calls_per_req: (calls_after - calls_before) as f64 / requests,
-        latency,
-        rss_mb: child.usage().peak_rss as f64 / (1024.0 * 1024.0),
-        response_bytes,
-        errors,
-    })
+    Ok((bff.measured(saturation), floor.measured(saturation)))
 }
 
 /// Runs `plan` on a fresh sandbox.
@@ -424,12 +524,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<ScenarioReport>> {
     let sandbox = Sandbox::start(&SandboxOptions::ephemeral()).await?;
     let mut reports = Vec::new();
     for &scenario in &plan.scenarios {
-        let (bff_target, floor_target) = scenario.targets();
-        let bff = measure(&sandbox, plan, scenario, bff_target, false, None).await?;
-        let mut rates: Vec<f64> = bff.latency.iter().map(|point| point.rate).collect();
-        rates.sort_by(f64::total_cmp);
-        rates.dedup();
-        let floor = measure(&sandbox, plan, scenario, &floor_target, true, Some(&rates)).await?;
+        let (bff, floor) = measure_pair(&sandbox, plan, scenario).await?;
         let headline = bff.headline();
         let floor_p99 = floor.headline().p99_ms;
         reports.push(ScenarioReport {
