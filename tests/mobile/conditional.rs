@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::{MobileApp, orders_of, spawn_app};
+use crate::{MobileApp, orders_of, spawn_app, spawn_app_with};
 
 async fn serve_dashboard(app: &MobileApp, orders: usize) {
     app.up
@@ -92,14 +92,20 @@ fn decode(encoding: &str, body: &[u8]) -> Value {
 #[tokio::test]
 async fn brotli_and_gzip_follow_accept_encoding_and_keep_distinct_strong_tags() {
     let app = spawn_app().await;
-    serve_dashboard(&app, 5).await;
+    serve_dashboard(&app, 20).await;
     let token = app.token("cus_1");
-    let plain = app.get("/v2/dashboard", Some(&token)).await;
+    let uri = "/v2/orders?limit=20";
+    let plain = app.get(uri, Some(&token)).await;
     let plain_tag = plain.header("etag").expect("ETag").to_owned();
     assert_eq!(plain.header("content-encoding"), None);
+    assert!(
+        plain.body.len() >= 1024,
+        "a page of 20 orders ({} bytes) is over the default threshold",
+        plain.body.len()
+    );
 
     for (accept, coding) in [("br", "br"), ("gzip", "gzip"), ("gzip;q=0.5, br", "br")] {
-        let request = http::Request::get("/v2/dashboard")
+        let request = http::Request::get(uri)
             .header("authorization", format!("Bearer {token}"))
             .header("accept-encoding", accept)
             .body(axum::body::Body::empty())
@@ -122,7 +128,7 @@ async fn brotli_and_gzip_follow_accept_encoding_and_keep_distinct_strong_tags() 
             "{accept}: compressed is smaller"
         );
         let decoded = decode(coding, &response.body);
-        assert_eq!(decoded["recentOrders"], plain.json["recentOrders"]);
+        assert_eq!(decoded["data"], plain.json["data"]);
 
         let tag = response.header("etag").expect("ETag").to_owned();
         assert!(is_strong_tag(&tag));
@@ -133,7 +139,7 @@ async fn brotli_and_gzip_follow_accept_encoding_and_keep_distinct_strong_tags() 
 
         let revalidate = app
             .get_with(
-                "/v2/dashboard",
+                uri,
                 Some(&token),
                 &[("if-none-match", &tag), ("accept-encoding", accept)],
             )
@@ -144,8 +150,42 @@ async fn brotli_and_gzip_follow_accept_encoding_and_keep_distinct_strong_tags() 
 }
 
 #[tokio::test]
-async fn problems_are_compressed_too_and_stay_valid() {
+async fn bodies_under_the_threshold_are_sent_as_is() {
     let app = spawn_app().await;
+    serve_dashboard(&app, 5).await;
+    let token = app.token("cus_1");
+    let dashboard = app
+        .get_with(
+            "/v2/dashboard",
+            Some(&token),
+            &[("accept-encoding", "gzip, br")],
+        )
+        .await;
+    assert_eq!(dashboard.status, 200);
+    assert!(
+        dashboard.body.len() < 1024,
+        "{} bytes",
+        dashboard.body.len()
+    );
+    assert_eq!(dashboard.header("content-encoding"), None);
+    assert_eq!(
+        dashboard.json["recentOrders"].as_array().map(Vec::len),
+        Some(5)
+    );
+
+    let request = http::Request::get("/v2/dashboard")
+        .header("accept-encoding", "gzip")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let problem = switchyard_tests::send(&app.router, request).await;
+    assert_eq!(problem.status, 401);
+    assert_eq!(problem.header("content-encoding"), None);
+    assert_eq!(problem.json["code"], "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn problems_are_compressed_too_and_stay_valid() {
+    let app = spawn_app_with(|config| config.api.compress_min_bytes = 0).await;
     let request = http::Request::get("/v2/dashboard")
         .header("accept-encoding", "gzip")
         .body(axum::body::Body::empty())

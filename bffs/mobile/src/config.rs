@@ -83,6 +83,10 @@ pub struct ApiConfig {
     pub dashboard_orders: u32,
     /// An item with fewer units available than this is `low` (and `out` at zero).
     pub low_stock_below: i64,
+    /// Bodies smaller than this many bytes are sent uncompressed whatever the client
+    /// accepts: a body that fits in one packet arrives no sooner compressed, while every
+    /// compressed response costs a fresh compressor (hundreds of kilobytes of state).
+    pub compress_min_bytes: u16,
 }
 
 impl Default for ApiConfig {
@@ -93,6 +97,7 @@ impl Default for ApiConfig {
             max_page_size: 50,
             dashboard_orders: 5,
             low_stock_below: 10,
+            compress_min_bytes: 1024,
         }
     }
 }

@@ -3,9 +3,10 @@
 //! v2 ([`v2`]) serves a dashboard, a cursor-paged order list and order details with
 //! preformatted values and partial results; v1 ([`v1`]) keeps the legacy page-based shapes
 //! alive with retirement headers. Every GET carries a strong `ETag` and answers
-//! `If-None-Match` with 304 ([`representation`]); bodies are gzip- or brotli-compressed by
-//! `Accept-Encoding`; every error is RFC 9457 problem+json ([`problem`]). Auth, upstream
-//! clients, resilience and caching come from `switchyard-core`.
+//! `If-None-Match` with 304 ([`representation`]); bodies of `api.compress_min_bytes` and
+//! more are gzip- or brotli-compressed by `Accept-Encoding`; every error is RFC 9457
+//! problem+json ([`problem`]). Auth, upstream clients, resilience and caching come from
+//! `switchyard-core`.
 //!
 //! [`build_state`] wires the process-wide parts once; [`router`] serves them. Tests, the
 //! sandbox launcher and benchmarks run the router in-process.
@@ -38,6 +39,7 @@ use switchyard_core::server::{self, Readiness};
 use switchyard_core::upstream::Upstreams;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 
 pub use crate::config::{ApiConfig, LegacyConfig, MobileConfig};
 use crate::openapi::OpenApiDocument;
@@ -130,7 +132,9 @@ pub fn router(state: AppState) -> Router {
             state.upstreams,
         )))
         .layer(from_fn(render_problems))
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(
+            DefaultPredicate::new().and(SizeAbove::new(state.api.compress_min_bytes)),
+        ))
         .layer(from_fn(tag_content_coding));
     server::with_common_layers(app, &state.server)
 }
