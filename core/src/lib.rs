@@ -23,11 +23,11 @@ pub mod upstream;
 
 pub use error::ErrorCode;
 
-/// With the `mimalloc` feature, the allocator of every program built on core. The request
-/// path allocates many small, short-lived objects (futures, JSON values, strings), and
-/// glibc's malloc is about a fifth of a BFF's CPU time; mimalloc cuts CPU per request by
-/// about 30% but raised peak memory and p99 tails in our runs, so it is opt-in
-/// (BENCHMARKS.md has the figures).
+/// With the `mimalloc` feature (on by default), the allocator of every program built on
+/// core. The request path allocates many small, short-lived objects (futures, JSON values,
+/// strings), and glibc's malloc was a fifth to a quarter of every BFF's CPU time; with
+/// mimalloc a request costs 20–40% less CPU, for 5–20 MB more peak memory (BENCHMARKS.md
+/// has the figures).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
