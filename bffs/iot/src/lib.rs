@@ -33,9 +33,13 @@ use crate::errors::{CborErrorResponder, DeviceError};
 use crate::message::{Limits, Settings};
 use crate::readings::{AckBook, Acks};
 
-/// Everything a request handler needs, built once per process.
-#[derive(Clone)]
-pub struct AppState {
+/// Everything a request handler needs, built once per process. Handlers and middleware
+/// take it by value (axum clones the state for every request), so it is one shared
+/// allocation: a clone is one reference-count increment, not one per part.
+pub type AppState = Arc<AppStateInner>;
+
+/// The parts of [`AppState`].
+pub struct AppStateInner {
     upstreams: Upstreams,
     authenticator: Authenticator,
     devices: Arc<DevicesConfig>,
@@ -45,7 +49,7 @@ pub struct AppState {
     server: Arc<ServerConfig>,
 }
 
-impl AppState {
+impl AppStateInner {
     /// Loads the signing keys now rather than on the first request.
     pub async fn prime(&self) {
         self.authenticator.prime_or_warn().await;
@@ -55,7 +59,7 @@ impl AppState {
 /// Wires auth and the device API for `config`, using the given upstream clients.
 pub fn build_state_with(config: &IotConfig, upstreams: Upstreams) -> Result<AppState, ConfigError> {
     let devices = &config.devices;
-    Ok(AppState {
+    Ok(Arc::new(AppStateInner {
         upstreams,
         authenticator: Authenticator::new(&config.auth)?,
         limits: Limits {
@@ -74,7 +78,7 @@ pub fn build_state_with(config: &IotConfig, upstreams: Upstreams) -> Result<AppS
         )),
         devices: Arc::new(devices.clone()),
         server: Arc::new(config.server.clone()),
-    })
+    }))
 }
 
 /// Wires the HTTP upstream clients, auth and the device API for `config`.
@@ -103,8 +107,8 @@ pub fn router(state: AppState) -> Router {
         })
         .with_state(state.clone())
         .merge(server::health_routes(Readiness::new(
-            state.authenticator,
-            state.upstreams,
+            state.authenticator.clone(),
+            state.upstreams.clone(),
         )));
     server::with_common_layers(app, &state.server)
 }

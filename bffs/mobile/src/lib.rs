@@ -46,9 +46,13 @@ use crate::openapi::OpenApiDocument;
 use crate::problem::{Problem, ProblemResponder, render_problems};
 use crate::v1::RetirementHeaders;
 
-/// Everything a request handler needs, built once per process.
-#[derive(Clone)]
-pub struct AppState {
+/// Everything a request handler needs, built once per process. Handlers and middleware
+/// take it by value (axum clones the state for every request), so it is one shared
+/// allocation: a clone is one reference-count increment, not one per part.
+pub type AppState = Arc<AppStateInner>;
+
+/// The parts of [`AppState`].
+pub struct AppStateInner {
     upstreams: Upstreams,
     authenticator: Authenticator,
     api: Arc<ApiConfig>,
@@ -57,7 +61,7 @@ pub struct AppState {
     server: Arc<ServerConfig>,
 }
 
-impl AppState {
+impl AppStateInner {
     /// Runs one request's upstream work under the configured deadline, reporting whether
     /// stale cached data was served.
     async fn within_budget<F: Future>(&self, work: F) -> (F::Output, Freshness) {
@@ -80,14 +84,14 @@ pub fn build_state_with(
     let openapi = OpenApiDocument::embedded().map_err(|error| {
         ConfigError::Malformed(format!("embedded schema/mobile.openapi.yaml: {error}"))
     })?;
-    Ok(AppState {
+    Ok(Arc::new(AppStateInner {
         upstreams,
         authenticator: Authenticator::new(&config.auth)?,
         api: Arc::new(config.api.clone()),
         retirement: RetirementHeaders::new(&config.v1),
         openapi,
         server: Arc::new(config.server.clone()),
-    })
+    }))
 }
 
 /// Wires HTTP upstream clients, auth and the API for `config`.
@@ -128,8 +132,8 @@ pub fn router(state: AppState) -> Router {
         })
         .with_state(state.clone())
         .merge(server::health_routes(Readiness::new(
-            state.authenticator,
-            state.upstreams,
+            state.authenticator.clone(),
+            state.upstreams.clone(),
         )))
         .layer(from_fn(render_problems))
         .layer(CompressionLayer::new().compress_when(

@@ -27,9 +27,13 @@ pub use crate::config::{GraphqlConfig, WebConfig};
 use crate::document::DocumentCache;
 use crate::schema::{PageLimits, QueryRoot, WebSchema};
 
-/// Everything a request handler needs, built once per process.
-#[derive(Clone)]
-pub struct AppState {
+/// Everything a request handler needs, built once per process. Handlers and middleware
+/// take it by value (axum clones the state for every request), so it is one shared
+/// allocation: a clone is one reference-count increment, not one per part.
+pub type AppState = Arc<AppStateInner>;
+
+/// The parts of [`AppState`].
+pub struct AppStateInner {
     schema: WebSchema,
     upstreams: Upstreams,
     authenticator: Authenticator,
@@ -67,14 +71,14 @@ pub fn sdl() -> String {
 /// Wires clients, auth and schema for `config`, using the given upstream clients.
 pub fn build_state_with(config: &WebConfig, upstreams: Upstreams) -> Result<AppState, ConfigError> {
     let authenticator = Authenticator::new(&config.auth)?;
-    Ok(AppState {
+    Ok(Arc::new(AppStateInner {
         schema: build_schema(&config.graphql, Some(upstreams.clone())),
         upstreams,
         authenticator,
         documents: Arc::new(DocumentCache::new(config.graphql.document_cache_entries)),
         limits: Arc::new(config.graphql.clone()),
         server: Arc::new(config.server.clone()),
-    })
+    }))
 }
 
 /// Wires HTTP upstream clients, auth and schema for `config`.
@@ -82,7 +86,7 @@ pub fn build_state(config: &WebConfig) -> Result<AppState, ConfigError> {
     build_state_with(config, Upstreams::from_config(&config.upstreams)?)
 }
 
-impl AppState {
+impl AppStateInner {
     /// Loads the signing keys now rather than on the first request; failures are logged and
     /// retried later (readiness reports them).
     pub async fn prime(&self) {
@@ -97,8 +101,8 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(http::graphql_get).post(http::graphql_post))
         .with_state(state.clone())
         .merge(server::health_routes(Readiness::new(
-            state.authenticator,
-            state.upstreams,
+            state.authenticator.clone(),
+            state.upstreams.clone(),
         )));
     server::with_common_layers(api, &server_config)
 }
