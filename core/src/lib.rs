@@ -26,7 +26,7 @@ pub use error::ErrorCode;
 /// With the `mimalloc` feature (on by default), the allocator of every program built on
 /// core. The request path allocates many small, short-lived objects (futures, JSON values,
 /// strings), and glibc's malloc was a fifth to a quarter of every BFF's CPU time; with
-/// mimalloc a request costs 20–40% less CPU, for 5–20 MB more peak memory (BENCHMARKS.md
+/// mimalloc a request costs 20–39% less CPU, for up to 22 MB more peak memory (BENCHMARKS.md
 /// has the figures).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]

@@ -450,10 +450,15 @@ impl Side {
         });
     }
 
+    /// Successful requests per second over `saturation`, the measured rounds' total.
+    fn rps(&self, saturation: Duration) -> f64 {
+        self.ok as f64 / saturation.as_secs_f64()
+    }
+
     fn measured(self, saturation: Duration) -> Measured {
         let requests = (self.ok + self.failed).max(1) as f64;
         Measured {
-            rps: self.ok as f64 / saturation.as_secs_f64(),
+            rps: self.rps(saturation),
             cpu_us_per_req: self.cpu.as_secs_f64() * 1e6 / requests,
             upstream_calls_per_req: self.calls as f64 / requests,
             latency: self.latency,
@@ -501,7 +506,7 @@ async fn measure_pair(
         }
     }
     let saturation = round * rounds;
-    let rates = rates_within(plan, bff.ok as f64 / saturation.as_secs_f64());
+    let rates = rates_within(plan, bff.rps(saturation));
 
     let mut run = 1u64;
     let mut point = 0u64;
