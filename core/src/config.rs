@@ -1,6 +1,9 @@
-//! Typed configuration shared by every BFF: loading and the sections all BFFs have.
+//! Loading typed configuration: the layering, the errors, validation, and the two sections
+//! that belong to no feature (`server`, `log`).
 //!
-//! A BFF's settings come from its defaults (which point at the sandbox), overlaid by an
+//! Each feature owns its own section beside its code (`auth.*` in [`crate::auth`],
+//! `upstreams.*` in [`crate::upstream`]); a BFF's top-level config struct is declared with
+//! [`crate::bff_config!`]. A BFF's settings come from its defaults (which point at the sandbox), overlaid by an
 //! optional TOML file (`--config PATH`), overlaid by `SWITCHYARD_…` environment variables
 //! (`__` separates nesting levels: `SWITCHYARD_UPSTREAMS__ORDERS__URL`). This is the only
 //! module that reads environment variables. Unknown keys are rejected, and every error
@@ -57,14 +60,6 @@ impl ConfigError {
             message: message.into(),
         }
     }
-}
-
-/// The top-level configuration of a BFF binary, as the shared start-up code needs it.
-pub trait BffConfig: DeserializeOwned + Serialize + Default + Validate {
-    /// Address to listen on (key `listen`).
-    fn listen(&self) -> SocketAddr;
-    /// Logging settings (section `log`).
-    fn log(&self) -> &LogConfig;
 }
 
 /// Semantic checks that serde cannot express (URL syntax, non-zero limits, …).
@@ -156,7 +151,7 @@ fn describe(error: figment::Error, env_keys: &[(String, String)]) -> ConfigError
     ConfigError::Malformed(lines.join("; "))
 }
 
-/// Checks that `value` is an absolute http(s) URL.
+/// Checks that `value` is an absolute http(s) URL; `key` names it in the error.
 pub fn validate_http_url(key: &str, value: &str) -> Result<reqwest::Url, ConfigError> {
     let url = reqwest::Url::parse(value).map_err(|e| {
         ConfigError::invalid(key, format!("expected an http(s) URL, got {value:?}: {e}"))
@@ -170,180 +165,12 @@ pub fn validate_http_url(key: &str, value: &str) -> Result<reqwest::Url, ConfigE
     Ok(url)
 }
 
-fn require_positive(key: &str, value: u64) -> Result<(), ConfigError> {
+/// Checks that `value` is not 0; `key` names it in the error.
+pub fn require_positive(key: &str, value: u64) -> Result<(), ConfigError> {
     if value == 0 {
         return Err(ConfigError::invalid(key, "expected a value greater than 0"));
     }
     Ok(())
-}
-
-/// One upstream service: where it is and how long to wait for it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UpstreamConfig {
-    /// Base URL, e.g. `http://127.0.0.1:7102`.
-    pub url: String,
-    /// Per-call timeout, connect to last byte.
-    pub timeout_ms: u64,
-    /// TCP connect timeout.
-    pub connect_timeout_ms: u64,
-    /// Idle pooled connections kept per host.
-    pub pool_max_idle_per_host: usize,
-    /// Calls in flight at most (bulkhead); further calls fail at once.
-    pub max_in_flight: usize,
-    /// Circuit breaker policy.
-    pub breaker: crate::resilience::BreakerConfig,
-    /// Retry policy.
-    pub retry: crate::resilience::RetryConfig,
-    /// Entity cache (fresh TTL and stale-if-error window).
-    pub cache: crate::cache::CacheConfig,
-}
-
-impl UpstreamConfig {
-    fn with_addr_and_cache(addr: &str, ttl_ms: u64, stale_for_ms: u64) -> Self {
-        let mut config = Self::with_addr(addr);
-        config.cache.ttl_ms = ttl_ms;
-        config.cache.stale_for_ms = stale_for_ms;
-        config
-    }
-
-    fn with_addr(addr: &str) -> Self {
-        Self {
-            url: format!("http://{addr}"),
-            timeout_ms: 2_000,
-            connect_timeout_ms: 500,
-            pool_max_idle_per_host: 64,
-            max_in_flight: 256,
-            breaker: crate::resilience::BreakerConfig::default(),
-            retry: crate::resilience::RetryConfig::default(),
-            cache: crate::cache::CacheConfig::default(),
-        }
-    }
-
-    fn validate_as(&self, key: &str) -> Result<(), ConfigError> {
-        validate_http_url(&format!("{key}.url"), &self.url)?;
-        require_positive(&format!("{key}.timeout_ms"), self.timeout_ms)?;
-        require_positive(
-            &format!("{key}.connect_timeout_ms"),
-            self.connect_timeout_ms,
-        )?;
-        crate::resilience::validate(key, &self.breaker, &self.retry, self.max_in_flight)
-    }
-}
-
-impl Default for UpstreamConfig {
-    fn default() -> Self {
-        Self::with_addr(SANDBOX_ORDERS_ADDR)
-    }
-}
-
-/// The three upstream services.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UpstreamsConfig {
-    /// The customers service.
-    pub customers: UpstreamConfig,
-    /// The orders service.
-    pub orders: UpstreamConfig,
-    /// The inventory service.
-    pub inventory: UpstreamConfig,
-}
-
-impl Default for UpstreamsConfig {
-    /// Customer profiles change rarely: fresh for 30 s, stale-usable for 10 min. Orders and
-    /// stock are always fetched; their entries only back up a failing upstream (5 min, 1 min).
-    fn default() -> Self {
-        Self {
-            customers: UpstreamConfig::with_addr_and_cache(SANDBOX_CUSTOMERS_ADDR, 30_000, 600_000),
-            orders: UpstreamConfig::with_addr_and_cache(SANDBOX_ORDERS_ADDR, 0, 300_000),
-            inventory: UpstreamConfig::with_addr_and_cache(SANDBOX_INVENTORY_ADDR, 0, 60_000),
-        }
-    }
-}
-
-impl Validate for UpstreamsConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        self.customers.validate_as("upstreams.customers")?;
-        self.orders.validate_as("upstreams.orders")?;
-        self.inventory.validate_as("upstreams.inventory")
-    }
-}
-
-/// How bearer tokens are verified.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// JWKS endpoint; fetched at start-up and again when a token names an unknown `kid`.
-    pub jwks_url: Option<String>,
-    /// JWKS file, read once at start-up; takes precedence over `jwks_url`.
-    pub jwks_file: Option<PathBuf>,
-    /// Accepted `iss` values.
-    pub issuers: Vec<String>,
-    /// Accepted `aud` values (a token must carry one of them).
-    pub audiences: Vec<String>,
-    /// Accepted signing algorithms (asymmetric only: HMAC and `none` are never accepted).
-    pub algorithms: Vec<String>,
-    /// Clock-skew allowance for `exp` and `nbf`.
-    pub leeway_secs: u64,
-    /// Minimum time between two JWKS fetches triggered by unknown `kid`s.
-    pub jwks_refresh_cooldown_secs: u64,
-    /// Timeout of one JWKS fetch.
-    pub jwks_timeout_ms: u64,
-    /// How long a token that verified is answered from memory (never past its `exp`, and
-    /// forgotten when the signing keys change); 0 verifies every request.
-    pub token_cache_secs: u64,
-    /// How many verified tokens are remembered at most.
-    pub token_cache_entries: u64,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            jwks_url: Some(format!(
-                "http://{SANDBOX_ISSUER_ADDR}/.well-known/jwks.json"
-            )),
-            jwks_file: None,
-            issuers: vec![SANDBOX_ISSUER.to_owned()],
-            audiences: vec![DEFAULT_AUDIENCE.to_owned()],
-            algorithms: vec!["RS256".into(), "ES256".into(), "EdDSA".into()],
-            leeway_secs: 30,
-            jwks_refresh_cooldown_secs: 30,
-            jwks_timeout_ms: 2_000,
-            token_cache_secs: 60,
-            token_cache_entries: 10_000,
-        }
-    }
-}
-
-impl Validate for AuthConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        match (&self.jwks_file, &self.jwks_url) {
-            (Some(_), _) => {}
-            (None, Some(url)) => {
-                validate_http_url("auth.jwks_url", url)?;
-            }
-            (None, None) => {
-                return Err(ConfigError::invalid(
-                    "auth.jwks_url",
-                    "one of auth.jwks_url or auth.jwks_file must be set",
-                ));
-            }
-        }
-        if self.issuers.is_empty() {
-            return Err(ConfigError::invalid(
-                "auth.issuers",
-                "expected at least one issuer",
-            ));
-        }
-        if self.audiences.is_empty() {
-            return Err(ConfigError::invalid(
-                "auth.audiences",
-                "expected at least one audience",
-            ));
-        }
-        crate::auth::parse_algorithms(&self.algorithms)?;
-        require_positive("auth.jwks_timeout_ms", self.jwks_timeout_ms)
-    }
 }
 
 /// Plumbing every BFF server shares.
@@ -407,7 +234,7 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// The parts of a listen address check shared by BFF configs.
+/// The loopback address on `port`, every BFF's default listen address.
 pub fn default_listen(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }

@@ -4,11 +4,17 @@
 //! problem+json `type`, CBOR error code); the HTTP status comes from [`ErrorCode::status`].
 
 use http::StatusCode;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use strum::VariantArray as _;
 
 /// A classified failure, stable across BFFs and documented in DESIGN.md.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+///
+/// The wire spelling (`UPSTREAM_UNAVAILABLE`) is derived once, from the variant name, and
+/// serde serialises through it, so there is one spelling.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray,
+)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// Malformed body, bad cursor, undecodable payload.
     BadRequest,
@@ -26,8 +32,12 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// Wrong content type.
     UnsupportedMediaType,
+    /// A retired API version, past its sunset date.
+    Gone,
     /// Over the consumer's rate limit.
     RateLimited,
+    /// This BFF is at its admission limit (not an upstream's fault).
+    Overloaded,
     /// Upstream down, erroring, answering garbage, or its breaker open.
     UpstreamUnavailable,
     /// Upstream did not answer within the deadline.
@@ -37,21 +47,25 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: &'static [Self] = Self::VARIANTS;
+
     /// The wire spelling, e.g. `UPSTREAM_UNAVAILABLE`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BadRequest => "BAD_REQUEST",
-            Self::BadUserInput => "BAD_USER_INPUT",
-            Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
-            Self::Unauthenticated => "UNAUTHENTICATED",
-            Self::Forbidden => "FORBIDDEN",
-            Self::NotFound => "NOT_FOUND",
-            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            Self::RateLimited => "RATE_LIMITED",
-            Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
-            Self::UpstreamTimeout => "UPSTREAM_TIMEOUT",
-            Self::Internal => "INTERNAL",
+        self.into()
+    }
+
+    /// What a client may be told about an error with this code whose detail is `detail`.
+    ///
+    /// `INTERNAL` means a bug: its detail goes to the log and the client is told only
+    /// "internal error" (the request id, sent with every response, is the handle for the
+    /// log). Every other code's detail is written to be shown and is returned as it is.
+    pub fn public_detail(self, detail: &str) -> &str {
+        if self == Self::Internal {
+            tracing::error!(detail, "internal error");
+            "internal error"
+        } else {
+            detail
         }
     }
 
@@ -72,11 +86,20 @@ impl From<ErrorCode> for StatusCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Gone => StatusCode::GONE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Overloaded | ErrorCode::UpstreamUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -90,24 +113,45 @@ impl std::fmt::Display for ErrorCode {
 mod tests {
     use super::*;
 
+    /// The wire spelling of every code, as DESIGN.md's table lists it, with its status.
+    const TABLE: &[(ErrorCode, &str, u16)] = &[
+        (ErrorCode::BadRequest, "BAD_REQUEST", 400),
+        (ErrorCode::BadUserInput, "BAD_USER_INPUT", 400),
+        (ErrorCode::QueryTooComplex, "QUERY_TOO_COMPLEX", 400),
+        (ErrorCode::Unauthenticated, "UNAUTHENTICATED", 401),
+        (ErrorCode::Forbidden, "FORBIDDEN", 403),
+        (ErrorCode::NotFound, "NOT_FOUND", 404),
+        (ErrorCode::PayloadTooLarge, "PAYLOAD_TOO_LARGE", 413),
+        (ErrorCode::UnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", 415),
+        (ErrorCode::Gone, "GONE", 410),
+        (ErrorCode::RateLimited, "RATE_LIMITED", 429),
+        (ErrorCode::Overloaded, "OVERLOADED", 503),
+        (ErrorCode::UpstreamUnavailable, "UPSTREAM_UNAVAILABLE", 503),
+        (ErrorCode::UpstreamTimeout, "UPSTREAM_TIMEOUT", 504),
+        (ErrorCode::Internal, "INTERNAL", 500),
+    ];
+
     #[test]
-    fn wire_spelling_matches_serde_spelling() {
-        for code in [
-            ErrorCode::BadRequest,
-            ErrorCode::QueryTooComplex,
-            ErrorCode::UpstreamUnavailable,
-            ErrorCode::Internal,
-        ] {
-            let json = serde_json::to_string(&code).expect("serialises");
-            assert_eq!(json, format!("\"{}\"", code.as_str()));
+    fn every_code_has_the_documented_spelling_status_and_serde_form() {
+        assert_eq!(ErrorCode::ALL.len(), TABLE.len(), "a code is missing from TABLE");
+        for (code, spelling, status) in TABLE {
+            assert_eq!(code.as_str(), *spelling);
+            assert_eq!(code.to_string(), *spelling);
+            assert_eq!(code.status(), *status, "{spelling}");
+            let json = serde_json::to_string(code).expect("serialises");
+            assert_eq!(json, format!("\"{spelling}\""));
         }
     }
 
     #[test]
-    fn statuses_follow_the_design_table() {
-        assert_eq!(ErrorCode::Unauthenticated.status(), 401);
-        assert_eq!(ErrorCode::Forbidden.status(), 403);
-        assert_eq!(ErrorCode::RateLimited.status(), 429);
-        assert_eq!(ErrorCode::UpstreamTimeout.status(), 504);
+    fn only_internal_errors_hide_their_detail() {
+        for code in ErrorCode::ALL {
+            let shown = code.public_detail("db pool exhausted at 10.0.0.7");
+            if *code == ErrorCode::Internal {
+                assert_eq!(shown, "internal error");
+            } else {
+                assert_eq!(shown, "db pool exhausted at 10.0.0.7");
+            }
+        }
     }
 }

@@ -1,25 +1,35 @@
 //! Shared core of every Switchyard BFF.
 //!
-//! Everything two BFFs would otherwise both write lives here: typed configuration
-//! ([`config`]), the domain model ([`domain`]), upstream service clients ([`upstream`]),
-//! bearer-token auth ([`auth`]), conditional GETs ([`conditional`]), the shared error vocabulary ([`error`]) and server
-//! plumbing ([`server`], [`telemetry`]).
+//! Everything two BFFs would otherwise both write lives here. The modules form a one-way
+//! stack; each imports only modules on the rows below it:
+//!
+//! | row | modules |
+//! |---|---|
+//! | 5 | [`bff`]: the BFF skeleton (config macro, wiring, serving, `main`) |
+//! | 4 | [`server`] (health, common layers, serving), [`problem`] (problem+json), [`versioning`] (retiring old API versions), [`params`] (REST query parameters) |
+//! | 3 | [`auth`] (JWTs, API keys, principals), [`upstream`] (the upstream call path) |
+//! | 2 | [`config`] (loader, errors, validation, `server`/`log` sections), [`response`], [`conditional`], [`openapi`], [`cursor`], [`telemetry`] |
+//! | 1 | [`error`] (`ErrorCode`), [`domain`] (entities from upstream JSON) |
 //!
 //! Core knows HTTP, tower and serde, but no client protocol: no GraphQL, no CBOR. BFFs
 //! convert the domain structs into their wire types and render errors through
 //! [`response::ErrorResponder`].
 
 pub mod auth;
-pub mod cache;
+pub mod bff;
 pub mod conditional;
 pub mod config;
+pub mod cursor;
 pub mod domain;
 pub mod error;
-pub mod resilience;
+pub mod openapi;
+pub mod params;
+pub mod problem;
 pub mod response;
 pub mod server;
 pub mod telemetry;
 pub mod upstream;
+pub mod versioning;
 
 pub use error::ErrorCode;
 

@@ -14,11 +14,12 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
+use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
 use crate::config::ServerConfig;
-use crate::upstream::{Upstreams, UpstreamsHealth};
+use crate::upstream::{Guards, UpstreamsHealth};
 
 /// Header carrying the request id, accepted from clients and echoed on every response.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -35,15 +36,16 @@ pub fn request_id_of(extensions: &http::Extensions) -> &str {
 #[derive(Clone)]
 pub struct Readiness {
     authenticator: Authenticator,
-    upstreams: Upstreams,
+    guards: Guards,
 }
 
 impl Readiness {
-    /// Readiness of a BFF authenticating with `authenticator` and calling `upstreams`.
-    pub fn new(authenticator: Authenticator, upstreams: Upstreams) -> Self {
+    /// Readiness of a BFF authenticating with `authenticator` and calling upstreams through
+    /// `guards` (whose breaker states it reports).
+    pub fn new(authenticator: Authenticator, guards: Guards) -> Self {
         Self {
             authenticator,
-            upstreams,
+            guards,
         }
     }
 }
@@ -84,7 +86,7 @@ async fn readyz(State(readiness): State<Readiness>) -> Response {
             config: "ok",
             signing_keys: if keys { "ok" } else { "missing" },
         },
-        upstreams: readiness.upstreams.health(),
+        upstreams: readiness.guards.health(),
     };
     let status = if report.ready {
         StatusCode::OK
@@ -160,15 +162,17 @@ pub fn with_common_layers(router: Router, config: &ServerConfig) -> Router {
                 );
             },
         );
-    router
-        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
-        .layer(trace)
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
-        .layer(SetRequestIdLayer::new(
-            REQUEST_ID_HEADER,
-            SequentialRequestId,
-        ))
-        .layer(axum::middleware::from_fn(sanitize_request_id))
+    router.layer(
+        ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(sanitize_request_id))
+            .layer(SetRequestIdLayer::new(
+                REQUEST_ID_HEADER,
+                SequentialRequestId,
+            ))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+            .layer(trace)
+            .layer(DefaultBodyLimit::max(config.body_limit_bytes)),
+    )
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests

@@ -14,8 +14,9 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use reqwest::Url;
 use tokio::time::Instant;
 
-use super::AuthError;
-use crate::config::{AuthConfig, ConfigError, validate_http_url};
+use super::config::AuthConfig;
+use super::error::AuthError;
+use crate::config::{ConfigError, validate_http_url};
 
 /// A verification key and the algorithm its JWK pins, if any.
 pub(super) struct VerificationKey {

@@ -1,10 +1,18 @@
-//! Bearer-token authentication shared by every BFF.
+//! Authentication shared by every BFF: bearer JWTs, and API keys for internal services.
 //!
-//! [`Authenticator`] verifies a JWT against keys from a JWKS ([`jwks`]), enforcing the
-//! algorithm allowlist, `iss`, `aud`, `exp` and `nbf`, and yields a [`Principal`]. The
-//! [`layer`] function wraps it as axum middleware that renders failures through the BFF's
-//! own [`ErrorResponder`], so a GraphQL client gets GraphQL errors and a CBOR device CBOR.
+//! [`Authenticator`] verifies a JWT against keys from a JWKS (`jwks.rs`), enforcing the
+//! algorithm allowlist, `iss`, `aud`, `exp` and `nbf`, or looks an API key up among the
+//! configured digests (`api_key.rs`), and yields a [`Principal`]. The [`middleware`]
+//! function wraps it as axum middleware that renders failures through the BFF's own
+//! [`ErrorResponder`], so a GraphQL client gets GraphQL errors and a CBOR device CBOR.
+//!
+//! Files, bottom up: `error.rs` (`AuthError`), `principal.rs` (who is calling, scopes,
+//! PII masking), `config.rs` (the `auth.*` section), `jwks.rs` (signing keys),
+//! `verified.rs` (tokens verified recently), `api_key.rs`, and this file, which joins them.
 
+mod api_key;
+mod config;
+mod error;
 mod jwks;
 mod principal;
 mod verified;
@@ -15,76 +23,19 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
+use self::api_key::ApiKeys;
+pub use self::api_key::api_key_digest;
+pub use self::config::{ApiKeyConfig, AuthConfig, parse_algorithms};
+pub use self::error::AuthError;
 pub use self::jwks::{JwksFetchError, KeyStore};
 pub use self::principal::{Principal, Scope, mask_email, mask_phone};
-use crate::config::{AuthConfig, ConfigError};
+use crate::config::ConfigError;
 use crate::domain::Tier;
-use crate::error::ErrorCode;
 use crate::response::ErrorResponder;
-
-/// Why a request was not authenticated or not authorised.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    /// No `Authorization: Bearer …` header.
-    #[error("missing bearer token")]
-    Missing,
-    /// The token is not acceptable; the reason is safe to show (it never contains the token).
-    #[error("invalid token: {0}")]
-    Invalid(&'static str),
-    /// The token is valid but lacks a scope the operation needs.
-    #[error("insufficient scope: requires {0}")]
-    InsufficientScope(&'static str),
-}
-
-impl AuthError {
-    /// The shared error code: 401 for token problems, 403 for scope problems.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Self::Missing | Self::Invalid(_) => ErrorCode::Unauthenticated,
-            Self::InsufficientScope(_) => ErrorCode::Forbidden,
-        }
-    }
-
-    /// The RFC 6750 `WWW-Authenticate` challenge for this error.
-    pub fn www_authenticate(&self) -> HeaderValue {
-        match self {
-            Self::Missing => HeaderValue::from_static("Bearer"),
-            Self::Invalid(_) => HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-            Self::InsufficientScope(_) => {
-                HeaderValue::from_static(r#"Bearer error="insufficient_scope""#)
-            }
-        }
-    }
-}
-
-/// Parses configured algorithm names, refusing anything but asymmetric signatures.
-pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, ConfigError> {
-    if names.is_empty() {
-        return Err(ConfigError::invalid(
-            "auth.algorithms",
-            "expected at least one algorithm",
-        ));
-    }
-    names
-        .iter()
-        .map(|name| {
-            let alg: Algorithm = name.parse().map_err(|_| {
-                ConfigError::invalid("auth.algorithms", format!("unknown algorithm {name:?}"))
-            })?;
-            if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-                return Err(ConfigError::invalid(
-                    "auth.algorithms",
-                    format!("{name} is symmetric; only RS*, PS*, ES* and EdDSA are accepted"),
-                ));
-            }
-            Ok(alg)
-        })
-        .collect()
-}
 
 /// The claims Switchyard reads; `exp`, `nbf`, `iss` and `aud` are checked by the validator.
 #[derive(Deserialize)]
@@ -110,6 +61,8 @@ pub struct Authenticator {
     /// One validation per accepted algorithm: jsonwebtoken requires all algorithms of a
     /// validation to belong to the key's family.
     validations: Arc<Vec<(Algorithm, Validation)>>,
+    /// The configured API keys (empty: the `ApiKey` scheme is not accepted).
+    api_keys: Arc<ApiKeys>,
 }
 
 impl Authenticator {
@@ -138,6 +91,7 @@ impl Authenticator {
             )
             .map(Arc::new),
             validations: Arc::new(validations),
+            api_keys: Arc::new(ApiKeys::new(&config.api_keys)),
         })
     }
 
@@ -164,10 +118,15 @@ impl Authenticator {
         self.keys.has_keys()
     }
 
-    /// Authenticates the bearer token in `headers`.
+    /// Authenticates the credentials in `headers`: a bearer token, or an API key when any
+    /// are configured.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let token = bearer_token(headers)?;
-        self.verify(token).await
+        match credentials(headers)? {
+            Credentials::Bearer(token) => self.verify(token).await,
+            Credentials::ApiKey(key) if !self.api_keys.is_empty() => self.api_keys.verify(key),
+            // Without configured keys the scheme means nothing here, like any other scheme.
+            Credentials::ApiKey(_) => Err(AuthError::Missing),
+        }
     }
 
     /// Verifies one compact JWT, or answers from the tokens verified recently.
@@ -262,10 +221,18 @@ fn describe_jwt_error(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
     }
 }
 
-/// The token of the single `Authorization: Bearer <token>` header (scheme case-insensitive).
+/// What the `Authorization` header carries.
+enum Credentials<'a> {
+    /// `Bearer <jwt>`.
+    Bearer(&'a str),
+    /// `ApiKey <key>`.
+    ApiKey(&'a str),
+}
+
+/// The credentials of the single `Authorization` header (scheme case-insensitive).
 ///
-/// Tokens are read from this header only, never from the query string or cookies.
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+/// Credentials are read from this header only, never from the query string or cookies.
+fn credentials(headers: &HeaderMap) -> Result<Credentials<'_>, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(AuthError::Missing)?;
     if values.next().is_some() {
@@ -274,17 +241,30 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let value = value
         .to_str()
         .map_err(|_| AuthError::Invalid("malformed Authorization header"))?;
-    let (scheme, token) = value
+    let (scheme, credential) = value
         .split_once(' ')
         .ok_or(AuthError::Invalid("malformed Authorization header"))?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let credential = credential.trim();
+    if credential.is_empty() {
         return Err(AuthError::Missing);
     }
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(AuthError::Missing);
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Credentials::Bearer(credential))
+    } else if scheme.eq_ignore_ascii_case("apikey") {
+        Ok(Credentials::ApiKey(credential))
+    } else {
+        Err(AuthError::Missing)
     }
-    Ok(token)
+}
+
+/// The token of the single `Authorization: Bearer <token>` header (scheme case-insensitive).
+///
+/// Tokens are read from this header only, never from the query string or cookies.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    match credentials(headers)? {
+        Credentials::Bearer(token) => Ok(token),
+        Credentials::ApiKey(_) => Err(AuthError::Missing),
+    }
 }
 
 /// State of the [`middleware`]: the authenticator and how to render its failures.

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use crate::domain::{Customer, Tier};
 
-use super::AuthError;
+use super::error::AuthError;
 
 /// A permission carried in a token's `scope` claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,6 +46,11 @@ impl Scope {
         }
     }
 
+    /// The scope spelled `name` in a `scope` claim, if Switchyard knows it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == name)
+    }
+
     fn bit(self) -> u8 {
         1 << (self as u8)
     }
@@ -73,7 +78,7 @@ impl Principal {
     ) -> Self {
         let scopes = scopes
             .into_iter()
-            .filter_map(|s| Scope::ALL.into_iter().find(|scope| scope.as_str() == s))
+            .filter_map(Scope::parse)
             .fold(0, |bits, scope| bits | scope.bit());
         Self {
             subject,

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::digest;
 
-use super::Principal;
+use super::principal::Principal;
 
 /// What is remembered of one verified token.
 #[derive(Clone)]

@@ -1,4 +1,4 @@
-//! The reqwest implementation of the upstream traits.
+//! The HTTP clients: the reqwest implementation of the upstream traits.
 //!
 //! One pooled client per upstream for the life of the process. Responses are decoded
 //! straight into domain structs; anything else (connect errors, 5xx, bodies that do not
@@ -14,12 +14,14 @@ use reqwest::{Client, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{
+use super::api::{
     CustomersApi, InventoryApi, OrdersApi, OrdersQuery, Service, UpstreamError, UpstreamResult,
 };
-use crate::config::{ConfigError, UpstreamConfig, validate_http_url};
+use super::config::UpstreamConfig;
+use super::guard::{AttemptResult, BreakerState, Guard};
+use super::scope::DEADLINE_HEADER;
+use crate::config::{ConfigError, validate_http_url};
 use crate::domain::{Customer, Order, Page, ReadingsAck, ReadingsBatch, StockLevel};
-use crate::resilience::{AttemptResult, BreakerState, DEADLINE_HEADER, Guard};
 
 /// Most ids the upstream batch endpoints accept in one call; larger sets are split.
 pub const MAX_IDS_PER_CALL: usize = 100;
@@ -257,6 +259,17 @@ impl HttpCustomers {
     pub fn new(config: &UpstreamConfig) -> Result<Self, ConfigError> {
         HttpUpstream::new(Service::Customers, config).map(Self)
     }
+
+    /// The guard every call of this client passes through (its breaker state is what
+    /// readiness reports).
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.0.guard
+    }
+
+    /// The state of the circuit breaker in front of the service.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.0.guard.breaker_state()
+    }
 }
 
 #[async_trait]
@@ -268,10 +281,6 @@ impl CustomersApi for HttpCustomers {
     async fn customers(&self, ids: &[String]) -> UpstreamResult<Vec<Customer>> {
         self.0.get_batch("customers", "ids", ids).await
     }
-
-    fn breaker_state(&self) -> BreakerState {
-        self.0.guard.breaker_state()
-    }
 }
 
 /// HTTP client of the orders service.
@@ -282,6 +291,17 @@ impl HttpOrders {
     /// A client for the configured orders service.
     pub fn new(config: &UpstreamConfig) -> Result<Self, ConfigError> {
         HttpUpstream::new(Service::Orders, config).map(Self)
+    }
+
+    /// The guard every call of this client passes through (its breaker state is what
+    /// readiness reports).
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.0.guard
+    }
+
+    /// The state of the circuit breaker in front of the service.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.0.guard.breaker_state()
     }
 }
 
@@ -309,10 +329,6 @@ impl OrdersApi for HttpOrders {
         }
         self.0.get_json(self.0.url(&["orders"]), &params).await
     }
-
-    fn breaker_state(&self) -> BreakerState {
-        self.0.guard.breaker_state()
-    }
 }
 
 /// HTTP client of the inventory service.
@@ -323,6 +339,17 @@ impl HttpInventory {
     /// A client for the configured inventory service.
     pub fn new(config: &UpstreamConfig) -> Result<Self, ConfigError> {
         HttpUpstream::new(Service::Inventory, config).map(Self)
+    }
+
+    /// The guard every call of this client passes through (its breaker state is what
+    /// readiness reports).
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.0.guard
+    }
+
+    /// The state of the circuit breaker in front of the service.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.0.guard.breaker_state()
     }
 }
 
@@ -343,10 +370,6 @@ impl InventoryApi for HttpInventory {
     ) -> UpstreamResult<ReadingsAck> {
         let url = self.0.url(&["inventory", "readings"]);
         self.0.post_json(url, idempotency_key, batch).await
-    }
-
-    fn breaker_state(&self) -> BreakerState {
-        self.0.guard.breaker_state()
     }
 }
 

@@ -1,235 +1,36 @@
-//! Access to the three upstream services, one trait per service.
+//! The upstream call path, as a one-way stack: each file imports only those listed above it.
 //!
-//! BFF state holds `Arc<dyn CustomersApi>` and friends, so tests and alternative transports
-//! can stand in for the HTTP implementation in [`http`]. Every failure is classified into an
-//! [`UpstreamError`], which maps onto the shared [`ErrorCode`].
+//! | layer | file | what it holds |
+//! |---|---|---|
+//! | 1 | [`api`] | `Service`, `UpstreamError`, the service traits (`CustomersApi`, …) |
+//! | 1 | [`config`] | the `upstreams.*` configuration section |
+//! | 2 | [`scope`] | the request scope: task-local `Deadline` and `Freshness` |
+//! | 3 | [`guard`] | deadline, circuit breaker, bulkhead and budgeted retry per service |
+//! | 4 | [`http`] | the reqwest clients; every attempt runs inside the guard |
+//! | 4 | [`cache`] | entity caches implementing the same traits in front of the clients |
+//! | 5 | [`stack`] | `Upstreams::from_config`, which stacks cache → client → guard |
+//!
+//! BFFs import from here (`switchyard_core::upstream::…`); the names below are the public
+//! surface of the stack.
 
-mod http;
+pub mod api;
+pub mod cache;
+pub mod config;
+pub mod guard;
+pub mod http;
+pub mod scope;
+pub mod stack;
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
-
+pub use self::api::{
+    CustomersApi, InventoryApi, OrdersApi, OrdersQuery, Service, UpstreamError, UpstreamResult,
+};
+pub use self::cache::{CachedCustomers, CachedInventory, CachedOrders, EntityCache};
+pub use self::config::{BreakerConfig, CacheConfig, RetryConfig, UpstreamConfig, UpstreamsConfig};
+pub use self::guard::{AttemptResult, Backoff, BreakerState, Guard, RetryBudget};
 pub use self::http::{
     HttpCustomers, HttpInventory, HttpOrders, IDEMPOTENCY_KEY_HEADER, MAX_IDS_PER_CALL,
 };
-use crate::config::{ConfigError, UpstreamsConfig};
-use crate::domain::{Customer, Order, OrderStatus, Page, ReadingsAck, ReadingsBatch, StockLevel};
-use crate::error::ErrorCode;
-use crate::resilience::BreakerState;
-
-/// Which upstream service a call went to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Service {
-    /// The customers service.
-    Customers,
-    /// The orders service.
-    Orders,
-    /// The inventory service.
-    Inventory,
-}
-
-impl Service {
-    /// Lower-case name used in errors, logs and `extensions.service`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Customers => "customers",
-            Self::Orders => "orders",
-            Self::Inventory => "inventory",
-        }
-    }
-}
-
-impl std::fmt::Display for Service {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why an upstream call did not produce a value.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum UpstreamError {
-    /// The entity does not exist (upstream 404).
-    #[error("{service} service: not found")]
-    NotFound {
-        /// The service that answered.
-        service: Service,
-    },
-    /// The upstream refused the request as invalid (4xx other than 404).
-    #[error("{service} service rejected the request with status {status}")]
-    Rejected {
-        /// The service that answered.
-        service: Service,
-        /// Its HTTP status.
-        status: u16,
-    },
-    /// Connection failed or the upstream answered 5xx.
-    #[error("{service} service unavailable: {detail}")]
-    Unavailable {
-        /// The failing service.
-        service: Service,
-        /// What happened, for logs.
-        detail: String,
-    },
-    /// No answer within the timeout.
-    #[error("{service} service did not answer in time")]
-    Timeout {
-        /// The slow service.
-        service: Service,
-    },
-    /// The upstream answered 2xx with a body that does not match its contract.
-    #[error("{service} service sent a malformed response: {detail}")]
-    Malformed {
-        /// The misbehaving service.
-        service: Service,
-        /// The decoding error, for logs.
-        detail: String,
-    },
-}
-
-impl UpstreamError {
-    /// The shared error code clients see.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Self::NotFound { .. } => ErrorCode::NotFound,
-            Self::Rejected { .. } => ErrorCode::BadRequest,
-            Self::Unavailable { .. } | Self::Malformed { .. } => ErrorCode::UpstreamUnavailable,
-            Self::Timeout { .. } => ErrorCode::UpstreamTimeout,
-        }
-    }
-
-    /// The service the error came from.
-    pub fn service(&self) -> Service {
-        match self {
-            Self::NotFound { service }
-            | Self::Rejected { service, .. }
-            | Self::Unavailable { service, .. }
-            | Self::Timeout { service }
-            | Self::Malformed { service, .. } => *service,
-        }
-    }
-
-    /// A message safe to show to clients: no internal addresses or upstream bodies.
-    pub fn public_message(&self) -> String {
-        let service = self.service();
-        match self {
-            Self::NotFound { .. } => "not found".to_owned(),
-            Self::Rejected { .. } => format!("the {service} service rejected the request"),
-            Self::Unavailable { .. } => format!("the {service} service is unavailable"),
-            Self::Timeout { .. } => format!("the {service} service did not answer in time"),
-            Self::Malformed { .. } => format!("the {service} service sent an invalid response"),
-        }
-    }
-}
-
-/// Result of an upstream call.
-pub type UpstreamResult<T> = Result<T, UpstreamError>;
-
-/// The customers service.
-#[async_trait]
-pub trait CustomersApi: Send + Sync {
-    /// One customer; `NotFound` when it does not exist.
-    async fn customer(&self, id: &str) -> UpstreamResult<Customer>;
-    /// Many customers in as few calls as the upstream allows; unknown ids are omitted.
-    async fn customers(&self, ids: &[String]) -> UpstreamResult<Vec<Customer>>;
-    /// State of the circuit breaker in front of the service.
-    fn breaker_state(&self) -> BreakerState {
-        BreakerState::Closed
-    }
-}
-
-/// Filter and page of an orders listing.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OrdersQuery {
-    /// Only this customer's orders; `None` lists every customer's.
-    pub customer_id: Option<String>,
-    /// Only orders in this state.
-    pub status: Option<OrderStatus>,
-    /// Page size (the upstream caps it at 100).
-    pub limit: u32,
-    /// Continue after this cursor (from a previous page's `next_cursor`).
-    pub cursor: Option<String>,
-}
-
-/// The orders service.
-#[async_trait]
-pub trait OrdersApi: Send + Sync {
-    /// One order; `NotFound` when it does not exist.
-    async fn order(&self, id: &str) -> UpstreamResult<Order>;
-    /// Many orders by id; unknown ids are omitted.
-    async fn orders_by_ids(&self, ids: &[String]) -> UpstreamResult<Vec<Order>>;
-    /// A page of orders, newest first.
-    async fn list_orders(&self, query: &OrdersQuery) -> UpstreamResult<Page<Order>>;
-    /// State of the circuit breaker in front of the service.
-    fn breaker_state(&self) -> BreakerState {
-        BreakerState::Closed
-    }
-}
-
-/// The inventory service.
-#[async_trait]
-pub trait InventoryApi: Send + Sync {
-    /// Stock of one SKU; `NotFound` when the SKU is unknown.
-    async fn stock_level(&self, sku: &str) -> UpstreamResult<StockLevel>;
-    /// Stock of many SKUs; unknown SKUs are omitted.
-    async fn stock_levels(&self, skus: &[String]) -> UpstreamResult<Vec<StockLevel>>;
-    /// Applies observed stock counts. The service applies a batch at most once per
-    /// `idempotency_key` and answers a repeat with the first answer, which is what makes
-    /// retrying this write safe.
-    async fn post_readings(
-        &self,
-        idempotency_key: &str,
-        batch: &ReadingsBatch,
-    ) -> UpstreamResult<ReadingsAck>;
-    /// State of the circuit breaker in front of the service.
-    fn breaker_state(&self) -> BreakerState {
-        BreakerState::Closed
-    }
-}
-
-/// The three upstream clients a BFF works with, shared for the life of the process.
-#[derive(Clone)]
-pub struct Upstreams {
-    /// Customers service client.
-    pub customers: Arc<dyn CustomersApi>,
-    /// Orders service client.
-    pub orders: Arc<dyn OrdersApi>,
-    /// Inventory service client.
-    pub inventory: Arc<dyn InventoryApi>,
-}
-
-/// Breaker state of each upstream, as `/readyz` reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct UpstreamsHealth {
-    /// The customers service's breaker.
-    pub customers: BreakerState,
-    /// The orders service's breaker.
-    pub orders: BreakerState,
-    /// The inventory service's breaker.
-    pub inventory: BreakerState,
-}
-
-impl Upstreams {
-    /// The breaker state of each service (no network call).
-    pub fn health(&self) -> UpstreamsHealth {
-        UpstreamsHealth {
-            customers: self.customers.breaker_state(),
-            orders: self.orders.breaker_state(),
-            inventory: self.inventory.breaker_state(),
-        }
-    }
-
-    /// HTTP clients for the configured services, each with its own connection pool and
-    /// resilience guard, behind entity caches.
-    pub fn from_config(config: &UpstreamsConfig) -> Result<Self, ConfigError> {
-        use crate::cache::{CachedCustomers, CachedInventory, CachedOrders};
-        let customers = Arc::new(HttpCustomers::new(&config.customers)?);
-        let orders = Arc::new(HttpOrders::new(&config.orders)?);
-        let inventory = Arc::new(HttpInventory::new(&config.inventory)?);
-        Ok(Self {
-            customers: Arc::new(CachedCustomers::new(customers, &config.customers.cache)),
-            orders: Arc::new(CachedOrders::new(orders, &config.orders.cache)),
-            inventory: Arc::new(CachedInventory::new(inventory, &config.inventory.cache)),
-        })
-    }
-}
+pub use self::scope::{
+    DEADLINE_HEADER, Deadline, Freshness, current_deadline, track_freshness, with_deadline,
+};
+pub use self::stack::{Guards, Upstreams, UpstreamsHealth};

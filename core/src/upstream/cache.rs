@@ -7,91 +7,26 @@
 //! - concurrent misses for the same key wait for one fetch rather than making their own;
 //! - when a fetch fails (upstream down, erroring, slow, or its breaker open), entries younger
 //!   than `ttl + stale_for` are served instead, and the staleness is recorded in the
-//!   request's [`Freshness`] report, so the BFF can tell its client how old the data is.
+//!   request's [`Freshness`](super::Freshness) report, so the BFF can tell its client how
+//!   old the data is.
 //!
 //! Ages use tokio's clock, so tests drive them with a paused clock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::domain::{Customer, Order, Page, ReadingsAck, ReadingsBatch, StockLevel};
-use crate::resilience::BreakerState;
-use crate::upstream::{
+use super::api::{
     CustomersApi, InventoryApi, OrdersApi, OrdersQuery, Service, UpstreamError, UpstreamResult,
 };
-
-/// Cache policy of one entity type.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CacheConfig {
-    /// How long a fetched entity is served without asking upstream (0: always ask, and keep
-    /// entries only as a fallback).
-    pub ttl_ms: u64,
-    /// How long past `ttl_ms` an entity may still be served when the upstream fails.
-    pub stale_for_ms: u64,
-    /// Most entities kept.
-    pub max_entries: u64,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            ttl_ms: 0,
-            stale_for_ms: 300_000,
-            max_entries: 100_000,
-        }
-    }
-}
-
-tokio::task_local! {
-    static FRESHNESS: Arc<Mutex<Freshness>>;
-}
-
-/// What a request was served from other than fresh upstream data.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Freshness {
-    /// Age of the oldest stale entity served, per service.
-    pub stale: BTreeMap<Service, Duration>,
-}
-
-impl Freshness {
-    /// Whether anything stale was served.
-    pub fn is_fresh(&self) -> bool {
-        self.stale.is_empty()
-    }
-
-    /// Age of the oldest stale data served.
-    pub fn max_age(&self) -> Option<Duration> {
-        self.stale.values().max().copied()
-    }
-}
-
-/// Runs `future` (one client request) and returns its output with what it learned about the
-/// freshness of the data it served.
-pub async fn track_freshness<F: Future>(future: F) -> (F::Output, Freshness) {
-    let report = Arc::new(Mutex::new(Freshness::default()));
-    let output = FRESHNESS.scope(Arc::clone(&report), future).await;
-    let freshness = report
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    (output, freshness)
-}
-
-fn record_stale(service: Service, age: Duration) {
-    let _ = FRESHNESS.try_with(|report| {
-        let mut report = report.lock().unwrap_or_else(PoisonError::into_inner);
-        let oldest = report.stale.entry(service).or_default();
-        *oldest = (*oldest).max(age);
-    });
-}
+use super::config::CacheConfig;
+use super::scope::record_stale;
+use crate::domain::{Customer, Order, Page, ReadingsAck, ReadingsBatch, StockLevel};
 
 struct Entry<V> {
     value: Arc<V>,
@@ -398,10 +333,6 @@ impl CustomersApi for CachedCustomers {
     async fn customers(&self, ids: &[String]) -> UpstreamResult<Vec<Customer>> {
         Ok(in_order(ids, self.customers_map(ids).await?))
     }
-
-    fn breaker_state(&self) -> BreakerState {
-        self.inner.breaker_state()
-    }
 }
 
 impl CachedCustomers {
@@ -461,10 +392,6 @@ impl OrdersApi for CachedOrders {
     async fn list_orders(&self, query: &OrdersQuery) -> UpstreamResult<Page<Order>> {
         self.inner.list_orders(query).await
     }
-
-    fn breaker_state(&self) -> BreakerState {
-        self.inner.breaker_state()
-    }
 }
 
 /// The inventory service behind an entity cache.
@@ -518,9 +445,5 @@ impl InventoryApi for CachedInventory {
             self.cache.invalidate(&reading.sku);
         }
         ack
-    }
-
-    fn breaker_state(&self) -> BreakerState {
-        self.inner.breaker_state()
     }
 }

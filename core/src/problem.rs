@@ -1,10 +1,10 @@
-//! The mobile BFF's one place where errors become responses: RFC 9457
-//! `application/problem+json`.
+//! RFC 9457 `application/problem+json` errors, for every BFF whose clients speak plain
+//! REST (mobile, partner).
 //!
-//! Handlers and core middleware (auth) only decide *what* went wrong: they return a
-//! response carrying a [`Problem`] extension and no body. The [`render_problems`] middleware,
-//! which sees the request, writes the body with the request id and the path, so every error
-//! a mobile client gets, wherever it was raised, has the same shape:
+//! Handlers and core middleware (auth, versioning) only decide *what* went wrong: they
+//! return a response carrying a [`Problem`] extension and no body. The [`render_problems`]
+//! middleware, which sees the request, writes the body with the request id and the path, so
+//! every error a client gets, wherever it was raised, has the same shape:
 //!
 //! ```json
 //! {"type":"urn:switchyard:error:NOT_FOUND","title":"Not Found","status":404,
@@ -18,11 +18,12 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde::Serialize;
-use switchyard_core::ErrorCode;
-use switchyard_core::auth::AuthError;
-use switchyard_core::response::ErrorResponder;
-use switchyard_core::server::request_id_of;
-use switchyard_core::upstream::UpstreamError;
+
+use crate::auth::AuthError;
+use crate::error::ErrorCode;
+use crate::response::ErrorResponder;
+use crate::server::request_id_of;
+use crate::upstream::UpstreamError;
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -48,11 +49,9 @@ impl Problem {
         }
     }
 
-    /// The problem a failed upstream call becomes (logged here, except plain not-found).
+    /// The problem a failed upstream call becomes (reported to the log here).
     pub fn upstream(error: &UpstreamError) -> Self {
-        if !matches!(error, UpstreamError::NotFound { .. }) {
-            tracing::warn!(%error, "upstream call failed");
-        }
+        error.report();
         Self {
             code: error.code(),
             detail: error.public_message(),
@@ -118,13 +117,7 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
         return response;
     };
     let status = problem.code.status();
-    // A bug's details go to the log, never to the client: the request id is the handle.
-    let detail = if problem.code == ErrorCode::Internal {
-        tracing::error!(detail = %problem.detail, "internal error");
-        "internal error"
-    } else {
-        problem.detail.as_str()
-    };
+    let detail = problem.code.public_detail(&problem.detail);
     let body = ProblemBody {
         r#type: format!("{PROBLEM_TYPE_PREFIX}{}", problem.code.as_str()),
         title: status.canonical_reason().unwrap_or("Error"),

@@ -1,10 +1,12 @@
-//! Resilience for upstream calls: deadlines, circuit breakers, bulkheads and budgeted retries.
+//! The guard: resilience for upstream calls (deadlines, circuit breakers, bulkheads and
+//! budgeted retries). Every attempt of the HTTP clients runs inside [`Guard::run`].
 //!
 //! Every upstream call goes through one [`Guard`] per service, in this order:
-//! 1. **Deadline**: a request-wide [`Deadline`] set by the BFF with [`with_deadline`]. No
+//! 1. **Deadline**: a request-wide [`Deadline`](super::Deadline) set by the BFF with
+//!    [`with_deadline`](super::with_deadline). No
 //!    call starts once it has passed, and each attempt's timeout is the smaller of the
 //!    service's own timeout and what remains. The remaining budget goes upstream in the
-//!    [`DEADLINE_HEADER`] header.
+//!    [`DEADLINE_HEADER`](super::DEADLINE_HEADER) header.
 //! 2. **Circuit breaker** (the `failsafe` crate): it opens on consecutive failures, or on a
 //!    low success rate over a window. An open breaker fails fast with
 //!    `UPSTREAM_UNAVAILABLE` and never touches the network. After a jittered exponential
@@ -25,156 +27,13 @@ use std::time::Duration;
 
 use failsafe::failure_policy::{self, ConsecutiveFailures, OrElse, SuccessRateOverTimeWindow};
 use failsafe::{FailurePolicy, Instrument, StateMachine};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::config::ConfigError;
-use crate::upstream::{Service, UpstreamError, UpstreamResult};
-
-/// Header carrying the milliseconds left of the caller's deadline to the upstream.
-pub const DEADLINE_HEADER: &str = "x-switchyard-deadline-ms";
-
-/// The instant by which a whole client request must be answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Deadline(Instant);
-
-impl Deadline {
-    /// A deadline `budget` from now.
-    pub fn after(budget: Duration) -> Self {
-        Self(Instant::now() + budget)
-    }
-
-    /// Time left, or `None` once the deadline has passed.
-    pub fn remaining(&self) -> Option<Duration> {
-        self.0
-            .checked_duration_since(Instant::now())
-            .filter(|left| !left.is_zero())
-    }
-}
-
-tokio::task_local! {
-    static DEADLINE: Deadline;
-}
-
-/// Runs `future` (one client request) under `deadline`: every upstream call it makes, in
-/// this task, honours it.
-pub async fn with_deadline<F: Future>(deadline: Deadline, future: F) -> F::Output {
-    DEADLINE.scope(deadline, future).await
-}
-
-/// The deadline of the request running in this task, if any.
-pub fn current_deadline() -> Option<Deadline> {
-    DEADLINE.try_with(|deadline| *deadline).ok()
-}
-
-/// Circuit-breaker policy of one upstream.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BreakerConfig {
-    /// Consecutive failures that open the breaker.
-    pub consecutive_failures: u32,
-    /// Success rate below which the breaker opens (0–1), once `min_requests` were seen
-    /// within `window_secs`.
-    pub required_success_rate: f64,
-    /// Calls needed in the window before the success rate is judged.
-    pub min_requests: u32,
-    /// Length of the success-rate window.
-    pub window_secs: u64,
-    /// First open period; doubles on each re-open up to `backoff_max_ms`.
-    pub backoff_initial_ms: u64,
-    /// Longest open period.
-    pub backoff_max_ms: u64,
-    /// Randomise each open period between half and all of its nominal length, so that
-    /// replicas do not probe in lockstep.
-    pub jitter: bool,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        Self {
-            consecutive_failures: 5,
-            required_success_rate: 0.5,
-            min_requests: 20,
-            window_secs: 30,
-            backoff_initial_ms: 1_000,
-            backoff_max_ms: 30_000,
-            jitter: true,
-        }
-    }
-}
-
-/// Retry policy of one upstream.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetryConfig {
-    /// Whether failed idempotent reads are retried (once) at all.
-    pub enabled: bool,
-    /// Retries allowed as a fraction of calls (0.2 = at most one retry per five calls).
-    pub budget_ratio: f64,
-    /// Retries per second always allowed, so a quiet service can still be retried.
-    pub min_per_sec: f64,
-    /// Pause before a retry when the upstream gave no `Retry-After`.
-    pub backoff_ms: u64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            budget_ratio: 0.2,
-            min_per_sec: 5.0,
-            backoff_ms: 10,
-        }
-    }
-}
-
-/// Checks a breaker and retry policy, naming keys under `prefix`.
-pub(crate) fn validate(
-    prefix: &str,
-    breaker: &BreakerConfig,
-    retry: &RetryConfig,
-    max_in_flight: usize,
-) -> Result<(), ConfigError> {
-    let key = |name: &str| format!("{prefix}.{name}");
-    if breaker.consecutive_failures == 0 {
-        return Err(ConfigError::invalid(
-            key("breaker.consecutive_failures"),
-            "expected at least 1",
-        ));
-    }
-    if !(0.0..=1.0).contains(&breaker.required_success_rate) {
-        return Err(ConfigError::invalid(
-            key("breaker.required_success_rate"),
-            "expected a value within 0..=1",
-        ));
-    }
-    if breaker.window_secs == 0 {
-        return Err(ConfigError::invalid(
-            key("breaker.window_secs"),
-            "expected at least 1",
-        ));
-    }
-    if breaker.backoff_initial_ms == 0 || breaker.backoff_max_ms < breaker.backoff_initial_ms {
-        return Err(ConfigError::invalid(
-            key("breaker.backoff_max_ms"),
-            "expected 0 < backoff_initial_ms <= backoff_max_ms",
-        ));
-    }
-    if !(0.0..=1.0).contains(&retry.budget_ratio) || retry.min_per_sec < 0.0 {
-        return Err(ConfigError::invalid(
-            key("retry.budget_ratio"),
-            "expected budget_ratio within 0..=1 and min_per_sec >= 0",
-        ));
-    }
-    if max_in_flight == 0 {
-        return Err(ConfigError::invalid(
-            key("max_in_flight"),
-            "expected at least 1",
-        ));
-    }
-    Ok(())
-}
+use super::api::{Service, UpstreamError, UpstreamResult};
+use super::config::{BreakerConfig, RetryConfig};
+use super::scope::current_deadline;
 
 /// Exponential backoff with optional "equal jitter", in milliseconds (failsafe's own jittered
 /// backoffs require whole seconds).
@@ -490,18 +349,5 @@ mod tests {
         tokio::time::advance(Duration::from_millis(500)).await;
         assert!(floor.try_withdraw(), "one more after half a second at 2/s");
         assert!(!floor.try_withdraw());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn deadlines_count_down_with_the_clock() {
-        let deadline = Deadline::after(Duration::from_millis(800));
-        assert_eq!(deadline.remaining(), Some(Duration::from_millis(800)));
-        tokio::time::advance(Duration::from_millis(300)).await;
-        assert_eq!(deadline.remaining(), Some(Duration::from_millis(500)));
-        tokio::time::advance(Duration::from_millis(500)).await;
-        assert_eq!(deadline.remaining(), None);
-        assert_eq!(current_deadline(), None);
-        let seen = with_deadline(deadline, async { current_deadline() }).await;
-        assert_eq!(seen, Some(deadline));
     }
 }

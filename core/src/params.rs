@@ -1,24 +1,19 @@
-//! Query parameters shared by the v1 and v2 handlers, parsed by hand so that a bad value
-//! gets a message naming the parameter and what was expected.
+//! Query parameters of the REST BFFs, parsed by hand so that a bad value gets a
+//! `BAD_USER_INPUT` problem naming the parameter and what was expected.
 
-use switchyard_core::ErrorCode;
-use switchyard_core::domain::OrderStatus;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
-use crate::config::ApiConfig;
+use crate::domain::OrderStatus;
+use crate::error::ErrorCode;
 use crate::problem::Problem;
 
 fn bad_input(message: String) -> Problem {
     Problem::new(ErrorCode::BadUserInput, message)
 }
 
-/// `limit`: the configured default when absent; outside `1..=max_page_size` is an error,
-/// not a clamp.
-pub(crate) fn parse_limit(value: Option<&str>, api: &ApiConfig) -> Result<u32, Problem> {
-    bounded("limit", value, api.default_page_size, 1, api.max_page_size)
-}
-
 /// A positive integer parameter `name` in `min..=max`, `default` when absent.
-pub(crate) fn bounded(
+pub fn bounded(
     name: &str,
     value: Option<&str>,
     default: u32,
@@ -38,7 +33,7 @@ pub(crate) fn bounded(
 }
 
 /// `status`: one of the order states, or absent for all.
-pub(crate) fn parse_status(value: Option<&str>) -> Result<Option<OrderStatus>, Problem> {
+pub fn parse_status(value: Option<&str>) -> Result<Option<OrderStatus>, Problem> {
     let Some(value) = value else {
         return Ok(None);
     };
@@ -54,6 +49,19 @@ pub(crate) fn parse_status(value: Option<&str>) -> Result<Option<OrderStatus>, P
                 shown(value)
             ))
         })
+}
+
+/// An RFC 3339 timestamp parameter `name` (`2026-12-01T00:00:00Z`), `None` when absent.
+pub fn parse_timestamp(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, Problem> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    OffsetDateTime::parse(value, &Rfc3339).map(Some).map_err(|_| {
+        bad_input(format!(
+            "{name} must be an RFC 3339 timestamp such as 2026-12-01T00:00:00Z, got {:?}",
+            shown(value)
+        ))
+    })
 }
 
 /// A client's value as echoed in an error message: at most 32 characters.

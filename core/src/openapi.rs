@@ -1,15 +1,15 @@
-//! The checked-in OpenAPI 3.1 document (`schema/mobile.openapi.yaml`), served as JSON at
-//! `GET /openapi.json`. The integration tests validate every response body against this
-//! same document, so it cannot drift from what the handlers send.
+//! A BFF's checked-in OpenAPI 3.1 document, served as JSON at `GET /openapi.json`.
+//!
+//! The REST BFFs embed their document (`schema/<bff>.openapi.yaml`) and serve it with this;
+//! their integration tests validate every response against the same document, so it cannot
+//! drift from what the handlers send.
 
 use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG};
-use switchyard_core::conditional::{if_none_match, strong_etag};
 
-/// The document as checked in.
-pub const OPENAPI_YAML: &str = include_str!("../../../schema/mobile.openapi.yaml");
+use crate::conditional::{if_none_match, strong_etag};
 
 /// The document converted to JSON once at start-up, with its entity tag.
 #[derive(Clone, Debug)]
@@ -19,16 +19,18 @@ pub struct OpenApiDocument {
 }
 
 impl OpenApiDocument {
-    /// Parses the embedded YAML; it is part of the binary, so failure is a build defect
-    /// that the tests catch.
-    pub fn embedded() -> Result<Self, serde_norway::Error> {
-        let value: serde_json::Value = serde_norway::from_str(OPENAPI_YAML)?;
+    /// Parses an embedded YAML document. It is part of the binary, so a failure is a build
+    /// defect that the tests catch; `name` says which document in the error.
+    pub fn from_yaml(name: &str, yaml: &str) -> Result<Self, crate::config::ConfigError> {
+        let value: serde_json::Value = serde_norway::from_str(yaml).map_err(|error| {
+            crate::config::ConfigError::Malformed(format!("embedded {name}: {error}"))
+        })?;
         let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
         let etag = strong_etag(&json);
         Ok(Self { json, etag })
     }
 
-    /// `GET /openapi.json`.
+    /// `GET /openapi.json`: the document, or 304 when the client holds it.
     pub fn respond(&self, request: &HeaderMap) -> Response {
         let cache_control = http::HeaderValue::from_static("public, max-age=300");
         if let Some(matched) = if_none_match(request, &self.etag) {

@@ -1,0 +1,309 @@
+//! The BFF skeleton: everything a BFF binary does that is not specific to its client.
+//!
+//! A BFF declares three things and core does the rest:
+//! - its configuration, with [`bff_config!`](crate::bff_config): the shared sections
+//!   (`listen`, `upstreams`, `auth`, `server`, `log`) plus its own;
+//! - its state, built once per process from its config and the [`Core`] parts;
+//! - its router: its routes and its own layers.
+//!
+//! Those go into an implementation of [`Bff`]. [`App`] then wires the process (upstream
+//! clients, authenticator, state), adds `/healthz` and `/readyz` and the common layers,
+//! and serves with graceful shutdown; [`main`] and [`run`] add argument parsing, config
+//! loading, logging and binding. Tests, the sandbox launcher and the benchmark use [`App`]
+//! in-process.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use axum::Router;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+
+use crate::auth::{AuthConfig, Authenticator};
+use crate::config::{self, ConfigError, LogConfig, ServerConfig, Validate};
+use crate::server::{self, Readiness};
+use crate::telemetry;
+use crate::upstream::{Upstreams, UpstreamsConfig};
+
+/// The top-level configuration of a BFF: the shared sections, as the skeleton needs them.
+/// Implemented by [`bff_config!`](crate::bff_config); not by hand.
+pub trait BffConfig:
+    DeserializeOwned + Serialize + Default + Validate + Clone + Send + Sync + 'static
+{
+    /// Address to listen on (key `listen`).
+    fn listen(&self) -> SocketAddr;
+    /// The upstream services (section `upstreams`).
+    fn upstreams(&self) -> &UpstreamsConfig;
+    /// Token verification (section `auth`).
+    fn auth(&self) -> &AuthConfig;
+    /// Server plumbing (section `server`).
+    fn server(&self) -> &ServerConfig;
+    /// Logging (section `log`).
+    fn log(&self) -> &LogConfig;
+    /// Sets the listen address (the sandbox launcher and tests choose their own).
+    fn set_listen(&mut self, listen: SocketAddr);
+    /// The upstream services, to point them elsewhere (the sandbox launcher and tests).
+    fn upstreams_mut(&mut self) -> &mut UpstreamsConfig;
+    /// Token verification, to trust another issuer (the sandbox launcher and tests).
+    fn auth_mut(&mut self) -> &mut AuthConfig;
+}
+
+/// Declares a BFF's top-level config struct: the shared sections every BFF has, with the
+/// keys documented in the README (`listen`, `upstreams`, `auth`, `server`, `log`), followed
+/// by the BFF's own sections. Each own section's type implements `Default`, serde's traits
+/// and [`Validate`]; the BFF crate depends on `serde`.
+///
+/// ```ignore
+/// switchyard_core::bff_config! {
+///     /// Everything the web BFF reads at start-up.
+///     pub struct WebConfig, default port 8081 {
+///         /// GraphQL limits and features.
+///         pub graphql: GraphqlConfig,
+///     }
+/// }
+/// ```
+///
+/// A macro rather than a shared struct with `#[serde(flatten)]`, because serde's `flatten`
+/// does not combine with `deny_unknown_fields`, and unknown keys must stay errors.
+#[macro_export]
+macro_rules! bff_config {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident, default port $port:expr, {
+            $( $(#[$field_meta:meta])* pub $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            /// Listen address (`SWITCHYARD_LISTEN`).
+            pub listen: ::std::net::SocketAddr,
+            /// Upstream services.
+            pub upstreams: $crate::upstream::UpstreamsConfig,
+            /// Token verification.
+            pub auth: $crate::auth::AuthConfig,
+            /// Shared server plumbing.
+            pub server: $crate::config::ServerConfig,
+            /// Logging.
+            pub log: $crate::config::LogConfig,
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        impl ::std::default::Default for $name {
+            fn default() -> Self {
+                Self {
+                    listen: $crate::config::default_listen($port),
+                    upstreams: ::std::default::Default::default(),
+                    auth: ::std::default::Default::default(),
+                    server: ::std::default::Default::default(),
+                    log: ::std::default::Default::default(),
+                    $( $field: ::std::default::Default::default(), )*
+                }
+            }
+        }
+
+        impl $crate::config::Validate for $name {
+            fn validate(&self) -> ::std::result::Result<(), $crate::config::ConfigError> {
+                $crate::config::Validate::validate(&self.upstreams)?;
+                $crate::config::Validate::validate(&self.auth)?;
+                $crate::config::Validate::validate(&self.server)?;
+                $( $crate::config::Validate::validate(&self.$field)?; )*
+                Ok(())
+            }
+        }
+
+        impl $crate::bff::BffConfig for $name {
+            fn listen(&self) -> ::std::net::SocketAddr {
+                self.listen
+            }
+            fn upstreams(&self) -> &$crate::upstream::UpstreamsConfig {
+                &self.upstreams
+            }
+            fn auth(&self) -> &$crate::auth::AuthConfig {
+                &self.auth
+            }
+            fn server(&self) -> &$crate::config::ServerConfig {
+                &self.server
+            }
+            fn log(&self) -> &$crate::config::LogConfig {
+                &self.log
+            }
+            fn set_listen(&mut self, listen: ::std::net::SocketAddr) {
+                self.listen = listen;
+            }
+            fn upstreams_mut(&mut self) -> &mut $crate::upstream::UpstreamsConfig {
+                &mut self.upstreams
+            }
+            fn auth_mut(&mut self) -> &mut $crate::auth::AuthConfig {
+                &mut self.auth
+            }
+        }
+    };
+}
+
+/// What core builds for every BFF from the shared sections, handed to [`Bff::state`].
+#[derive(Clone)]
+pub struct Core {
+    /// The upstream clients (cache → HTTP client → guard, per service).
+    pub upstreams: Upstreams,
+    /// Verifies bearer tokens and API keys.
+    pub authenticator: Authenticator,
+}
+
+/// A BFF: its name, its config, its state and its router. Everything else is core's.
+pub trait Bff: 'static {
+    /// The binary's name, as messages and logs name it (`web-bff`).
+    const NAME: &'static str;
+    /// One line saying what it serves, for `--help`.
+    const ABOUT: &'static str;
+    /// Its configuration, declared with [`bff_config!`](crate::bff_config).
+    type Config: BffConfig;
+    /// What its handlers need, built once per process. axum clones it for every request,
+    /// so make it one `Arc`.
+    type State: Clone + Send + Sync + 'static;
+
+    /// Builds the state for `config` from the parts core built.
+    fn state(config: &Self::Config, core: &Core) -> Result<Self::State, ConfigError>;
+
+    /// The BFF's routes with its own layers. Core serves `/healthz` and `/readyz` beside
+    /// them and wraps both in the common layers (request id, access log, body limit).
+    fn router(state: Self::State) -> Router;
+}
+
+/// One BFF wired for its config: the parts core built, and the BFF's state.
+pub struct App<B: Bff> {
+    core: Core,
+    state: B::State,
+    server: ServerConfig,
+}
+
+impl<B: Bff> App<B> {
+    /// Wires HTTP upstream clients, the authenticator and the BFF's state for `config`.
+    pub fn new(config: &B::Config) -> Result<Self, ConfigError> {
+        let core = Core {
+            upstreams: Upstreams::from_config(config.upstreams())?,
+            authenticator: Authenticator::new(config.auth())?,
+        };
+        let state = B::state(config, &core)?;
+        Ok(Self {
+            core,
+            state,
+            server: config.server().clone(),
+        })
+    }
+
+    /// The BFF's state.
+    pub fn state(&self) -> &B::State {
+        &self.state
+    }
+
+    /// Loads the signing keys now rather than on the first request; failures are logged and
+    /// retried later (readiness reports them).
+    pub async fn prime(&self) {
+        self.core.authenticator.prime_or_warn().await;
+    }
+
+    /// The whole router: the BFF's routes, the health routes, and the common layers.
+    pub fn router(&self) -> Router {
+        let readiness = Readiness::new(
+            self.core.authenticator.clone(),
+            self.core.upstreams.guards().clone(),
+        );
+        let routes = B::router(self.state.clone()).merge(server::health_routes(readiness));
+        server::with_common_layers(routes, &self.server)
+    }
+
+    /// Primes the keys, then serves on `listener` until `shutdown` completes, giving
+    /// in-flight requests `server.shutdown_grace_secs` to finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.prime().await;
+        let router = self.router();
+        server::serve(listener, router, shutdown, self.server.shutdown_grace()).await
+    }
+}
+
+/// The command-line arguments every BFF binary takes. A BFF with more flattens it into its
+/// own (`#[command(flatten)]`).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct BffArgs {
+    /// TOML configuration file; `SWITCHYARD_…` environment variables override it.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// The whole `main` of a BFF binary with no flags of its own: parses [`BffArgs`], then
+/// [`run`]s on a multi-threaded runtime.
+pub fn main<B: Bff>() -> ExitCode {
+    use clap::{Args as _, FromArgMatches as _};
+    let command = BffArgs::augment_args(
+        clap::Command::new(B::NAME)
+            .about(B::ABOUT)
+            .version(env!("CARGO_PKG_VERSION")),
+    );
+    let args = match BffArgs::from_arg_matches(&command.get_matches()) {
+        Ok(args) => args,
+        Err(error) => error.exit(),
+    };
+    block_on_run::<B>(&args)
+}
+
+/// [`run`] on a new multi-threaded runtime (for a `main` that parsed its own arguments).
+pub fn block_on_run<B: Bff>(args: &BffArgs) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run::<B>(args.config.as_deref())),
+        Err(error) => {
+            eprintln!("{}: cannot start the async runtime: {error}", B::NAME);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the config (defaults, the optional `--config` file, `SWITCHYARD_…` variables),
+/// installs logging, binds `listen` and serves until SIGTERM or ctrl-c. Configuration and
+/// bind errors name the key at fault and exit with status 2; a failure while serving exits
+/// with 1.
+pub async fn run<B: Bff>(config_file: Option<&Path>) -> ExitCode {
+    let name = B::NAME;
+    let config: B::Config = match config::load(config_file) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log());
+    let app = match App::<B>::new(&config) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let listen = config.listen();
+    let listener = match TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("{name}: cannot listen on {listen} (key `listen`): {error}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!(%listen, "{name} serving");
+    match app.serve(listener, server::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

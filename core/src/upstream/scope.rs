@@ -1,0 +1,121 @@
+//! The request scope of upstream calls: task-locals that a BFF sets once per client request
+//! and every upstream call made in that task reads.
+//!
+//! - [`Deadline`] ([`with_deadline`]): the instant by which the whole request must be
+//!   answered. The guard refuses to start calls after it and cuts each call's timeout to
+//!   what remains; the HTTP clients send the remaining budget upstream in
+//!   [`DEADLINE_HEADER`].
+//! - [`Freshness`] ([`track_freshness`]): what the request was served from other than fresh
+//!   upstream data. The entity caches record stale entries they serve into it.
+//!
+//! They are task-locals rather than parameters because async-graphql resolves a whole
+//! request, loaders included, inside one task, and keeping them out of the service traits
+//! keeps those traits free of request plumbing. Code that spawns a task for upstream work
+//! must re-scope them.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::api::Service;
+
+/// Header carrying the milliseconds left of the caller's deadline to the upstream.
+pub const DEADLINE_HEADER: &str = "x-switchyard-deadline-ms";
+
+/// The instant by which a whole client request must be answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline(Instant);
+
+impl Deadline {
+    /// A deadline `budget` from now.
+    pub fn after(budget: Duration) -> Self {
+        Self(Instant::now() + budget)
+    }
+
+    /// Time left, or `None` once the deadline has passed.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.0
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+    }
+}
+
+tokio::task_local! {
+    static DEADLINE: Deadline;
+}
+
+/// Runs `future` (one client request) under `deadline`: every upstream call it makes, in
+/// this task, honours it.
+pub async fn with_deadline<F: Future>(deadline: Deadline, future: F) -> F::Output {
+    DEADLINE.scope(deadline, future).await
+}
+
+/// The deadline of the request running in this task, if any.
+pub fn current_deadline() -> Option<Deadline> {
+    DEADLINE.try_with(|deadline| *deadline).ok()
+}
+
+tokio::task_local! {
+    static FRESHNESS: Arc<Mutex<Freshness>>;
+}
+
+/// What a request was served from other than fresh upstream data.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Freshness {
+    /// Age of the oldest stale entity served, per service.
+    pub stale: BTreeMap<Service, Duration>,
+}
+
+impl Freshness {
+    /// Whether anything stale was served.
+    pub fn is_fresh(&self) -> bool {
+        self.stale.is_empty()
+    }
+
+    /// Age of the oldest stale data served.
+    pub fn max_age(&self) -> Option<Duration> {
+        self.stale.values().max().copied()
+    }
+}
+
+/// Runs `future` (one client request) and returns its output with what it learned about the
+/// freshness of the data it served.
+pub async fn track_freshness<F: Future>(future: F) -> (F::Output, Freshness) {
+    let report = Arc::new(Mutex::new(Freshness::default()));
+    let output = FRESHNESS.scope(Arc::clone(&report), future).await;
+    let freshness = report
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    (output, freshness)
+}
+
+/// Records that `service`'s data served to the current request was `age` old.
+pub(crate) fn record_stale(service: Service, age: Duration) {
+    let _ = FRESHNESS.try_with(|report| {
+        let mut report = report.lock().unwrap_or_else(PoisonError::into_inner);
+        let oldest = report.stale.entry(service).or_default();
+        *oldest = (*oldest).max(age);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_count_down_with_the_clock() {
+        let deadline = Deadline::after(Duration::from_millis(800));
+        assert_eq!(deadline.remaining(), Some(Duration::from_millis(800)));
+        tokio::time::advance(Duration::from_millis(300)).await;
+        assert_eq!(deadline.remaining(), Some(Duration::from_millis(500)));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(deadline.remaining(), None);
+        assert_eq!(current_deadline(), None);
+        let seen = with_deadline(deadline, async { current_deadline() }).await;
+        assert_eq!(seen, Some(deadline));
+    }
+}
