@@ -112,10 +112,7 @@ mod tests {
         let cursor = encode(None, "ord_00042");
         assert_eq!(decode(&cursor, None), Ok("ord_00042".to_owned()));
         let paid = encode(Some("paid"), "ord_7");
-        assert_eq!(
-            decode(&paid, Some("paid")),
-            Ok("ord_7".to_owned())
-        );
+        assert_eq!(decode(&paid, Some("paid")), Ok("ord_7".to_owned()));
     }
 
     #[test]

@@ -11,9 +11,7 @@ use strum::VariantArray as _;
 ///
 /// The wire spelling (`UPSTREAM_UNAVAILABLE`) is derived once, from the variant name, and
 /// serde serialises through it, so there is one spelling.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// Malformed body, bad cursor, undecodable payload.
@@ -122,7 +120,11 @@ mod tests {
         (ErrorCode::Forbidden, "FORBIDDEN", 403),
         (ErrorCode::NotFound, "NOT_FOUND", 404),
         (ErrorCode::PayloadTooLarge, "PAYLOAD_TOO_LARGE", 413),
-        (ErrorCode::UnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", 415),
+        (
+            ErrorCode::UnsupportedMediaType,
+            "UNSUPPORTED_MEDIA_TYPE",
+            415,
+        ),
         (ErrorCode::Gone, "GONE", 410),
         (ErrorCode::RateLimited, "RATE_LIMITED", 429),
         (ErrorCode::Overloaded, "OVERLOADED", 503),
@@ -133,7 +135,11 @@ mod tests {
 
     #[test]
     fn every_code_has_the_documented_spelling_status_and_serde_form() {
-        assert_eq!(ErrorCode::ALL.len(), TABLE.len(), "a code is missing from TABLE");
+        assert_eq!(
+            ErrorCode::ALL.len(),
+            TABLE.len(),
+            "a code is missing from TABLE"
+        );
         for (code, spelling, status) in TABLE {
             assert_eq!(code.as_str(), *spelling);
             assert_eq!(code.to_string(), *spelling);

@@ -56,12 +56,14 @@ pub fn parse_timestamp(name: &str, value: Option<&str>) -> Result<Option<OffsetD
     let Some(value) = value else {
         return Ok(None);
     };
-    OffsetDateTime::parse(value, &Rfc3339).map(Some).map_err(|_| {
-        bad_input(format!(
-            "{name} must be an RFC 3339 timestamp such as 2026-12-01T00:00:00Z, got {:?}",
-            shown(value)
-        ))
-    })
+    OffsetDateTime::parse(value, &Rfc3339)
+        .map(Some)
+        .map_err(|_| {
+            bad_input(format!(
+                "{name} must be an RFC 3339 timestamp such as 2026-12-01T00:00:00Z, got {:?}",
+                shown(value)
+            ))
+        })
 }
 
 /// A client's value as echoed in an error message: at most 32 characters.

@@ -9,7 +9,7 @@ use serde_json::json;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{self, AuthState, Authenticator, Principal, Scope};
 use switchyard_core::response::ErrorResponder;
-use switchyard_tests::{Token, Upstreams, send};
+use switchyard_tests::{MockUpstreams, Token, send};
 
 /// A problem+json-style responder, standing in for a REST BFF's.
 #[derive(Clone)]
@@ -34,7 +34,7 @@ async fn whoami(principal: Principal) -> Response {
     }
 }
 
-async fn router(up: &Upstreams) -> Router {
+async fn router(up: &MockUpstreams) -> Router {
     let authenticator = Authenticator::new(&up.auth_config()).expect("valid auth config");
     authenticator.prime().await.expect("JWKS served");
     Router::new()
@@ -55,7 +55,7 @@ fn request(token: Option<&str>) -> Request<Body> {
 
 #[tokio::test]
 async fn the_middleware_hands_handlers_a_principal() {
-    let up = Upstreams::start().await;
+    let up = MockUpstreams::start().await;
     let app = router(&up).await;
     let response = send(&app, request(Some(&up.token("cus_9")))).await;
     assert_eq!(response.status, 200);
@@ -64,7 +64,7 @@ async fn the_middleware_hands_handlers_a_principal() {
 
 #[tokio::test]
 async fn failures_are_rendered_in_the_bffs_format_with_a_challenge() {
-    let up = Upstreams::start().await;
+    let up = MockUpstreams::start().await;
     let app = router(&up).await;
     let missing = send(&app, request(None)).await;
     assert_eq!(missing.status, 401);
@@ -95,7 +95,7 @@ async fn failures_are_rendered_in_the_bffs_format_with_a_challenge() {
 
 #[tokio::test]
 async fn verified_tokens_are_remembered_and_failures_are_not() {
-    let up = Upstreams::start().await;
+    let up = MockUpstreams::start().await;
     let authenticator = Authenticator::new(&up.auth_config()).expect("valid auth config");
     authenticator.prime().await.expect("JWKS served");
     let good = up.token("cus_9");

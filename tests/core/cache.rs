@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use switchyard_core::cache::{CacheConfig, CachedCustomers, track_freshness};
-use switchyard_core::config::UpstreamConfig;
+use switchyard_core::upstream::UpstreamConfig;
+use switchyard_core::upstream::{CacheConfig, CachedCustomers, track_freshness};
 use switchyard_core::upstream::{CustomersApi, HttpCustomers, Service};
 use switchyard_tests::customer_json;
 use wiremock::matchers::{method, query_param};

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use switchyard_core::ErrorCode;
-use switchyard_core::config::UpstreamConfig;
-use switchyard_core::resilience::{BreakerState, DEADLINE_HEADER, Deadline, with_deadline};
+use switchyard_core::upstream::UpstreamConfig;
+use switchyard_core::upstream::{BreakerState, DEADLINE_HEADER, Deadline, with_deadline};
 use switchyard_core::upstream::{
     CustomersApi, HttpCustomers, HttpInventory, InventoryApi, UpstreamError,
 };
@@ -291,7 +291,7 @@ async fn a_failure_storm_costs_at_most_the_retry_budget_in_extra_attempts() {
     let mut config = config(&server);
     config.breaker.consecutive_failures = 1_000;
     config.breaker.required_success_rate = 0.0;
-    config.retry = switchyard_core::resilience::RetryConfig {
+    config.retry = switchyard_core::upstream::RetryConfig {
         enabled: true,
         budget_ratio: 0.2,
         min_per_sec: 0.0,
@@ -366,8 +366,8 @@ async fn a_transient_failure_is_retried_once_when_the_budget_allows() {
 
 #[tokio::test]
 async fn non_idempotent_calls_are_never_retried() {
-    use switchyard_core::resilience::{BreakerConfig, Guard, RetryConfig};
     use switchyard_core::upstream::Service;
+    use switchyard_core::upstream::{BreakerConfig, Guard, RetryConfig};
     let guard = Guard::new(
         Service::Inventory,
         Duration::from_secs(1),

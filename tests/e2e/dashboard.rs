@@ -15,16 +15,11 @@ pub(crate) async fn start_fleet() -> Fleet {
     let sandbox = Sandbox::start(&SandboxOptions::ephemeral())
         .await
         .expect("sandbox starts");
-    let config = web_bff::WebConfig {
-        upstreams: sandbox.upstreams_config(),
-        auth: sandbox.auth_config(),
-        ..Default::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let addr = sandbox
+        .start_bff::<web_bff::WebBff>(Default::default(), "127.0.0.1:0".parse().expect("address"))
         .await
-        .expect("bind");
-    let web_url = format!("http://{}/graphql", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { web_bff::serve(&config, listener, std::future::pending()).await });
+        .expect("the BFF starts");
+    let web_url = format!("http://{addr}/graphql");
     Fleet {
         sandbox,
         web_url,

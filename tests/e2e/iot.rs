@@ -8,17 +8,11 @@ use switchyard_sandbox::devices::{Simulation, SimulatorOptions};
 use switchyard_sandbox::{Faults, Sandbox, SandboxOptions, TokenRequest};
 
 async fn start_bff(sandbox: &Sandbox) -> String {
-    let config = iot_bff::IotConfig {
-        upstreams: sandbox.upstreams_config(),
-        auth: sandbox.auth_config(),
-        ..Default::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let addr = sandbox
+        .start_bff::<iot_bff::IotBff>(Default::default(), "127.0.0.1:0".parse().expect("address"))
         .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { iot_bff::serve(&config, listener, std::future::pending()).await });
-    url
+        .expect("the BFF starts");
+    format!("http://{addr}")
 }
 
 fn device_token(sandbox: &Sandbox, device: &str) -> String {

@@ -17,16 +17,14 @@ async fn start() -> MobileFleet {
     let sandbox = Sandbox::start(&SandboxOptions::ephemeral())
         .await
         .expect("sandbox starts");
-    let config = mobile_bff::MobileConfig {
-        upstreams: sandbox.upstreams_config(),
-        auth: sandbox.auth_config(),
-        ..Default::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let addr = sandbox
+        .start_bff::<mobile_bff::MobileBff>(
+            Default::default(),
+            "127.0.0.1:0".parse().expect("address"),
+        )
         .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { mobile_bff::serve(&config, listener, std::future::pending()).await });
+        .expect("the BFF starts");
+    let base = format!("http://{addr}");
     let token = sandbox.issuer.mint(&TokenRequest::default());
     MobileFleet {
         sandbox,

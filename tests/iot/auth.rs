@@ -24,7 +24,7 @@ async fn a_token_without_the_write_scope_is_403() {
     let app = spawn_app().await;
     let token = Token::customer("dev-1")
         .scope("data:inventory:read")
-        .sign(&app.up.ec);
+        .sign(&app.mocks.ec);
     let response = app
         .post(Some(&token), samples::valid("dev-1", 1, 1).to_cbor())
         .await;
@@ -39,7 +39,7 @@ async fn missing_and_bad_tokens_are_401_cbor_errors() {
         exp_in: -600,
         ..Token::customer("dev-1").scope("data:inventory:write")
     }
-    .sign(&app.up.ec);
+    .sign(&app.mocks.ec);
     for token in [None, Some("not-a-jwt"), Some(expired.as_str())] {
         let response = app
             .post(token, samples::valid("dev-1", 1, 1).to_cbor())

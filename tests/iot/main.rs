@@ -6,32 +6,27 @@ mod config;
 mod decoding;
 mod readings;
 
-use axum::Router;
+use std::ops::Deref;
+
 use axum::body::Body;
 use ciborium::Value;
 use http::Request;
-use iot_bff::IotConfig;
-use switchyard_tests::{TestResponse, Token, Upstreams, send};
+use iot_bff::IotBff;
+use switchyard_tests::{TestApp, TestResponse, Token};
 
-/// An IoT BFF wired to fresh wiremock upstreams.
-pub(crate) struct IotApp {
-    pub(crate) router: Router,
-    pub(crate) up: Upstreams,
+/// An IoT BFF wired to fresh wiremock upstreams, with CBOR helpers.
+pub(crate) struct IotApp(TestApp<IotBff>);
+
+impl Deref for IotApp {
+    type Target = TestApp<IotBff>;
+
+    fn deref(&self) -> &TestApp<IotBff> {
+        &self.0
+    }
 }
 
 pub(crate) async fn spawn_app() -> IotApp {
-    let up = Upstreams::start().await;
-    let config = IotConfig {
-        upstreams: up.upstreams_config(),
-        auth: up.auth_config(),
-        ..IotConfig::default()
-    };
-    let state = iot_bff::build_state(&config).expect("test config is valid");
-    state.prime().await;
-    IotApp {
-        router: iot_bff::router(state),
-        up,
-    }
+    IotApp(TestApp::spawn().await)
 }
 
 impl IotApp {
@@ -39,7 +34,7 @@ impl IotApp {
     pub(crate) fn device_token(&self, device: &str) -> String {
         Token::customer(device)
             .scope("data:inventory:write")
-            .sign(&self.up.ec)
+            .sign(&self.mocks.ec)
     }
 
     /// POSTs `body` to `/v1/readings` as CBOR.
@@ -58,16 +53,13 @@ impl IotApp {
         if let Some(token) = token {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
-        send(
-            &self.router,
-            builder.body(Body::from(body)).expect("request"),
-        )
-        .await
+        self.send(builder.body(Body::from(body)).expect("request"))
+            .await
     }
 
     /// Calls the inventory mock received.
     pub(crate) async fn inventory_calls(&self) -> usize {
-        self.up
+        self.mocks
             .inventory
             .received_requests()
             .await

@@ -30,7 +30,7 @@ async fn a_valid_message_is_forwarded_once_with_its_idempotency_key_and_acked() 
         })))
         .respond_with(accepted(3))
         .expect(1)
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
 
     let response = app
@@ -58,7 +58,7 @@ async fn a_repeated_message_gets_the_same_ack_and_is_applied_once() {
         .and(path("/inventory/readings"))
         .respond_with(accepted(2))
         .expect(1)
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
     let token = app.device_token("dev-1");
     let message = samples::valid("dev-1", 11, 2).to_cbor();
@@ -77,7 +77,7 @@ async fn a_reused_sequence_number_with_other_content_is_refused() {
     Mock::given(method("POST"))
         .respond_with(accepted(2))
         .expect(1)
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
     let token = app.device_token("dev-1");
     app.post(Some(&token), samples::valid("dev-1", 11, 2).to_cbor())
@@ -96,7 +96,7 @@ async fn inventory_down_is_a_503_with_retry_after_and_the_retry_applies_once() {
     let app = spawn_app().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503))
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
     let token = app.device_token("dev-1");
     let message = samples::valid("dev-1", 3, 2).to_cbor();
@@ -106,12 +106,12 @@ async fn inventory_down_is_a_503_with_retry_after_and_the_retry_applies_once() {
     assert_eq!(down.header("retry-after"), Some("5"));
     assert_eq!(error_code(&down), "UPSTREAM_UNAVAILABLE");
 
-    app.up.inventory.reset().await;
+    app.mocks.inventory.reset().await;
     Mock::given(method("POST"))
         .and(header("idempotency-key", "reading:dev-1:3"))
         .respond_with(accepted(2))
         .expect(1)
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
     let retried = app.post(Some(&token), message.clone()).await;
     assert_eq!(ack(&retried).accepted, 2);
@@ -137,7 +137,7 @@ async fn per_reading_rejections_keep_the_device_indexes() {
             json!({"accepted": 1, "rejected": [{"index": 1, "reason": "unknown_sku"}]}),
         ))
         .expect(1)
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
     let mut message = samples::valid("dev-1", 5, 0);
     message.readings = vec![

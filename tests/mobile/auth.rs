@@ -14,7 +14,7 @@ async fn missing_bad_and_expired_tokens_are_401_problems_without_upstream_calls(
         exp_in: -3600,
         ..Token::customer("cus_1")
     }
-    .sign(&app.up.rsa);
+    .sign(&app.mocks.rsa);
     let forged = Token::customer("cus_1").hs256_with_public_key();
     for token in [
         None,
@@ -42,7 +42,11 @@ async fn missing_bad_and_expired_tokens_are_401_problems_without_upstream_calls(
             assert!(!body.contains(token), "the token is echoed");
         }
     }
-    for server in [&app.up.customers, &app.up.orders, &app.up.inventory] {
+    for server in [
+        &app.mocks.customers,
+        &app.mocks.orders,
+        &app.mocks.inventory,
+    ] {
         assert_eq!(server.received_requests().await.map(|r| r.len()), Some(0));
     }
 }
@@ -52,7 +56,7 @@ async fn a_token_without_the_needed_scope_is_a_403_problem() {
     let app = spawn_app().await;
     let token = Token::customer("cus_1")
         .scope("data:orders:read")
-        .sign(&app.up.rsa);
+        .sign(&app.mocks.rsa);
     let response = app.get("/v2/dashboard", Some(&token)).await;
     assert_eq!(response.status, 403);
     assert_eq!(response.json["code"], "FORBIDDEN");
@@ -84,7 +88,7 @@ async fn an_upstream_5xx_says_nothing_internal() {
         .respond_with(
             ResponseTemplate::new(500).set_body_string("db at 10.0.0.7:5432 refused: password"),
         )
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     let response = app.get("/v2/orders/ord_1", Some(&app.token("cus_1"))).await;
     assert_eq!(response.status, 503);

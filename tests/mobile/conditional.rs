@@ -10,7 +10,7 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::{MobileApp, orders_of, spawn_app, spawn_app_with};
 
 async fn serve_dashboard(app: &MobileApp, orders: usize) {
-    app.up
+    app.mocks
         .serve_customers(&[switchyard_tests::customer_json("cus_1")])
         .await;
     Mock::given(method("GET"))
@@ -19,7 +19,7 @@ async fn serve_dashboard(app: &MobileApp, orders: usize) {
             ResponseTemplate::new(200)
                 .set_body_json(json!({"data": orders_of("cus_1", orders, 2), "next_cursor": null})),
         )
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
 }
 
@@ -64,7 +64,7 @@ async fn changed_data_gets_a_new_etag_and_a_full_response() {
     let before = app.get("/v2/dashboard", Some(&token)).await;
     let etag = before.header("etag").expect("an ETag").to_owned();
 
-    app.up.orders.reset().await;
+    app.mocks.orders.reset().await;
     serve_dashboard(&app, 4).await;
     let after = app
         .get_with("/v2/dashboard", Some(&token), &[("if-none-match", &etag)])

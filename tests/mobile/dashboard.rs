@@ -17,7 +17,7 @@ async fn dashboard_shows_the_customer_and_five_recent_orders_from_one_call_per_s
         .and(query_param("ids", "cus_00042"))
         .respond_with(ResponseTemplate::new(200).set_body_json(customers_body("cus_00042")))
         .expect(1)
-        .mount(&app.up.customers)
+        .mount(&app.mocks.customers)
         .await;
     Mock::given(method("GET"))
         .and(path("/orders"))
@@ -27,12 +27,12 @@ async fn dashboard_shows_the_customer_and_five_recent_orders_from_one_call_per_s
             json!({"data": orders_of("cus_00042", 5, 3), "next_cursor": "ord-cus_00042-4"}),
         ))
         .expect(1)
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(500))
         .expect(0)
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
 
     let response = app
@@ -78,7 +78,7 @@ async fn the_two_upstream_calls_run_concurrently() {
                 .set_body_json(customers_body("cus_1"))
                 .set_delay(delay),
         )
-        .mount(&app.up.customers)
+        .mount(&app.mocks.customers)
         .await;
     Mock::given(method("GET"))
         .and(path("/orders"))
@@ -87,7 +87,7 @@ async fn the_two_upstream_calls_run_concurrently() {
                 .set_body_json(json!({"data": orders_of("cus_1", 2, 1), "next_cursor": null}))
                 .set_delay(delay),
         )
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
 
     let response = app.get("/v2/dashboard", Some(&app.token("cus_1"))).await;
@@ -108,13 +108,13 @@ async fn the_two_upstream_calls_run_concurrently() {
 #[tokio::test]
 async fn orders_down_leaves_recent_orders_null_and_says_so() {
     let app = spawn_app().await;
-    app.up
+    app.mocks
         .serve_customers(&[switchyard_tests::customer_json("cus_1")])
         .await;
     Mock::given(method("GET"))
         .and(path("/orders"))
         .respond_with(ResponseTemplate::new(503))
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
 
     let response = app.get("/v2/dashboard", Some(&app.token("cus_1"))).await;
@@ -128,7 +128,7 @@ async fn orders_down_leaves_recent_orders_null_and_says_so() {
 #[tokio::test]
 async fn both_services_down_is_a_503_problem_naming_the_service() {
     let app = spawn_app().await;
-    for server in [&app.up.customers, &app.up.orders] {
+    for server in [&app.mocks.customers, &app.mocks.orders] {
         Mock::given(method("GET"))
             .respond_with(ResponseTemplate::new(503))
             .mount(server)
@@ -149,8 +149,8 @@ async fn both_services_down_is_a_503_problem_naming_the_service() {
 #[tokio::test]
 async fn a_signed_in_customer_the_customers_service_does_not_know_is_a_404() {
     let app = spawn_app().await;
-    app.up.serve_customers(&[]).await;
-    app.up.serve_orders(&[]).await;
+    app.mocks.serve_customers(&[]).await;
+    app.mocks.serve_orders(&[]).await;
 
     let response = app.get("/v2/dashboard", Some(&app.token("cus_gone"))).await;
 

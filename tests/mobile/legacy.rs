@@ -24,10 +24,10 @@ async fn v1_dashboard_keeps_the_legacy_shape_and_announces_its_retirement() {
         config.v1.sunset_on = time::macros::date!(2027 - 06 - 30);
     })
     .await;
-    app.up
+    app.mocks
         .serve_customers(&[switchyard_tests::customer_json("cus_1")])
         .await;
-    app.up.serve_orders(&orders_of("cus_1", 2, 1)).await;
+    app.mocks.serve_orders(&orders_of("cus_1", 2, 1)).await;
 
     let response = app.get("/v1/dashboard", Some(&app.token("cus_1"))).await;
 
@@ -82,7 +82,7 @@ async fn a_deep_v1_page_walks_the_upstream_cursor_pages() {
                 .set_body_json(json!({"data": orders_of("cus_1", 100, 1), "next_cursor": "c1"})),
         )
         .expect(1)
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     let second: Vec<_> = orders_of("cus_1", 120, 1).into_iter().skip(100).collect();
     Mock::given(method("GET"))
@@ -93,7 +93,7 @@ async fn a_deep_v1_page_walks_the_upstream_cursor_pages() {
             ResponseTemplate::new(200).set_body_json(json!({"data": second, "next_cursor": "c2"})),
         )
         .expect(1)
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
 
     let response = app
@@ -118,7 +118,44 @@ async fn v1_pages_deeper_than_a_thousand_orders_are_refused() {
     assert_eq!(response.status, 400);
     assert_eq!(response.json["code"], "BAD_USER_INPUT");
     assert_eq!(
-        app.up.orders.received_requests().await.map(|r| r.len()),
+        app.mocks.orders.received_requests().await.map(|r| r.len()),
         Some(0)
     );
+}
+
+#[tokio::test]
+async fn after_its_sunset_v1_is_gone_in_problem_form_and_costs_the_upstreams_nothing() {
+    let app = spawn_app_with(|config| {
+        config.v1.deprecated_on = time::macros::date!(2025 - 01 - 01);
+        config.v1.sunset_on = time::macros::date!(2026 - 01 - 01);
+    })
+    .await;
+    let token = app.token("cus_1");
+    for (uri, successor) in [
+        (
+            "/v1/dashboard",
+            "</v2/dashboard>; rel=\"successor-version\"",
+        ),
+        (
+            "/v1/orders?page=2",
+            "</v2/orders>; rel=\"successor-version\"",
+        ),
+    ] {
+        let response = app.get(uri, Some(&token)).await;
+        assert_eq!(response.status, 410, "{uri}");
+        assert_eq!(response.json["code"], "GONE");
+        assert_eq!(
+            response.json["detail"],
+            format!(
+                "this API version was retired on 2026-01-01; use {}",
+                uri.split('?').next().unwrap_or(uri).replace("/v1/", "/v2/")
+            )
+        );
+        assert_eq!(response.header("link"), Some(successor));
+        let sunset = parse_http_date(response.header("sunset").expect("Sunset"));
+        assert_eq!(sunset, time::macros::datetime!(2026-01-01 0:00 UTC));
+    }
+    assert_eq!(app.upstream_calls().await, 0);
+    let v2 = app.get("/v2/orders", None).await;
+    assert_eq!(v2.status, 401, "v2 is still served");
 }

@@ -10,17 +10,24 @@ mod dashboard;
 mod legacy;
 mod orders;
 
-use axum::Router;
+use std::ops::Deref;
+
 use axum::body::Body;
 use http::Request;
-use mobile_bff::MobileConfig;
+use mobile_bff::{MobileBff, MobileConfig};
 use serde_json::Value;
-use switchyard_tests::{TestResponse, Upstreams, customer_json, order_json, send};
+use switchyard_tests::{TestApp, TestResponse, customer_json, order_json};
 
-/// A mobile BFF wired to fresh wiremock upstreams.
-pub(crate) struct MobileApp {
-    pub(crate) router: Router,
-    pub(crate) up: Upstreams,
+/// A mobile BFF wired to fresh wiremock upstreams, whose responses are checked against the
+/// OpenAPI document.
+pub(crate) struct MobileApp(TestApp<MobileBff>);
+
+impl Deref for MobileApp {
+    type Target = TestApp<MobileBff>;
+
+    fn deref(&self) -> &TestApp<MobileBff> {
+        &self.0
+    }
 }
 
 pub(crate) async fn spawn_app() -> MobileApp {
@@ -28,19 +35,7 @@ pub(crate) async fn spawn_app() -> MobileApp {
 }
 
 pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut MobileConfig)) -> MobileApp {
-    let up = Upstreams::start().await;
-    let mut config = MobileConfig {
-        upstreams: up.upstreams_config(),
-        auth: up.auth_config(),
-        ..MobileConfig::default()
-    };
-    adjust(&mut config);
-    let state = mobile_bff::build_state(&config).expect("test config is valid");
-    state.prime().await;
-    MobileApp {
-        router: mobile_bff::router(state),
-        up,
-    }
+    MobileApp(TestApp::spawn_with(adjust).await)
 }
 
 impl MobileApp {
@@ -60,7 +55,7 @@ impl MobileApp {
             builder = builder.header(*name, *value);
         }
         let request = builder.body(Body::empty()).expect("valid request");
-        let response = send(&self.router, request).await;
+        let response = self.send(request).await;
         contract::assert_conforms("get", uri, &response);
         response
     }
@@ -72,7 +67,7 @@ impl MobileApp {
 
     /// A valid customer token for `sub`.
     pub(crate) fn token(&self, sub: &str) -> String {
-        self.up.token(sub)
+        self.mocks.token(sub)
     }
 }
 

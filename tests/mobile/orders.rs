@@ -17,7 +17,7 @@ async fn serve_pages(app: &crate::MobileApp) {
                 json!({"data": orders_of("cus_1", 2, 1), "next_cursor": "ord-cus_1-1"}),
             ),
         )
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     Mock::given(method("GET"))
         .and(path("/orders"))
@@ -25,7 +25,7 @@ async fn serve_pages(app: &crate::MobileApp) {
         .respond_with(ResponseTemplate::new(200).set_body_json(
             json!({"data": [order_json("ord-cus_1-2", "cus_1", &["a".to_owned()])], "next_cursor": null}),
         ))
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
 }
 
@@ -60,7 +60,12 @@ async fn orders_page_through_opaque_cursors_with_the_filter_forwarded() {
         json!({"cursor": null, "hasMore": false, "limit": 2})
     );
 
-    let received = app.up.orders.received_requests().await.expect("recorded");
+    let received = app
+        .mocks
+        .orders
+        .received_requests()
+        .await
+        .expect("recorded");
     let queries: Vec<String> = received
         .iter()
         .map(|r| r.url.query().unwrap_or("").to_owned())
@@ -87,7 +92,7 @@ async fn garbage_tampered_and_misused_cursors_are_400s_without_an_upstream_call(
     let mut tampered = cursor.clone().into_bytes();
     tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).expect("ascii");
-    app.up.orders.reset().await;
+    app.mocks.orders.reset().await;
 
     for (query, message) in [
         ("cursor=not-a-cursor".to_owned(), "invalid cursor"),
@@ -105,7 +110,7 @@ async fn garbage_tampered_and_misused_cursors_are_400s_without_an_upstream_call(
         assert_eq!(response.json["detail"], message, "{query}");
     }
     assert_eq!(
-        app.up.orders.received_requests().await.map(|r| r.len()),
+        app.mocks.orders.received_requests().await.map(|r| r.len()),
         Some(0)
     );
 }
@@ -131,7 +136,7 @@ async fn bad_parameters_are_400s_naming_the_parameter() {
         assert!(detail.contains(fragment), "{query}: {detail}");
     }
     assert_eq!(
-        app.up.orders.received_requests().await.map(|r| r.len()),
+        app.mocks.orders.received_requests().await.map(|r| r.len()),
         Some(0)
     );
 }
@@ -155,7 +160,7 @@ async fn order_detail_bands_each_items_stock_from_one_inventory_call() {
             )]})),
         )
         .expect(1)
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     Mock::given(method("GET"))
         .and(path("/inventory"))
@@ -164,7 +169,7 @@ async fn order_detail_bands_each_items_stock_from_one_inventory_call() {
             stock_json("plenty", 250), stock_json("few", 3), stock_json("none", 0)
         ]})))
         .expect(1)
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
 
     let response = app.get("/v2/orders/ord_1", Some(&app.token("cus_1"))).await;
@@ -197,11 +202,11 @@ async fn inventory_down_leaves_stock_null_and_marks_the_response_degraded() {
             ResponseTemplate::new(200)
                 .set_body_json(json!({"data": [order_with("ord_1", "cus_1", &["a"])]})),
         )
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(503))
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
 
     let response = app.get("/v2/orders/ord_1", Some(&app.token("cus_1"))).await;
@@ -222,11 +227,11 @@ async fn without_the_inventory_scope_stock_is_null_and_inventory_is_not_called()
             ResponseTemplate::new(200)
                 .set_body_json(json!({"data": [order_with("ord_1", "cus_1", &["a"])]})),
         )
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     let token = Token::customer("cus_1")
         .scope("data:orders:read")
-        .sign(&app.up.rsa);
+        .sign(&app.mocks.rsa);
 
     let response = app.get("/v2/orders/ord_1", Some(&token)).await;
 
@@ -234,7 +239,11 @@ async fn without_the_inventory_scope_stock_is_null_and_inventory_is_not_called()
     assert_eq!(response.json["items"][0]["stockLevel"], json!(null));
     assert_eq!(response.json["meta"]["degraded"], json!([]));
     assert_eq!(
-        app.up.inventory.received_requests().await.map(|r| r.len()),
+        app.mocks
+            .inventory
+            .received_requests()
+            .await
+            .map(|r| r.len()),
         Some(0)
     );
 }
@@ -249,13 +258,13 @@ async fn another_customers_order_is_indistinguishable_from_an_unknown_one() {
             ResponseTemplate::new(200)
                 .set_body_json(json!({"data": [order_with("ord_theirs", "cus_2", &["a"])]})),
         )
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     Mock::given(method("GET"))
         .and(path("/orders"))
         .and(query_param("ids", "ord_missing"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     let token = app.token("cus_1");
 
@@ -273,13 +282,17 @@ async fn another_customers_order_is_indistinguishable_from_an_unknown_one() {
     assert_eq!(strip(theirs.json.clone()), strip(missing.json.clone()));
     assert!(!theirs.body.windows(5).any(|w| w == b"cus_2"));
     assert_eq!(
-        app.up.inventory.received_requests().await.map(|r| r.len()),
+        app.mocks
+            .inventory
+            .received_requests()
+            .await
+            .map(|r| r.len()),
         Some(0)
     );
 
     let admin = Token::customer("ops")
         .scope("data:orders:read data:admin")
-        .sign(&app.up.rsa);
+        .sign(&app.mocks.rsa);
     assert_eq!(
         app.get("/v2/orders/ord_theirs", Some(&admin)).await.status,
         200

@@ -1,8 +1,11 @@
-//! Helpers shared by the integration tests: test signing keys, token building, and a
-//! `spawn_app`-style harness running a BFF router in-process against wiremock upstreams.
+//! Helpers shared by the integration tests: test signing keys, token building, and one
+//! `spawn_app`-style harness ([`TestApp`]) running any BFF in-process against wiremock
+//! upstreams ([`MockUpstreams`]).
 //!
 //! The keys in `support/keys/` are throwaway test keys, checked in so tests need no key
 //! generation at run time.
+
+mod openapi;
 
 use std::sync::Arc;
 
@@ -12,9 +15,12 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+use switchyard_core::bff::{App, Bff, BffConfig as _};
 use tower::ServiceExt as _;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub use crate::openapi::OpenApiContract;
 
 /// Issuer the test tokens name and the test apps trust.
 pub const TEST_ISSUER: &str = "https://issuer.test";
@@ -223,7 +229,7 @@ pub fn stock_json(sku: &str, available: i64) -> Value {
 }
 
 /// One wiremock server per upstream plus an issuer serving the test JWKS.
-pub struct Upstreams {
+pub struct MockUpstreams {
     /// The customers service.
     pub customers: MockServer,
     /// The orders service.
@@ -240,7 +246,7 @@ pub struct Upstreams {
     pub ed: Arc<TestKey>,
 }
 
-impl Upstreams {
+impl MockUpstreams {
     /// Starts the mock servers; the issuer publishes all three test keys.
     pub async fn start() -> Self {
         let (rsa, ec, ed) = (TestKey::rsa(), TestKey::ec(), TestKey::ed());
@@ -263,8 +269,8 @@ impl Upstreams {
     }
 
     /// A core upstream config pointing at the mocks.
-    pub fn upstreams_config(&self) -> switchyard_core::config::UpstreamsConfig {
-        let mut config = switchyard_core::config::UpstreamsConfig::default();
+    pub fn upstreams_config(&self) -> switchyard_core::upstream::UpstreamsConfig {
+        let mut config = switchyard_core::upstream::UpstreamsConfig::default();
         config.customers.url = self.customers.uri();
         config.orders.url = self.orders.uri();
         config.inventory.url = self.inventory.uri();
@@ -272,8 +278,8 @@ impl Upstreams {
     }
 
     /// A core auth config trusting the mock issuer.
-    pub fn auth_config(&self) -> switchyard_core::config::AuthConfig {
-        switchyard_core::config::AuthConfig {
+    pub fn auth_config(&self) -> switchyard_core::auth::AuthConfig {
+        switchyard_core::auth::AuthConfig {
             jwks_url: Some(format!("{}/.well-known/jwks.json", self.issuer.uri())),
             issuers: vec![TEST_ISSUER.to_owned()],
             audiences: vec![TEST_AUDIENCE.to_owned()],
@@ -304,6 +310,73 @@ impl Upstreams {
     /// A valid RS256 customer token for `sub`.
     pub fn token(&self, sub: &str) -> String {
         Token::customer(sub).sign(&self.rsa)
+    }
+}
+
+/// A BFF of type `B` wired to fresh wiremock upstreams and served without a socket.
+pub struct TestApp<B: Bff> {
+    /// The whole router, as a client reaches it (common layers and health routes included).
+    pub router: Router,
+    /// The upstreams and issuer it talks to.
+    pub mocks: MockUpstreams,
+    /// Its state.
+    pub state: B::State,
+}
+
+impl<B: Bff> TestApp<B> {
+    /// `B` with its default config pointed at fresh mocks.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// `B` with its default config pointed at fresh mocks, then changed by `adjust`.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut B::Config)) -> Self {
+        let mocks = MockUpstreams::start().await;
+        let mut config = B::Config::default();
+        *config.upstreams_mut() = mocks.upstreams_config();
+        *config.auth_mut() = mocks.auth_config();
+        adjust(&mut config);
+        Self::with_config(&config, mocks).await
+    }
+
+    /// `B` with exactly `config`, talking to `mocks`; the signing keys are loaded first.
+    pub async fn with_config(config: &B::Config, mocks: MockUpstreams) -> Self {
+        let app = App::<B>::new(config).expect("test config is valid");
+        app.prime().await;
+        Self::from_app(&app, mocks)
+    }
+
+    /// Like [`TestApp::with_config`], without loading the signing keys first: the first
+    /// request that needs them fetches them.
+    pub fn unprimed(config: &B::Config, mocks: MockUpstreams) -> Self {
+        let app = App::<B>::new(config).expect("test config is valid");
+        Self::from_app(&app, mocks)
+    }
+
+    fn from_app(app: &App<B>, mocks: MockUpstreams) -> Self {
+        Self {
+            router: app.router(),
+            state: app.state().clone(),
+            mocks,
+        }
+    }
+
+    /// Sends any request through the router.
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        send(&self.router, request).await
+    }
+
+    /// Requests the upstream mocks received, across all three services.
+    pub async fn upstream_calls(&self) -> usize {
+        let mut total = 0;
+        for server in [
+            &self.mocks.customers,
+            &self.mocks.orders,
+            &self.mocks.inventory,
+        ] {
+            total += server.received_requests().await.map_or(0, |r| r.len());
+        }
+        total
     }
 }
 

@@ -3,7 +3,7 @@
 use axum::body::Body;
 use http::Request;
 use serde_json::json;
-use switchyard_tests::{TestKey, Token, customer_json};
+use switchyard_tests::{TestApp, TestKey, Token, customer_json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -31,8 +31,8 @@ async fn assert_unauthenticated(app: &WebApp, token: Option<&str>, why: &str) {
 #[tokio::test]
 async fn tokens_signed_with_each_allowed_algorithm_are_accepted() {
     let app = spawn_app().await;
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
-    for key in [&app.up.rsa, &app.up.ec, &app.up.ed] {
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
+    for key in [&app.mocks.rsa, &app.mocks.ec, &app.mocks.ed] {
         let response = app
             .query(Some(&Token::customer("cus_1").sign(key)), QUERY)
             .await;
@@ -54,7 +54,7 @@ async fn missing_and_garbage_tokens_are_401() {
 #[tokio::test]
 async fn expired_not_yet_valid_and_misaddressed_tokens_are_401() {
     let app = spawn_app().await;
-    let rsa = &app.up.rsa;
+    let rsa = &app.mocks.rsa;
     let base = Token::customer("cus_1");
     let cases = [
         (
@@ -116,14 +116,14 @@ async fn a_token_signed_by_an_unpublished_key_is_401() {
         kid: Some("no-such-key".into()),
         ..Token::customer("cus_1")
     };
-    assert_unauthenticated(&app, Some(&unknown.sign(&app.up.rsa)), "unknown kid").await;
+    assert_unauthenticated(&app, Some(&unknown.sign(&app.mocks.rsa)), "unknown kid").await;
 }
 
 #[tokio::test]
 async fn a_token_without_any_read_scope_is_403() {
     let app = spawn_app().await;
     let device = Token::customer("device-7").scope("data:inventory:write");
-    let response = app.query(Some(&device.sign(&app.up.rsa)), QUERY).await;
+    let response = app.query(Some(&device.sign(&app.mocks.rsa)), QUERY).await;
     assert_eq!(response.status, 403, "{}", response.json);
     assert_eq!(response.error_codes(), vec!["FORBIDDEN"]);
     assert!(
@@ -138,8 +138,8 @@ async fn a_token_without_any_read_scope_is_403() {
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive_and_query_string_tokens_are_ignored() {
     let app = spawn_app().await;
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
-    let token = app.up.token("cus_1");
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
+    let token = app.mocks.token("cus_1");
     let lower = Request::post("/graphql")
         .header("content-type", "application/json")
         .header("authorization", format!("bearer {token}"))
@@ -157,7 +157,7 @@ async fn the_bearer_scheme_is_case_insensitive_and_query_string_tokens_are_ignor
 
 #[tokio::test]
 async fn unknown_kids_fetch_the_jwks_at_most_once_per_cooldown() {
-    let up = switchyard_tests::Upstreams::start().await;
+    let up = switchyard_tests::MockUpstreams::start().await;
     let mut config = web_bff::WebConfig {
         upstreams: up.upstreams_config(),
         auth: up.auth_config(),
@@ -165,21 +165,18 @@ async fn unknown_kids_fetch_the_jwks_at_most_once_per_cooldown() {
     };
     config.auth.jwks_refresh_cooldown_secs = 3600;
     // Not primed: the first token triggers the first fetch.
-    let app = WebApp {
-        router: web_bff::router(web_bff::build_state(&config).expect("valid")),
-        up,
-    };
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
+    let app = WebApp(TestApp::unprimed(&config, up));
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
     for n in 0..25 {
         let token = Token {
             kid: Some(format!("rotated-{n}")),
             ..Token::customer("cus_1")
         };
-        let response = app.query(Some(&token.sign(&app.up.rsa)), QUERY).await;
+        let response = app.query(Some(&token.sign(&app.mocks.rsa)), QUERY).await;
         assert_eq!(response.status, 401);
     }
     let fetches = app
-        .up
+        .mocks
         .issuer
         .received_requests()
         .await
@@ -189,7 +186,7 @@ async fn unknown_kids_fetch_the_jwks_at_most_once_per_cooldown() {
         "25 unknown kids within one cooldown cost one fetch"
     );
     // That one fetch loaded the published keys.
-    let response = app.query(Some(&app.up.token("cus_1")), QUERY).await;
+    let response = app.query(Some(&app.mocks.token("cus_1")), QUERY).await;
     assert_eq!(response.status, 200, "{}", response.json);
 }
 
@@ -197,11 +194,11 @@ async fn unknown_kids_fetch_the_jwks_at_most_once_per_cooldown() {
 /// `then` picks at every later one; unknown kids refetch without a cooldown. The app is
 /// primed (one fetch made). Returns the app and the issuer, to count fetches.
 async fn app_with_rotating_keys(
-    first: fn(&switchyard_tests::Upstreams) -> Vec<&TestKey>,
-    then: fn(&switchyard_tests::Upstreams) -> Vec<&TestKey>,
+    first: fn(&switchyard_tests::MockUpstreams) -> Vec<&TestKey>,
+    then: fn(&switchyard_tests::MockUpstreams) -> Vec<&TestKey>,
 ) -> (WebApp, wiremock::MockServer) {
     use switchyard_tests::jwks;
-    let up = switchyard_tests::Upstreams::start().await;
+    let up = switchyard_tests::MockUpstreams::start().await;
     let issuer = wiremock::MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/.well-known/jwks.json"))
@@ -222,12 +219,7 @@ async fn app_with_rotating_keys(
     };
     config.auth.jwks_url = Some(format!("{}/.well-known/jwks.json", issuer.uri()));
     config.auth.jwks_refresh_cooldown_secs = 0;
-    let state = web_bff::build_state(&config).expect("valid config");
-    state.prime().await;
-    let app = WebApp {
-        router: web_bff::router(state),
-        up,
-    };
+    let app = WebApp(TestApp::with_config(&config, up).await);
     (app, issuer)
 }
 
@@ -236,9 +228,9 @@ async fn a_rotated_in_key_is_picked_up_by_the_refetch() {
     // The issuer first publishes only the RSA key, then RSA and EC.
     let (app, issuer) =
         app_with_rotating_keys(|up| vec![&up.rsa], |up| vec![&up.rsa, &up.ec]).await;
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
     let response = app
-        .query(Some(&Token::customer("cus_1").sign(&app.up.ec)), QUERY)
+        .query(Some(&Token::customer("cus_1").sign(&app.mocks.ec)), QUERY)
         .await;
     assert_eq!(response.status, 200, "{}", response.json);
     assert_eq!(issuer.received_requests().await.map(|r| r.len()), Some(2));
@@ -253,8 +245,8 @@ async fn a_withdrawn_key_stops_tokens_it_signed_even_after_they_were_accepted() 
         web_bff::WebConfig::default().auth.token_cache_secs > 0,
         "verified tokens are remembered"
     );
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
-    let signed_by_rsa = Token::customer("cus_1").sign(&app.up.rsa);
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
+    let signed_by_rsa = Token::customer("cus_1").sign(&app.mocks.rsa);
     for _ in 0..2 {
         let response = app.query(Some(&signed_by_rsa), QUERY).await;
         assert_eq!(response.status, 200, "{}", response.json);
@@ -265,7 +257,7 @@ async fn a_withdrawn_key_stops_tokens_it_signed_even_after_they_were_accepted() 
         kid: Some("next".into()),
         ..Token::customer("cus_1")
     };
-    let response = app.query(Some(&new_kid.sign(&app.up.ec)), QUERY).await;
+    let response = app.query(Some(&new_kid.sign(&app.mocks.ec)), QUERY).await;
     assert_eq!(response.status, 401);
 
     let response = app.query(Some(&signed_by_rsa), QUERY).await;

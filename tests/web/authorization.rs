@@ -7,7 +7,7 @@ use crate::spawn_app;
 #[tokio::test]
 async fn another_customers_order_is_forbidden_and_nothing_of_it_leaks() {
     let app = spawn_app().await;
-    app.up
+    app.mocks
         .serve_orders(&[order_json(
             "ord_secret",
             "cus_2",
@@ -16,7 +16,7 @@ async fn another_customers_order_is_forbidden_and_nothing_of_it_leaks() {
         .await;
     let response = app
         .query(
-            Some(&app.up.token("cus_1")),
+            Some(&app.mocks.token("cus_1")),
             r#"{ order(id: "ord_secret") { id status items { sku } customer { name email } } }"#,
         )
         .await;
@@ -32,7 +32,11 @@ async fn another_customers_order_is_forbidden_and_nothing_of_it_leaks() {
     }
     // The customer behind the order was never fetched.
     assert_eq!(
-        app.up.customers.received_requests().await.map(|r| r.len()),
+        app.mocks
+            .customers
+            .received_requests()
+            .await
+            .map(|r| r.len()),
         Some(0)
     );
 }
@@ -42,7 +46,7 @@ async fn another_customer_is_forbidden_without_any_upstream_call() {
     let app = spawn_app().await;
     let response = app
         .query(
-            Some(&app.up.token("cus_1")),
+            Some(&app.mocks.token("cus_1")),
             r#"{ customer(id: "cus_2") { name } }"#,
         )
         .await;
@@ -53,7 +57,7 @@ async fn another_customer_is_forbidden_without_any_upstream_call() {
     );
     let response = app
         .query(
-            Some(&app.up.token("cus_1")),
+            Some(&app.mocks.token("cus_1")),
             r#"{ orders(customerId: "cus_2") { nodes { id } } }"#,
         )
         .await;
@@ -64,13 +68,13 @@ async fn another_customer_is_forbidden_without_any_upstream_call() {
 #[tokio::test]
 async fn admins_see_any_customers_orders() {
     let app = spawn_app().await;
-    app.up
+    app.mocks
         .serve_orders(&[order_json("ord_x", "cus_2", &[])])
         .await;
     let admin = Token::customer("support-1").scope("data:orders:read data:admin");
     let response = app
         .query(
-            Some(&admin.sign(&app.up.ec)),
+            Some(&admin.sign(&app.mocks.ec)),
             r#"{ order(id: "ord_x") { id } }"#,
         )
         .await;
@@ -84,16 +88,16 @@ async fn admins_see_any_customers_orders() {
 #[tokio::test]
 async fn email_and_phone_are_masked_without_the_pii_scope() {
     let app = spawn_app().await;
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
     let query = "{ viewer { email phone } }";
 
-    let masked = app.query(Some(&app.up.token("cus_1")), query).await;
+    let masked = app.query(Some(&app.mocks.token("cus_1")), query).await;
     assert_eq!(masked.json["data"]["viewer"]["email"], "c***@example.com");
     assert_eq!(masked.json["data"]["viewer"]["phone"], "+* *** **** **34");
     assert!(!String::from_utf8_lossy(&masked.body).contains("cus_1@example.com"));
 
     let pii = Token::customer("cus_1").scope("data:customers:read data:customers:pii");
-    let clear = app.query(Some(&pii.sign(&app.up.rsa)), query).await;
+    let clear = app.query(Some(&pii.sign(&app.mocks.rsa)), query).await;
     assert_eq!(clear.json["data"]["viewer"]["email"], "cus_1@example.com");
     assert_eq!(clear.json["data"]["viewer"]["phone"], "+1 555 0100 1234");
 }
@@ -101,11 +105,11 @@ async fn email_and_phone_are_masked_without_the_pii_scope() {
 #[tokio::test]
 async fn a_field_needing_a_scope_the_token_lacks_is_forbidden_while_others_resolve() {
     let app = spawn_app().await;
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
     let token = Token::customer("cus_1").scope("data:customers:read");
     let response = app
         .query(
-            Some(&token.sign(&app.up.rsa)),
+            Some(&token.sign(&app.mocks.rsa)),
             r#"{ viewer { name } order(id: "ord_1") { id } }"#,
         )
         .await;
@@ -117,7 +121,7 @@ async fn a_field_needing_a_scope_the_token_lacks_is_forbidden_while_others_resol
     );
     assert_eq!(response.error_codes(), vec!["FORBIDDEN"]);
     assert_eq!(
-        app.up.orders.received_requests().await.map(|r| r.len()),
+        app.mocks.orders.received_requests().await.map(|r| r.len()),
         Some(0)
     );
 }

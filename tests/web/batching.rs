@@ -29,14 +29,14 @@ async fn listing_20_orders_with_60_items_makes_one_call_per_entity_type() {
                 .set_body_json(json!({"data": orders, "next_cursor": "ord_19"})),
         )
         .expect(1)
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     let customers: Vec<Value> = (0..5).map(|c| customer_json(&format!("cus_{c}"))).collect();
     Mock::given(method("GET"))
         .and(path("/customers"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": customers})))
         .expect(1)
-        .mount(&app.up.customers)
+        .mount(&app.mocks.customers)
         .await;
     let stock: Vec<Value> = (0..20)
         .flat_map(|o| (0..3).map(move |i| stock_json(&sku(o, i), (o * 3 + i) as i64)))
@@ -45,14 +45,14 @@ async fn listing_20_orders_with_60_items_makes_one_call_per_entity_type() {
         .and(path("/inventory"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": stock})))
         .expect(1)
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
 
     let admin = Token::customer("ops")
         .scope("data:orders:read data:customers:read data:inventory:read data:admin");
     let response = app
         .query(
-            Some(&admin.sign(&app.up.rsa)),
+            Some(&admin.sign(&app.mocks.rsa)),
             "{ orders(first: 20) { pageInfo { hasNextPage } nodes { id customer { id name } items { sku stock { sku available } } } } }",
         )
         .await;
@@ -80,7 +80,7 @@ async fn listing_20_orders_with_60_items_makes_one_call_per_entity_type() {
     }
     // The batch calls asked for each entity exactly once.
     let customer_calls = app
-        .up
+        .mocks
         .customers
         .received_requests()
         .await
@@ -91,7 +91,7 @@ async fn listing_20_orders_with_60_items_makes_one_call_per_entity_type() {
         sorted((0..5).map(|c| format!("cus_{c}")))
     );
     let inventory_calls = app
-        .up
+        .mocks
         .inventory
         .received_requests()
         .await
@@ -116,7 +116,7 @@ async fn the_dashboard_query_costs_one_call_per_service() {
             ResponseTemplate::new(200).set_body_json(json!({"data": orders, "next_cursor": null})),
         )
         .expect(1)
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     Mock::given(method("GET"))
         .and(path("/customers"))
@@ -125,7 +125,7 @@ async fn the_dashboard_query_costs_one_call_per_service() {
             ResponseTemplate::new(200).set_body_json(json!({"data": [customer_json("cus_1")]})),
         )
         .expect(1)
-        .mount(&app.up.customers)
+        .mount(&app.mocks.customers)
         .await;
     let stock: Vec<Value> = (0..5)
         .flat_map(|o| [stock_json(&sku(o, 0), 3), stock_json(&sku(o, 1), 0)])
@@ -134,13 +134,13 @@ async fn the_dashboard_query_costs_one_call_per_service() {
         .and(path("/inventory"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": stock})))
         .expect(1)
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
 
     // `customer` under each order is the viewer again: served from the request's cache.
     let response = app
         .query(
-            Some(&app.up.token("cus_1")),
+            Some(&app.mocks.token("cus_1")),
             "{ viewer { name orders(first: 5) { edges { cursor node { id total { formatted } customer { name } items { stock { available } } } } pageInfo { hasNextPage endCursor } } } }",
         )
         .await;
@@ -169,18 +169,23 @@ async fn aliased_order_lookups_are_batched_into_one_call() {
             order_json("ord_a", "cus_1", &[]), order_json("ord_b", "cus_1", &[])
         ]})))
         .expect(1)
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     let response = app
         .query(
-            Some(&app.up.token("cus_1")),
+            Some(&app.mocks.token("cus_1")),
             r#"{ a: order(id: "ord_a") { id } b: order(id: "ord_b") { id } again: order(id: "ord_a") { status } }"#,
         )
         .await;
     assert_eq!(response.json["data"]["a"]["id"], "ord_a");
     assert_eq!(response.json["data"]["b"]["id"], "ord_b");
     assert_eq!(response.json["data"]["again"]["status"], "SHIPPED");
-    let calls = app.up.orders.received_requests().await.expect("recording");
+    let calls = app
+        .mocks
+        .orders
+        .received_requests()
+        .await
+        .expect("recording");
     assert_eq!(
         sorted(query_value(&calls[0], "ids").split(',')),
         vec!["ord_a", "ord_b"]

@@ -18,11 +18,11 @@ fn get(uri: &str, token: &str, accept: &str) -> Request<Body> {
 #[tokio::test]
 async fn queries_run_over_get() {
     let app = spawn_app().await;
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
     let response = app
         .send(get(
             "/graphql?query=%7B%20viewer%20%7B%20name%20%7D%20%7D",
-            &app.up.token("cus_1"),
+            &app.mocks.token("cus_1"),
             "application/graphql-response+json",
         ))
         .await;
@@ -37,7 +37,7 @@ async fn queries_run_over_get() {
 #[tokio::test]
 async fn request_errors_are_400_with_graphql_response_json_and_200_with_legacy_json() {
     let app = spawn_app().await;
-    let token = app.up.token("cus_1");
+    let token = app.mocks.token("cus_1");
     let modern = app
         .send(get(
             "/graphql?query=%7B%20nope%20%7D",
@@ -73,7 +73,7 @@ async fn request_errors_are_400_with_graphql_response_json_and_200_with_legacy_j
 #[tokio::test]
 async fn post_bodies_must_be_json_well_formed_and_within_the_limit() {
     let app = spawn_app_with(|config| config.server.body_limit_bytes = 1024).await;
-    let token = app.up.token("cus_1");
+    let token = app.mocks.token("cus_1");
     let request = |content_type: &str, body: String| {
         Request::post("/graphql")
             .header("authorization", format!("Bearer {token}"))
@@ -101,9 +101,9 @@ async fn post_bodies_must_be_json_well_formed_and_within_the_limit() {
 #[tokio::test]
 async fn batches_return_one_response_per_operation() {
     let app = spawn_app().await;
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
     let batch = json!([{"query": "{ viewer { name } }"}, {"query": "{ viewer { id } }"}]);
-    let response = app.post(Some(&app.up.token("cus_1")), &batch).await;
+    let response = app.post(Some(&app.mocks.token("cus_1")), &batch).await;
     assert_eq!(response.status, 200);
     assert_eq!(response.json[0]["data"]["viewer"]["name"], "Name of cus_1");
     assert_eq!(response.json[1]["data"]["viewer"]["id"], "cus_1");
@@ -174,7 +174,7 @@ async fn readiness_is_503_while_no_signing_keys_can_be_loaded() {
 async fn a_ready_bff_does_not_call_the_issuer_on_probes() {
     let app = spawn_app().await;
     let before = app
-        .up
+        .mocks
         .issuer
         .received_requests()
         .await
@@ -184,7 +184,7 @@ async fn a_ready_bff_does_not_call_the_issuer_on_probes() {
         assert_eq!(ready.status, 200);
     }
     let after = app
-        .up
+        .mocks
         .issuer
         .received_requests()
         .await

@@ -8,7 +8,7 @@ use crate::{spawn_app, spawn_app_with};
 
 async fn assert_rejected_for_free(query: &str, code: &str, why: &str) {
     let app = spawn_app().await;
-    let response = app.query(Some(&app.up.token("cus_1")), query).await;
+    let response = app.query(Some(&app.mocks.token("cus_1")), query).await;
     assert_eq!(response.status, 400, "{why}: {}", response.json);
     assert_eq!(
         response.error_codes(),
@@ -64,7 +64,9 @@ async fn an_oversized_batch_is_rejected_with_zero_upstream_calls() {
     let batch: Vec<_> = (0..11)
         .map(|_| json!({"query": "{ viewer { id } }"}))
         .collect();
-    let response = app.post(Some(&app.up.token("cus_1")), &json!(batch)).await;
+    let response = app
+        .post(Some(&app.mocks.token("cus_1")), &json!(batch))
+        .await;
     assert_eq!(response.status, 400);
     assert_eq!(response.error_codes(), vec!["QUERY_TOO_COMPLEX"]);
     assert_eq!(app.upstream_calls().await, 0);
@@ -75,7 +77,7 @@ async fn a_page_size_over_the_maximum_is_bad_user_input_not_clamped() {
     let app = spawn_app().await;
     let response = app
         .query(
-            Some(&app.up.token("cus_1")),
+            Some(&app.mocks.token("cus_1")),
             "{ orders(first: 101) { nodes { id } } }",
         )
         .await;
@@ -99,7 +101,7 @@ async fn a_tampered_cursor_is_bad_request() {
     let app = spawn_app().await;
     let response = app
         .query(
-            Some(&app.up.token("cus_1")),
+            Some(&app.mocks.token("cus_1")),
             r#"{ orders(after: "bm90LWEtY3Vyc29y!") { nodes { id } } }"#,
         )
         .await;
@@ -116,7 +118,10 @@ async fn a_tampered_cursor_is_bad_request() {
 async fn a_mutation_over_get_is_refused_with_405() {
     let app = spawn_app().await;
     let request = Request::get("/graphql?query=mutation%20%7B%20x%20%7D")
-        .header("authorization", format!("Bearer {}", app.up.token("cus_1")))
+        .header(
+            "authorization",
+            format!("Bearer {}", app.mocks.token("cus_1")),
+        )
         .body(Body::empty())
         .expect("request");
     let response = app.send(request).await;
@@ -130,7 +135,7 @@ async fn introspection_can_be_switched_off() {
     let on = spawn_app().await;
     let response = on
         .query(
-            Some(&on.up.token("cus_1")),
+            Some(&on.mocks.token("cus_1")),
             "{ __schema { queryType { name } } }",
         )
         .await;
@@ -142,7 +147,7 @@ async fn introspection_can_be_switched_off() {
     let off = spawn_app_with(|config| config.graphql.introspection = false).await;
     let response = off
         .query(
-            Some(&off.up.token("cus_1")),
+            Some(&off.mocks.token("cus_1")),
             "{ __schema { queryType { name } } }",
         )
         .await;

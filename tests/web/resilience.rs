@@ -15,18 +15,18 @@ const DASHBOARD: &str =
 #[tokio::test]
 async fn a_slow_inventory_is_cut_off_at_the_deadline_and_the_rest_is_served() {
     let app = spawn_app_with(|config| config.graphql.deadline_ms = 300).await;
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
-    app.up
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
+    app.mocks
         .serve_orders(&[order_json("ord_1", "cus_1", &["SKU-1".to_owned()])])
         .await;
     Mock::given(method("GET"))
         .and(path("/inventory"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
 
     let started = Instant::now();
-    let response = app.query(Some(&app.up.token("cus_1")), DASHBOARD).await;
+    let response = app.query(Some(&app.mocks.token("cus_1")), DASHBOARD).await;
     let elapsed = started.elapsed();
 
     assert!(
@@ -55,8 +55,8 @@ async fn customers_down_serves_the_cached_customer_marked_stale_with_its_age() {
         config.upstreams.customers.retry.enabled = false;
     })
     .await;
-    let token = app.up.token("cus_1");
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
+    let token = app.mocks.token("cus_1");
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
     let fresh = app.query(Some(&token), "{ viewer { name } }").await;
     assert_eq!(fresh.json["data"]["viewer"]["name"], "Name of cus_1");
     assert!(
@@ -64,10 +64,10 @@ async fn customers_down_serves_the_cached_customer_marked_stale_with_its_age() {
         "fresh data carries no freshness report"
     );
 
-    app.up.customers.reset().await;
+    app.mocks.customers.reset().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(503))
-        .mount(&app.up.customers)
+        .mount(&app.mocks.customers)
         .await;
     let stale = app.query(Some(&token), "{ viewer { name } }").await;
     assert_eq!(stale.status, 200);
@@ -82,7 +82,11 @@ async fn customers_down_serves_the_cached_customer_marked_stale_with_its_age() {
     assert!(freshness["maxAgeSeconds"].as_u64().is_some());
     assert!(freshness["services"]["customers"].as_u64().is_some());
     assert_eq!(
-        app.up.customers.received_requests().await.map(|r| r.len()),
+        app.mocks
+            .customers
+            .received_requests()
+            .await
+            .map(|r| r.len()),
         Some(1),
         "the upstream was asked"
     );
@@ -95,15 +99,15 @@ async fn an_open_breaker_shows_in_readiness_and_fails_fast_without_calling() {
         config.upstreams.inventory.retry.enabled = false;
     })
     .await;
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
-    app.up
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
+    app.mocks
         .serve_orders(&[order_json("ord_1", "cus_1", &["SKU-1".to_owned()])])
         .await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(503))
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
-    let token = app.up.token("cus_1");
+    let token = app.mocks.token("cus_1");
     for _ in 0..2 {
         app.query(Some(&token), DASHBOARD).await;
     }
@@ -116,7 +120,7 @@ async fn an_open_breaker_shows_in_readiness_and_fails_fast_without_calling() {
     assert_eq!(ready.json["upstreams"]["customers"], "closed");
 
     let calls = app
-        .up
+        .mocks
         .inventory
         .received_requests()
         .await
@@ -125,7 +129,7 @@ async fn an_open_breaker_shows_in_readiness_and_fails_fast_without_calling() {
     assert_eq!(response.json["data"]["viewer"]["name"], "Name of cus_1");
     assert_eq!(response.error_codes(), vec!["UPSTREAM_UNAVAILABLE"]);
     assert_eq!(
-        app.up
+        app.mocks
             .inventory
             .received_requests()
             .await
@@ -149,7 +153,7 @@ async fn the_viewer_and_their_orders_are_fetched_concurrently() {
                 .set_delay(delay),
         )
         .expect(1)
-        .mount(&app.up.customers)
+        .mount(&app.mocks.customers)
         .await;
     Mock::given(method("GET"))
         .and(path("/orders"))
@@ -162,12 +166,12 @@ async fn the_viewer_and_their_orders_are_fetched_concurrently() {
                 .set_delay(delay),
         )
         .expect(1)
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
 
     let response = app
         .query(
-            Some(&app.up.token("cus_1")),
+            Some(&app.mocks.token("cus_1")),
             "{ viewer { id name orders(first: 1) { nodes { id customer { name } } } } }",
         )
         .await;
@@ -186,10 +190,10 @@ async fn the_viewer_and_their_orders_are_fetched_concurrently() {
 #[tokio::test]
 async fn an_unknown_signed_in_customer_is_not_found() {
     let app = spawn_app_with(|_| {}).await;
-    app.up.serve_customers(&[]).await;
+    app.mocks.serve_customers(&[]).await;
 
     let response = app
-        .query(Some(&app.up.token("cus_gone")), "{ viewer { name } }")
+        .query(Some(&app.mocks.token("cus_gone")), "{ viewer { name } }")
         .await;
 
     assert_eq!(response.status, 200);

@@ -13,10 +13,13 @@ async fn an_upstream_404_is_not_found() {
     Mock::given(method("GET"))
         .and(path("/orders"))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": "not found"})))
-        .mount(&app.up.orders)
+        .mount(&app.mocks.orders)
         .await;
     let response = app
-        .query(Some(&app.up.token("cus_1")), "{ orders { nodes { id } } }")
+        .query(
+            Some(&app.mocks.token("cus_1")),
+            "{ orders { nodes { id } } }",
+        )
         .await;
     assert_eq!(
         response.error_codes(),
@@ -33,10 +36,10 @@ async fn an_upstream_404_is_not_found() {
 #[tokio::test]
 async fn an_entity_the_upstream_does_not_know_is_not_found() {
     let app = spawn_app().await;
-    app.up.serve_orders(&[]).await;
+    app.mocks.serve_orders(&[]).await;
     let response = app
         .query(
-            Some(&app.up.token("cus_1")),
+            Some(&app.mocks.token("cus_1")),
             r#"{ order(id: "ord_nope") { id } }"#,
         )
         .await;
@@ -51,17 +54,17 @@ async fn an_entity_the_upstream_does_not_know_is_not_found() {
 #[tokio::test]
 async fn malformed_upstream_json_is_a_clean_error_and_the_rest_is_served() {
     let app = spawn_app().await;
-    app.up
+    app.mocks
         .serve_orders(&[order_json("ord_1", "cus_1", &["SKU-1".to_owned()])])
         .await;
     Mock::given(method("GET"))
         .and(path("/inventory"))
         .respond_with(ResponseTemplate::new(200).set_body_string("{\"data\": [{\"sku\": 42"))
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
     let response = app
         .query(
-            Some(&app.up.token("cus_1")),
+            Some(&app.mocks.token("cus_1")),
             r#"{ order(id: "ord_1") { id items { sku stock { available } } } }"#,
         )
         .await;
@@ -89,10 +92,10 @@ async fn a_failing_customers_service_is_upstream_unavailable() {
     Mock::given(method("GET"))
         .and(path("/customers"))
         .respond_with(ResponseTemplate::new(500))
-        .mount(&app.up.customers)
+        .mount(&app.mocks.customers)
         .await;
     let response = app
-        .query(Some(&app.up.token("cus_1")), "{ viewer { name } }")
+        .query(Some(&app.mocks.token("cus_1")), "{ viewer { name } }")
         .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.error_codes(), vec!["UPSTREAM_UNAVAILABLE"]);
@@ -109,7 +112,7 @@ async fn an_unreachable_upstream_is_upstream_unavailable_not_a_hang() {
     })
     .await;
     let response = app
-        .query(Some(&app.up.token("cus_1")), "{ viewer { name } }")
+        .query(Some(&app.mocks.token("cus_1")), "{ viewer { name } }")
         .await;
     assert_eq!(response.error_codes(), vec!["UPSTREAM_UNAVAILABLE"]);
 }
@@ -117,9 +120,11 @@ async fn an_unreachable_upstream_is_upstream_unavailable_not_a_hang() {
 #[tokio::test]
 async fn a_customer_the_viewer_token_names_but_the_upstream_lacks_is_not_found() {
     let app = spawn_app().await;
-    app.up.serve_customers(&[customer_json("cus_other")]).await;
+    app.mocks
+        .serve_customers(&[customer_json("cus_other")])
+        .await;
     let response = app
-        .query(Some(&app.up.token("cus_1")), "{ viewer { name } }")
+        .query(Some(&app.mocks.token("cus_1")), "{ viewer { name } }")
         .await;
     assert_eq!(response.error_codes(), vec!["NOT_FOUND"]);
 }
@@ -127,15 +132,15 @@ async fn a_customer_the_viewer_token_names_but_the_upstream_lacks_is_not_found()
 #[tokio::test]
 async fn an_inventory_outage_nulls_only_the_stock_field_of_a_multi_root_query() {
     let app = spawn_app().await;
-    app.up.serve_customers(&[customer_json("cus_1")]).await;
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
     Mock::given(method("GET"))
         .and(path("/inventory"))
         .respond_with(ResponseTemplate::new(503))
-        .mount(&app.up.inventory)
+        .mount(&app.mocks.inventory)
         .await;
     let response = app
         .query(
-            Some(&app.up.token("cus_1")),
+            Some(&app.mocks.token("cus_1")),
             r#"{ viewer { name } stock(skus: ["SKU-1", "SKU-2"]) { available } }"#,
         )
         .await;

@@ -1,63 +1,17 @@
 //! The IoT BFF's configuration: the shared core sections plus device settings and limits.
 
-use std::net::SocketAddr;
-
 use serde::{Deserialize, Serialize};
-use switchyard_core::config::{
-    AuthConfig, BffConfig, ConfigError, LogConfig, ServerConfig, UpstreamsConfig, Validate,
-    default_listen,
-};
+use switchyard_core::config::{ConfigError, Validate};
 
 /// Default listen port of the IoT BFF.
 pub const DEFAULT_PORT: u16 = 8083;
 
-/// Everything the IoT BFF reads at start-up (`--config` file + `SWITCHYARD_` env).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IotConfig {
-    /// Listen address (`SWITCHYARD_LISTEN`).
-    pub listen: SocketAddr,
-    /// Upstream services (only inventory is called).
-    pub upstreams: UpstreamsConfig,
-    /// Token verification.
-    pub auth: AuthConfig,
-    /// Shared server plumbing.
-    pub server: ServerConfig,
-    /// Logging.
-    pub log: LogConfig,
-    /// What devices are told and what a message may hold.
-    pub devices: DevicesConfig,
-}
-
-impl Default for IotConfig {
-    fn default() -> Self {
-        Self {
-            listen: default_listen(DEFAULT_PORT),
-            upstreams: UpstreamsConfig::default(),
-            auth: AuthConfig::default(),
-            server: ServerConfig::default(),
-            log: LogConfig::default(),
-            devices: DevicesConfig::default(),
-        }
-    }
-}
-
-impl BffConfig for IotConfig {
-    fn listen(&self) -> SocketAddr {
-        self.listen
-    }
-
-    fn log(&self) -> &LogConfig {
-        &self.log
-    }
-}
-
-impl Validate for IotConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        self.upstreams.validate()?;
-        self.auth.validate()?;
-        self.server.validate()?;
-        self.devices.validate()
+switchyard_core::bff_config! {
+    /// Everything the IoT BFF reads at start-up (`--config` file + `SWITCHYARD_` env). Of
+    /// the upstreams, only inventory is called.
+    pub struct IotConfig, default port DEFAULT_PORT, {
+        /// What devices are told and what a message may hold.
+        pub devices: DevicesConfig,
     }
 }
 

@@ -40,13 +40,7 @@ impl DeviceError {
 
 impl IntoResponse for DeviceError {
     fn into_response(self) -> Response {
-        // A bug's details go to the log; the device gets the code.
-        let message = if self.code == ErrorCode::Internal {
-            tracing::error!(detail = %self.message, "internal error");
-            "internal error"
-        } else {
-            self.message.as_str()
-        };
+        let message = self.code.public_detail(&self.message);
         let mut response = (
             self.code.status(),
             [(CONTENT_TYPE, HeaderValue::from_static(CBOR))],

@@ -19,8 +19,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{Principal, Scope};
 use switchyard_core::domain::{Reading, ReadingsBatch};
-use switchyard_core::resilience::{Deadline, with_deadline};
-use switchyard_core::upstream::UpstreamError;
+use switchyard_core::upstream::{Deadline, UpstreamError, with_deadline};
 use time::OffsetDateTime;
 
 use crate::AppState;

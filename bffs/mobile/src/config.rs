@@ -1,71 +1,20 @@
 //! The mobile BFF's configuration: the shared core sections plus API limits, stock-level
 //! thresholds and the retirement dates of API v1.
 
-use std::net::SocketAddr;
-
 use serde::{Deserialize, Serialize};
-use switchyard_core::config::{
-    AuthConfig, BffConfig, ConfigError, LogConfig, ServerConfig, UpstreamsConfig, Validate,
-    default_listen,
-};
-use time::Date;
+use switchyard_core::config::{ConfigError, Validate};
+use switchyard_core::versioning::RetirementConfig;
 
 /// Default listen port of the mobile BFF.
 pub const DEFAULT_PORT: u16 = 8082;
 
-time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
-
-/// Everything the mobile BFF reads at start-up (`--config` file + `SWITCHYARD_` env).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MobileConfig {
-    /// Listen address (`SWITCHYARD_LISTEN`).
-    pub listen: SocketAddr,
-    /// Upstream services.
-    pub upstreams: UpstreamsConfig,
-    /// Token verification.
-    pub auth: AuthConfig,
-    /// Shared server plumbing.
-    pub server: ServerConfig,
-    /// Logging.
-    pub log: LogConfig,
-    /// Page sizes, time budget and stock thresholds of the v2 API.
-    pub api: ApiConfig,
-    /// Retirement of API v1.
-    pub v1: LegacyConfig,
-}
-
-impl Default for MobileConfig {
-    fn default() -> Self {
-        Self {
-            listen: default_listen(DEFAULT_PORT),
-            upstreams: UpstreamsConfig::default(),
-            auth: AuthConfig::default(),
-            server: ServerConfig::default(),
-            log: LogConfig::default(),
-            api: ApiConfig::default(),
-            v1: LegacyConfig::default(),
-        }
-    }
-}
-
-impl BffConfig for MobileConfig {
-    fn listen(&self) -> SocketAddr {
-        self.listen
-    }
-
-    fn log(&self) -> &LogConfig {
-        &self.log
-    }
-}
-
-impl Validate for MobileConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        self.upstreams.validate()?;
-        self.auth.validate()?;
-        self.server.validate()?;
-        self.api.validate()?;
-        self.v1.validate()
+switchyard_core::bff_config! {
+    /// Everything the mobile BFF reads at start-up (`--config` file + `SWITCHYARD_` env).
+    pub struct MobileConfig, default port DEFAULT_PORT, {
+        /// Page sizes, time budget and stock thresholds of the v2 API.
+        pub api: ApiConfig,
+        /// Retirement of API v1.
+        pub v1: LegacyConfig,
     }
 }
 
@@ -138,38 +87,37 @@ impl Validate for ApiConfig {
     }
 }
 
-/// When API v1 was deprecated and when it goes away (`YYYY-MM-DD`, UTC midnight).
+/// When API v1 was deprecated and when it goes away (`v1.deprecated_on`, `v1.sunset_on`,
+/// `YYYY-MM-DD`, UTC midnight). From the sunset on, v1 answers 410 Gone.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LegacyConfig {
-    /// Sent as the `Deprecation` header (RFC 9745).
-    #[serde(with = "iso_date")]
-    pub deprecated_on: Date,
-    /// Sent as the `Sunset` header (RFC 8594); must not be before `deprecated_on`.
-    #[serde(with = "iso_date")]
-    pub sunset_on: Date,
-}
+#[serde(transparent)]
+pub struct LegacyConfig(pub RetirementConfig);
 
 impl Default for LegacyConfig {
     fn default() -> Self {
-        Self {
+        Self(RetirementConfig {
             deprecated_on: time::macros::date!(2026 - 09 - 01),
             sunset_on: time::macros::date!(2027 - 06 - 30),
-        }
+        })
+    }
+}
+
+impl std::ops::Deref for LegacyConfig {
+    type Target = RetirementConfig;
+
+    fn deref(&self) -> &RetirementConfig {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for LegacyConfig {
+    fn deref_mut(&mut self) -> &mut RetirementConfig {
+        &mut self.0
     }
 }
 
 impl Validate for LegacyConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.sunset_on < self.deprecated_on {
-            return Err(ConfigError::invalid(
-                "v1.sunset_on",
-                format!(
-                    "expected a date on or after v1.deprecated_on ({})",
-                    self.deprecated_on
-                ),
-            ));
-        }
-        Ok(())
+        self.0.validate_as("v1")
     }
 }

@@ -10,13 +10,11 @@ use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Serialize;
-use switchyard_core::cache::Freshness;
 use switchyard_core::conditional::{if_none_match, strong_etag};
-use switchyard_core::upstream::Service;
+use switchyard_core::problem::Problem;
+use switchyard_core::upstream::{Freshness, Service};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-
-use crate::problem::Problem;
 
 /// `Cache-Control` of every API response: only the user's own device may keep it, and it
 /// must revalidate (cheaply, with `If-None-Match`) before reuse.

@@ -1,92 +1,31 @@
-//! API v1, kept for app versions that have not updated: the legacy page-based shapes,
-//! answered with the standard retirement signals — `Deprecation` (RFC 9745), `Sunset`
-//! (RFC 8594) and a `Link` to the successor — on every response, errors included.
+//! API v1, kept for app versions that have not updated: the legacy page-based shapes.
+//! Core's `versioning::retire` wraps every v1 route (see `lib.rs`): until `v1.sunset_on`
+//! each response, errors included, carries `Deprecation`, `Sunset` and a `Link` to v2;
+//! from then on v1 answers 410 Gone.
 //!
 //! v1 predates partial responses: when an upstream part fails, the whole request fails
 //! (cached data is still served when an upstream is down).
 
-use axum::extract::{Query, Request, State};
-use axum::middleware::Next;
+use axum::extract::{Query, State};
 use axum::response::Response;
-use http::header::LINK;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{Principal, Scope};
 use switchyard_core::domain::{Order, OrderStatus};
+use switchyard_core::params::bounded;
+use switchyard_core::problem::Problem;
 use switchyard_core::upstream::{OrdersQuery, UpstreamError};
-use time::{Date, OffsetDateTime, Time, UtcOffset};
 
 use crate::AppState;
-use crate::config::LegacyConfig;
-use crate::params::bounded;
-use crate::problem::Problem;
 use crate::representation::cacheable_json;
 use crate::v2::{fetch_dashboard, rfc3339};
-
-/// `Deprecation` header (RFC 9745).
-pub const DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
-/// `Sunset` header (RFC 8594).
-pub const SUNSET: HeaderName = HeaderName::from_static("sunset");
 
 /// Deepest v1 page reachable: `page × per_page` is at most this, so that walking the
 /// upstream's cursor pages costs at most ten calls. Deeper lists need v2's cursors.
 const MAX_V1_DEPTH: u32 = 1_000;
 /// Largest page the orders service serves.
 const UPSTREAM_PAGE: u32 = 100;
-
-/// The retirement headers, formatted once from config.
-#[derive(Clone, Debug)]
-pub struct RetirementHeaders {
-    deprecation: HeaderValue,
-    sunset: HeaderValue,
-}
-
-fn midnight_utc(date: Date) -> OffsetDateTime {
-    date.with_time(Time::MIDNIGHT).assume_offset(UtcOffset::UTC)
-}
-
-impl RetirementHeaders {
-    /// Headers announcing `config`'s dates.
-    pub fn new(config: &LegacyConfig) -> Self {
-        let deprecated = midnight_utc(config.deprecated_on).unix_timestamp();
-        Self {
-            deprecation: HeaderValue::from_str(&format!("@{deprecated}"))
-                .expect("a number is a valid header value"),
-            sunset: HeaderValue::from_str(&http_date(midnight_utc(config.sunset_on)))
-                .expect("an HTTP-date is a valid header value"),
-        }
-    }
-}
-
-/// An IMF-fixdate (RFC 9110 §5.6.7), e.g. `Wed, 30 Jun 2027 00:00:00 GMT`.
-pub fn http_date(at: OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    at.to_offset(UtcOffset::UTC)
-        .format(&format)
-        .unwrap_or_default()
-}
-
-/// Middleware adding the retirement headers to every v1 response.
-pub(crate) async fn retirement_headers(
-    State(headers): State<RetirementHeaders>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let successor = request.uri().path().strip_prefix("/v1/").and_then(|rest| {
-        HeaderValue::from_str(&format!("</v2/{rest}>; rel=\"successor-version\"")).ok()
-    });
-    let mut response = next.run(request).await;
-    let out = response.headers_mut();
-    out.insert(DEPRECATION, headers.deprecation.clone());
-    out.insert(SUNSET, headers.sunset.clone());
-    if let Some(link) = successor {
-        out.append(LINK, link);
-    }
-    response
-}
 
 #[derive(Serialize)]
 struct LegacyCustomer<'a> {
@@ -222,25 +161,4 @@ pub(crate) async fn orders(
         has_next,
     };
     Ok(cacheable_json(&headers, &content, None))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_dates_are_imf_fixdates_in_gmt() {
-        let at = midnight_utc(time::macros::date!(2027 - 06 - 30));
-        assert_eq!(http_date(at), "Wed, 30 Jun 2027 00:00:00 GMT");
-    }
-
-    #[test]
-    fn deprecation_is_a_structured_field_date() {
-        let headers = RetirementHeaders::new(&LegacyConfig {
-            deprecated_on: time::macros::date!(1970 - 01 - 02),
-            sunset_on: time::macros::date!(1970 - 01 - 03),
-        });
-        assert_eq!(headers.deprecation, "@86400");
-        assert_eq!(headers.sunset, "Sat, 03 Jan 1970 00:00:00 GMT");
-    }
 }

@@ -14,16 +14,15 @@ use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{Principal, Scope};
-use switchyard_core::cache::Freshness;
 use switchyard_core::domain::{Customer, Money, Order, OrderStatus, Page, StockLevel};
-use switchyard_core::upstream::{OrdersQuery, Service, UpstreamError, UpstreamResult};
+use switchyard_core::upstream::{Freshness, OrdersQuery, Service, UpstreamError, UpstreamResult};
 use time::format_description::well_known::Rfc3339;
 
 use crate::AppState;
-use crate::cursor::{self, CursorError};
-use crate::params::{parse_limit, parse_status};
-use crate::problem::Problem;
 use crate::representation::{Meta, cacheable_json};
+use switchyard_core::cursor::{CursorCodec, CursorError};
+use switchyard_core::params::{bounded, parse_status};
+use switchyard_core::problem::Problem;
 
 /// The signed-in customer as the dashboard header shows them.
 #[derive(Serialize)]
@@ -182,6 +181,10 @@ struct OrderList<'a> {
     pagination: Pagination,
 }
 
+/// Cursors of `/v2/orders`, bound to the status filter. The customer filter always comes
+/// from the token, so a forged cursor can only move within one's own orders.
+const ORDER_CURSORS: CursorCodec = CursorCodec::new(b"switchyard-mobile-orders-cursor-v1\0");
+
 /// `GET /v2/orders?limit&cursor&status`: the customer's orders, newest first.
 pub(crate) async fn orders(
     State(state): State<AppState>,
@@ -192,12 +195,18 @@ pub(crate) async fn orders(
     principal.require(Scope::OrdersRead)?;
     let Query(params) =
         params.map_err(|rejection| Problem::new(ErrorCode::BadUserInput, rejection.body_text()))?;
-    let limit = parse_limit(params.limit.as_deref(), &state.api)?;
+    let limit = bounded(
+        "limit",
+        params.limit.as_deref(),
+        state.api.default_page_size,
+        1,
+        state.api.max_page_size,
+    )?;
     let status = parse_status(params.status.as_deref())?;
     let upstream_cursor = params
         .cursor
         .as_deref()
-        .map(|c| cursor::decode(c, status))
+        .map(|c| ORDER_CURSORS.decode(c, status.map_or("", OrderStatus::as_str)))
         .transpose()
         .map_err(|error: CursorError| Problem::new(ErrorCode::BadRequest, error.to_string()))?;
     let query = OrdersQuery {
@@ -227,7 +236,7 @@ pub(crate) async fn orders(
             cursor: page
                 .next_cursor
                 .as_deref()
-                .map(|next| cursor::encode(status, next)),
+                .map(|next| ORDER_CURSORS.encode(status.map_or("", OrderStatus::as_str), next)),
             limit,
         },
     };

@@ -1,63 +1,16 @@
 //! The web BFF's configuration: the shared core sections plus GraphQL limits.
 
-use std::net::SocketAddr;
-
 use serde::{Deserialize, Serialize};
-use switchyard_core::config::{
-    AuthConfig, BffConfig, ConfigError, LogConfig, ServerConfig, UpstreamsConfig, Validate,
-    default_listen,
-};
+use switchyard_core::config::{ConfigError, Validate};
 
 /// Default listen port of the web BFF.
 pub const DEFAULT_PORT: u16 = 8081;
 
-/// Everything the web BFF reads at start-up (`--config` file + `SWITCHYARD_` env).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebConfig {
-    /// Listen address (`SWITCHYARD_LISTEN`).
-    pub listen: SocketAddr,
-    /// Upstream services.
-    pub upstreams: UpstreamsConfig,
-    /// Token verification.
-    pub auth: AuthConfig,
-    /// Shared server plumbing.
-    pub server: ServerConfig,
-    /// Logging.
-    pub log: LogConfig,
-    /// GraphQL limits and features.
-    pub graphql: GraphqlConfig,
-}
-
-impl Default for WebConfig {
-    fn default() -> Self {
-        Self {
-            listen: default_listen(DEFAULT_PORT),
-            upstreams: UpstreamsConfig::default(),
-            auth: AuthConfig::default(),
-            server: ServerConfig::default(),
-            log: LogConfig::default(),
-            graphql: GraphqlConfig::default(),
-        }
-    }
-}
-
-impl BffConfig for WebConfig {
-    fn listen(&self) -> SocketAddr {
-        self.listen
-    }
-
-    fn log(&self) -> &LogConfig {
-        &self.log
-    }
-}
-
-impl Validate for WebConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        self.upstreams.validate()?;
-        self.auth.validate()?;
-        self.server.validate()?;
-        self.graphql.validate()
+switchyard_core::bff_config! {
+    /// Everything the web BFF reads at start-up (`--config` file + `SWITCHYARD_` env).
+    pub struct WebConfig, default port DEFAULT_PORT, {
+        /// GraphQL limits and features.
+        pub graphql: GraphqlConfig,
     }
 }
 

@@ -22,9 +22,7 @@ pub fn graphql_error(code: ErrorCode, message: impl Into<String>) -> async_graph
 
 /// A GraphQL error for a failed upstream call, naming the service.
 pub fn upstream_error(error: &UpstreamError) -> async_graphql::Error {
-    if !matches!(error, UpstreamError::NotFound { .. }) {
-        tracing::warn!(%error, "upstream call failed");
-    }
+    error.report();
     let service = error.service().as_str();
     graphql_error(error.code(), error.public_message())
         .extend_with(|_, ext| ext.set("service", service))
@@ -42,12 +40,7 @@ pub struct GraphqlErrorResponder;
 impl ErrorResponder for GraphqlErrorResponder {
     fn respond(&self, code: ErrorCode, message: &str) -> Response {
         let status = StatusCode::from(code);
-        // 5xx bodies say nothing internal: the request id header is the handle for logs.
-        let message = if status.is_server_error() && code == ErrorCode::Internal {
-            "internal error"
-        } else {
-            message
-        };
+        let message = code.public_detail(message);
         let body = serde_json::json!({
             "errors": [{ "message": message, "extensions": { "code": code.as_str() } }]
         });

@@ -20,9 +20,8 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{self, AuthError, Principal, Scope};
-use switchyard_core::cache::{Freshness, track_freshness};
-use switchyard_core::resilience::{Deadline, with_deadline};
 use switchyard_core::response::ErrorResponder;
+use switchyard_core::upstream::{Freshness, within_budget};
 
 use crate::AppState;
 use crate::errors::{GRAPHQL_RESPONSE_JSON, GraphqlErrorResponder};
@@ -216,14 +215,14 @@ async fn execute(
     }
     // One deadline for the whole HTTP request, batches included; every upstream call made
     // while executing (in this task) honours it.
-    let deadline = Deadline::after(Duration::from_millis(state.limits.deadline_ms));
+    let budget = Duration::from_millis(state.limits.deadline_ms);
     let executions = futures_util::future::join_all(prepared.into_iter().map(|prepared| async {
         match prepared {
             Ok(request) => classify_errors(state.schema.execute(request).await),
             Err(response) => response,
         }
     }));
-    let (mut responses, freshness) = track_freshness(with_deadline(deadline, executions)).await;
+    let (mut responses, freshness) = within_budget(budget, executions).await;
     if !freshness.is_fresh() {
         let report = freshness_extension(&freshness);
         for response in &mut responses {
@@ -328,8 +327,8 @@ fn classify_errors(mut response: GqlResponse) -> GqlResponse {
         {
             ErrorCode::BadUserInput
         } else {
-            tracing::error!(message = %error.message, "resolver error without a code");
-            error.message = "internal error".into();
+            // A resolver error without a code is a bug: logged, and shown as no more than that.
+            error.message = ErrorCode::Internal.public_detail(&error.message).to_owned();
             ErrorCode::Internal
         };
         set_code(error, code);
@@ -377,7 +376,7 @@ fn render(media_type: MediaType, responses: &[GqlResponse], is_batch: bool) -> R
         serde_json::to_vec(&wire(&responses[0]))
     };
     let Ok(body) = body else {
-        return reject(ErrorCode::Internal, "internal error");
+        return reject(ErrorCode::Internal, "cannot serialise the response");
     };
     // With graphql-response+json, a request that failed before execution is a 400; with
     // legacy application/json every well-formed request is a 200.

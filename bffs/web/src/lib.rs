@@ -1,8 +1,9 @@
 //! The web BFF: GraphQL over HTTP for web dashboards.
 //!
-//! [`build_state`] wires the process-wide parts (upstream clients, authenticator, schema,
-//! document cache) once; [`router`] serves them. Tests, the sandbox launcher and benchmarks
-//! run the router in-process; `main.rs` only adds config loading, logging and a socket.
+//! [`WebBff`] is what core's BFF skeleton runs: [`state`] wires the process-wide parts
+//! (schema, document cache) over core's upstream clients and authenticator, and the router
+//! serves `/graphql`. Tests, the sandbox launcher and benchmarks run it in-process through
+//! `switchyard_core::bff::App`; `main.rs` only adds `--print-schema`.
 
 pub mod config;
 mod document;
@@ -11,35 +12,39 @@ mod fetchers;
 mod http;
 pub mod loader;
 pub mod schema;
-
-use std::sync::Arc;
+mod state;
 
 use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 use axum::Router;
 use axum::routing::get;
-use switchyard_core::auth::Authenticator;
+use switchyard_core::bff::{Bff, Core};
 use switchyard_core::config::ConfigError;
-use switchyard_core::server::{self, Readiness};
 use switchyard_core::upstream::Upstreams;
-use tokio::net::TcpListener;
 
 pub use crate::config::{GraphqlConfig, WebConfig};
-use crate::document::DocumentCache;
 use crate::schema::{PageLimits, QueryRoot, WebSchema};
+pub use crate::state::{AppState, AppStateInner};
 
-/// Everything a request handler needs, built once per process. Handlers and middleware
-/// take it by value (axum clones the state for every request), so it is one shared
-/// allocation: a clone is one reference-count increment, not one per part.
-pub type AppState = Arc<AppStateInner>;
+/// The web BFF, as core's skeleton runs it.
+pub struct WebBff;
 
-/// The parts of [`AppState`].
-pub struct AppStateInner {
-    schema: WebSchema,
-    upstreams: Upstreams,
-    authenticator: Authenticator,
-    documents: Arc<DocumentCache>,
-    limits: Arc<GraphqlConfig>,
-    server: Arc<switchyard_core::config::ServerConfig>,
+impl Bff for WebBff {
+    const NAME: &'static str = "web-bff";
+    const ABOUT: &'static str = "Serves the Switchyard web BFF (GraphQL over HTTP).";
+    type Config = WebConfig;
+    type State = AppState;
+
+    fn state(config: &WebConfig, core: &Core) -> Result<AppState, ConfigError> {
+        state::build(config, core)
+    }
+
+    /// `/graphql` authenticates inside its handler (a browser without a token must still
+    /// get GraphiQL), so the web BFF adds no layers of its own to core's.
+    fn router(state: AppState) -> Router {
+        Router::new()
+            .route("/graphql", get(http::graphql_get).post(http::graphql_post))
+            .with_state(state)
+    }
 }
 
 /// Builds the schema with the configured limits (also used to print `schema/web.graphql`).
@@ -66,61 +71,4 @@ pub fn build_schema(limits: &GraphqlConfig, upstreams: Option<Upstreams>) -> Web
 /// The schema in SDL, exactly as checked in at `schema/web.graphql`.
 pub fn sdl() -> String {
     build_schema(&GraphqlConfig::default(), None).sdl()
-}
-
-/// Wires clients, auth and schema for `config`, using the given upstream clients.
-pub fn build_state_with(config: &WebConfig, upstreams: Upstreams) -> Result<AppState, ConfigError> {
-    let authenticator = Authenticator::new(&config.auth)?;
-    Ok(Arc::new(AppStateInner {
-        schema: build_schema(&config.graphql, Some(upstreams.clone())),
-        upstreams,
-        authenticator,
-        documents: Arc::new(DocumentCache::new(config.graphql.document_cache_entries)),
-        limits: Arc::new(config.graphql.clone()),
-        server: Arc::new(config.server.clone()),
-    }))
-}
-
-/// Wires HTTP upstream clients, auth and schema for `config`.
-pub fn build_state(config: &WebConfig) -> Result<AppState, ConfigError> {
-    build_state_with(config, Upstreams::from_config(&config.upstreams)?)
-}
-
-impl AppStateInner {
-    /// Loads the signing keys now rather than on the first request; failures are logged and
-    /// retried later (readiness reports them).
-    pub async fn prime(&self) {
-        self.authenticator.prime_or_warn().await;
-    }
-}
-
-/// The web BFF's routes and middleware.
-pub fn router(state: AppState) -> Router {
-    let server_config = Arc::clone(&state.server);
-    let api = Router::new()
-        .route("/graphql", get(http::graphql_get).post(http::graphql_post))
-        .with_state(state.clone())
-        .merge(server::health_routes(Readiness::new(
-            state.authenticator.clone(),
-            state.upstreams.clone(),
-        )));
-    server::with_common_layers(api, &server_config)
-}
-
-/// Serves the web BFF on `listener` until `shutdown` completes.
-pub async fn serve(
-    config: &WebConfig,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let state = build_state(config)?;
-    state.prime().await;
-    server::serve(
-        listener,
-        router(state),
-        shutdown,
-        config.server.shutdown_grace(),
-    )
-    .await?;
-    Ok(())
 }

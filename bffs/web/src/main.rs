@@ -1,40 +1,27 @@
 //! `web-bff`: the GraphQL BFF for web dashboards, as a standalone process.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchyard_core::{server, telemetry};
-use web_bff::WebConfig;
-
-/// The binary's name in messages.
-const NAME: &str = "web-bff";
+use switchyard_core::bff::{self, BffArgs};
+use web_bff::WebBff;
 
 /// Serves the Switchyard web BFF (GraphQL over HTTP).
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "web-bff", version, about)]
 struct Args {
-    /// TOML configuration file; `SWITCHYARD_…` environment variables override it.
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    bff: BffArgs,
     /// Print the GraphQL schema (SDL) and exit.
     #[arg(long)]
     print_schema: bool,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
     if args.print_schema {
         print!("{}", web_bff::sdl());
         return ExitCode::SUCCESS;
     }
-    telemetry::run_bff(
-        NAME,
-        args.config.as_deref(),
-        |config: WebConfig, listener| async move {
-            web_bff::serve(&config, listener, server::shutdown_signal()).await
-        },
-    )
-    .await
+    bff::block_on_run::<WebBff>(&args.bff)
 }

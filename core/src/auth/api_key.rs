@@ -9,7 +9,7 @@ use aws_lc_rs::{constant_time, digest};
 
 use super::config::ApiKeyConfig;
 use super::error::AuthError;
-use super::principal::{Principal, Scope};
+use super::principal::Principal;
 
 /// Longest key accepted; anything longer is refused before it is hashed.
 const MAX_KEY_LEN: usize = 256;
@@ -88,6 +88,7 @@ impl ApiKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::principal::Scope;
     use crate::domain::Tier;
 
     fn keys() -> ApiKeys {

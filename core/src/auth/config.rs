@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::principal::Scope;
 use crate::config::{
-    ConfigError, DEFAULT_AUDIENCE, SANDBOX_ISSUER, SANDBOX_ISSUER_ADDR, Validate,
-    require_positive, validate_http_url,
+    ConfigError, DEFAULT_AUDIENCE, SANDBOX_ISSUER, SANDBOX_ISSUER_ADDR, Validate, require_positive,
+    validate_http_url,
 };
 use crate::domain::Tier;
 
@@ -142,7 +142,6 @@ pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, ConfigError>
         .collect()
 }
 
-
 fn validate_api_keys(keys: &[ApiKeyConfig]) -> Result<(), ConfigError> {
     let mut ids = HashSet::new();
     for (index, key) in keys.iter().enumerate() {
@@ -165,11 +164,7 @@ fn validate_api_keys(keys: &[ApiKeyConfig]) -> Result<(), ConfigError> {
                 "expected the key's SHA-256 digest as 64 hex digits",
             ));
         }
-        if let Some(unknown) = key
-            .scopes
-            .iter()
-            .find(|name| Scope::parse(name).is_none())
-        {
+        if let Some(unknown) = key.scopes.iter().find(|name| Scope::parse(name).is_none()) {
             let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
             return Err(ConfigError::invalid(
                 at("scopes"),

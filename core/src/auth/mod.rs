@@ -22,8 +22,8 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::HeaderMap;
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 

@@ -230,4 +230,3 @@ impl Default for CacheConfig {
         }
     }
 }
-

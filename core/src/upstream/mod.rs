@@ -32,5 +32,6 @@ pub use self::http::{
 };
 pub use self::scope::{
     DEADLINE_HEADER, Deadline, Freshness, current_deadline, track_freshness, with_deadline,
+    within_budget,
 };
 pub use self::stack::{Guards, Upstreams, UpstreamsHealth};

@@ -93,6 +93,13 @@ pub async fn track_freshness<F: Future>(future: F) -> (F::Output, Freshness) {
     (output, freshness)
 }
 
+/// Runs `future` (one client request's upstream work) under a deadline `budget` from now,
+/// and returns its output with the freshness of the data it served: the usual way for a
+/// handler to scope its upstream calls.
+pub async fn within_budget<F: Future>(budget: Duration, future: F) -> (F::Output, Freshness) {
+    track_freshness(with_deadline(Deadline::after(budget), future)).await
+}
+
 /// Records that `service`'s data served to the current request was `age` old.
 pub(crate) fn record_stale(service: Service, age: Duration) {
     let _ = FRESHNESS.try_with(|report| {

@@ -13,8 +13,9 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use switchyard_core::auth::AuthConfig;
 use switchyard_core::auth::Authenticator;
-use switchyard_core::config::{AuthConfig, UpstreamsConfig};
+use switchyard_core::upstream::UpstreamsConfig;
 use tokio::net::TcpListener;
 
 /// Which scenario's calls the floor makes.

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use switchyard_bench::floor::{self, FloorKind};
 use switchyard_bench::report;
 use switchyard_bench::scenario::{Plan, run};
+use switchyard_core::bff::{App, Bff};
 use switchyard_core::config;
 
 /// Benchmarks the Switchyard BFFs against a hand-written floor on the sandbox.
@@ -42,11 +43,10 @@ enum Command {
 async fn serve(target: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on {}", listener.local_addr()?);
-    let never = std::future::pending::<()>();
     match target {
-        "web" => web_bff::serve(&config::load(None)?, listener, never).await,
-        "mobile" => mobile_bff::serve(&config::load(None)?, listener, never).await,
-        "iot" => iot_bff::serve(&config::load(None)?, listener, never).await,
+        "web" => serve_bff::<web_bff::WebBff>(listener).await,
+        "mobile" => serve_bff::<mobile_bff::MobileBff>(listener).await,
+        "iot" => serve_bff::<iot_bff::IotBff>(listener).await,
         other => {
             let kind = match other {
                 "floor-mobile" => FloorKind::Mobile,
@@ -62,6 +62,13 @@ async fn serve(target: &str) -> anyhow::Result<()> {
             floor::serve(kind, listener, &config.upstreams, &config.auth).await
         }
     }
+}
+
+/// Serves BFF `B` on `listener`, configured from the environment, until the process ends.
+async fn serve_bff<B: Bff>(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let app = App::<B>::new(&config::load(None)?)?;
+    app.serve(listener, std::future::pending()).await?;
+    Ok(())
 }
 
 #[tokio::main]

@@ -15,7 +15,9 @@ use axum::{Json, Router};
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
+use switchyard_core::auth::{ApiKeyConfig, api_key_digest};
 use switchyard_core::config::{DEFAULT_AUDIENCE, SANDBOX_ISSUER};
+use switchyard_core::domain::Tier;
 
 use crate::data::DEMO_CUSTOMER_ID;
 
@@ -24,6 +26,29 @@ const DEV_KEY_PEM: &str = include_str!("../keys/dev-es256.pem");
 pub const DEV_KEY_ID: &str = "sandbox-es256-1";
 /// Scopes of the default token: a customer reading its own data.
 pub const DEFAULT_SCOPES: &str = "data:orders:read data:customers:read data:inventory:read";
+
+/// The development API key of an internal service. The launcher configures the partner
+/// BFF to accept it (as its SHA-256 digest, like any key) and `switchyard-sandbox api-key`
+/// prints it. Like the dev signing key it is public: never trust it outside development.
+pub const DEV_API_KEY: &str = "sy_dev_internal_3f9c1a7e5b2d4c68a0e1";
+/// The consumer the development API key authenticates as.
+pub const DEV_API_KEY_ID: &str = "sandbox-internal";
+/// Scopes of the development API key: an internal service reading everything.
+pub const DEV_API_KEY_SCOPES: &str =
+    "data:orders:read data:customers:read data:inventory:read data:admin";
+
+/// The `auth.api_keys` entry of the development API key.
+pub fn dev_api_key() -> ApiKeyConfig {
+    ApiKeyConfig {
+        id: DEV_API_KEY_ID.to_owned(),
+        sha256: api_key_digest(DEV_API_KEY),
+        scopes: DEV_API_KEY_SCOPES
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        tier: Tier::Enterprise,
+    }
+}
 
 /// What to put in a token.
 #[derive(Clone, Debug, Deserialize)]

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use switchyard_core::bff::{App, Bff, BffConfig as _};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -184,8 +185,8 @@ impl Sandbox {
     }
 
     /// Upstream config pointing at this sandbox's services.
-    pub fn upstreams_config(&self) -> switchyard_core::config::UpstreamsConfig {
-        let mut config = switchyard_core::config::UpstreamsConfig::default();
+    pub fn upstreams_config(&self) -> switchyard_core::upstream::UpstreamsConfig {
+        let mut config = switchyard_core::upstream::UpstreamsConfig::default();
         config.customers.url.clone_from(&self.customers.url);
         config.orders.url.clone_from(&self.orders.url);
         config.inventory.url.clone_from(&self.inventory.url);
@@ -193,10 +194,30 @@ impl Sandbox {
     }
 
     /// Auth config trusting this sandbox's issuer.
-    pub fn auth_config(&self) -> switchyard_core::config::AuthConfig {
-        switchyard_core::config::AuthConfig {
+    pub fn auth_config(&self) -> switchyard_core::auth::AuthConfig {
+        switchyard_core::auth::AuthConfig {
             jwks_url: Some(self.jwks_url()),
             ..Default::default()
         }
+    }
+
+    /// Starts BFF `B` in a task on `listen` (port 0: any free port), with `config`'s
+    /// upstreams and JWKS pointed at this sandbox (its other settings are kept). Returns the
+    /// address it serves on; it runs until the process ends.
+    pub async fn start_bff<B: Bff>(
+        &self,
+        mut config: B::Config,
+        listen: SocketAddr,
+    ) -> anyhow::Result<SocketAddr> {
+        use anyhow::Context as _;
+        *config.upstreams_mut() = self.upstreams_config();
+        config.auth_mut().jwks_url = Some(self.jwks_url());
+        let app = App::<B>::new(&config)?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} for {}", B::NAME))?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(app.serve(listener, std::future::pending()));
+        Ok(addr)
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchyard_core::config::LogConfig;
 use switchyard_core::{server, telemetry};
-use switchyard_sandbox::issuer::{DEFAULT_SCOPES, Issuer, TokenRequest};
+use switchyard_sandbox::issuer::{DEFAULT_SCOPES, DEV_API_KEY, Issuer, TokenRequest, dev_api_key};
 use switchyard_sandbox::{Faults, Sandbox, SandboxOptions, data};
 
 /// The Switchyard sandbox: simulated customers, orders and inventory services, a dev token
@@ -41,6 +41,9 @@ struct Args {
     /// Listen address of the IoT BFF.
     #[arg(long, default_value = "127.0.0.1:8083")]
     iot_listen: SocketAddr,
+    /// Listen address of the partner BFF.
+    #[arg(long, default_value = "127.0.0.1:8084")]
+    partner_listen: SocketAddr,
 }
 
 /// Where the launcher serves each BFF.
@@ -48,6 +51,7 @@ struct BffListeners {
     web: SocketAddr,
     mobile: SocketAddr,
     iot: SocketAddr,
+    partner: SocketAddr,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +74,8 @@ enum Command {
         #[arg(long, value_name = "DEVICE_ID", conflicts_with_all = ["sub", "scope"])]
         device: Option<String>,
     },
+    /// Print the development API key the launcher's partner BFF accepts (and nothing else).
+    ApiKey,
     /// Simulate warehouse devices posting stock readings to the IoT BFF, with retries.
     Devices {
         /// Number of devices (`dev-0001`…).
@@ -143,6 +149,10 @@ async fn main() -> ExitCode {
             println!("{token}");
             return ExitCode::SUCCESS;
         }
+        Some(Command::ApiKey) => {
+            println!("{DEV_API_KEY}");
+            return ExitCode::SUCCESS;
+        }
         Some(Command::Devices {
             count,
             rate,
@@ -203,6 +213,7 @@ async fn main() -> ExitCode {
         web: args.web_listen,
         mobile: args.mobile_listen,
         iot: args.iot_listen,
+        partner: args.partner_listen,
     };
     match run(options, args.upstreams_only, listeners).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -233,54 +244,33 @@ async fn run(
     println!("  inventory     {}", sandbox.inventory.url);
     println!("  admin         GET|DELETE <service>/__stats, PUT <service>/__faults");
 
-    let mut bffs = Vec::new();
     if !upstreams_only {
         let BffListeners {
             web: web_listen,
             mobile: mobile_listen,
             iot: iot_listen,
+            partner: partner_listen,
         } = listeners;
-        let web_config = web_bff::WebConfig {
-            listen: web_listen,
-            upstreams: sandbox.upstreams_config(),
-            auth: sandbox.auth_config(),
-            ..Default::default()
-        };
-        let listener = tokio::net::TcpListener::bind(web_listen)
-            .await
-            .with_context(|| format!("cannot listen on {web_listen} for web-bff"))?;
-        println!("  web-bff       http://{web_listen}/graphql  (GraphiQL in a browser)");
-        bffs.push(tokio::spawn(async move {
-            web_bff::serve(&web_config, listener, std::future::pending()).await
-        }));
-        let mobile_config = mobile_bff::MobileConfig {
-            listen: mobile_listen,
-            upstreams: sandbox.upstreams_config(),
-            auth: sandbox.auth_config(),
-            ..Default::default()
-        };
-        let listener = tokio::net::TcpListener::bind(mobile_listen)
-            .await
-            .with_context(|| format!("cannot listen on {mobile_listen} for mobile-bff"))?;
-        println!("  mobile-bff    http://{mobile_listen}/v2/dashboard  (OpenAPI: /openapi.json)");
-        bffs.push(tokio::spawn(async move {
-            mobile_bff::serve(&mobile_config, listener, std::future::pending()).await
-        }));
-        let iot_config = iot_bff::IotConfig {
-            listen: iot_listen,
-            upstreams: sandbox.upstreams_config(),
-            auth: sandbox.auth_config(),
-            ..Default::default()
-        };
-        let listener = tokio::net::TcpListener::bind(iot_listen)
-            .await
-            .with_context(|| format!("cannot listen on {iot_listen} for iot-bff"))?;
+        let web = sandbox
+            .start_bff::<web_bff::WebBff>(Default::default(), web_listen)
+            .await?;
+        println!("  web-bff       http://{web}/graphql  (GraphiQL in a browser)");
+        let mobile = sandbox
+            .start_bff::<mobile_bff::MobileBff>(Default::default(), mobile_listen)
+            .await?;
+        println!("  mobile-bff    http://{mobile}/v2/dashboard  (OpenAPI: /openapi.json)");
+        let iot = sandbox
+            .start_bff::<iot_bff::IotBff>(Default::default(), iot_listen)
+            .await?;
         println!(
-            "  iot-bff       http://{iot_listen}/v1/readings  (CBOR; feed it: switchyard-sandbox devices)"
+            "  iot-bff       http://{iot}/v1/readings  (CBOR; feed it: switchyard-sandbox devices)"
         );
-        bffs.push(tokio::spawn(async move {
-            iot_bff::serve(&iot_config, listener, std::future::pending()).await
-        }));
+        let mut partner_config = partner_bff::PartnerConfig::default();
+        partner_config.auth.api_keys.push(dev_api_key());
+        let partner = sandbox
+            .start_bff::<partner_bff::PartnerBff>(partner_config, partner_listen)
+            .await?;
+        println!("  partner-bff   http://{partner}/partner/v1/orders  (OpenAPI: /openapi.json)");
 
         let token = sandbox.issuer.mint(&TokenRequest::default());
         println!();
@@ -297,14 +287,14 @@ async fn run(
         println!(
             "  curl -s --compressed http://{mobile_listen}/v2/dashboard -H 'Authorization: Bearer {token}'"
         );
+        println!(
+            "  curl -s 'http://{partner}/partner/v1/orders?status=paid&limit=5' -H 'Authorization: ApiKey {DEV_API_KEY}'"
+        );
         println!("  curl -s {}/__stats", sandbox.inventory.url);
     }
     println!();
     println!("Ctrl-C to stop.");
     server::shutdown_signal().await;
-    for bff in bffs {
-        bff.abort();
-    }
     Ok(())
 }
 

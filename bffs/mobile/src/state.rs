@@ -1,0 +1,56 @@
+//! The mobile BFF's process-wide state: built once, shared by every request.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_core::auth::Authenticator;
+use switchyard_core::bff::Core;
+use switchyard_core::config::ConfigError;
+use switchyard_core::openapi::OpenApiDocument;
+use switchyard_core::problem::ProblemResponder;
+use switchyard_core::upstream::{Freshness, Upstreams, within_budget};
+use switchyard_core::versioning::Retirement;
+
+use crate::config::{ApiConfig, MobileConfig};
+
+/// The checked-in OpenAPI document, served at `/openapi.json`.
+pub const OPENAPI_YAML: &str = include_str!("../../../schema/mobile.openapi.yaml");
+
+/// Everything a request handler needs, built once per process. Handlers and middleware
+/// take it by value (axum clones the state for every request), so it is one shared
+/// allocation: a clone is one reference-count increment, not one per part.
+pub type AppState = Arc<AppStateInner>;
+
+/// The parts of [`AppState`].
+pub struct AppStateInner {
+    pub(crate) upstreams: Upstreams,
+    pub(crate) authenticator: Authenticator,
+    pub(crate) api: ApiConfig,
+    pub(crate) retirement: Retirement<ProblemResponder>,
+    pub(crate) openapi: OpenApiDocument,
+}
+
+impl AppStateInner {
+    /// Runs one request's upstream work under the configured deadline, reporting whether
+    /// stale cached data was served.
+    pub(crate) async fn within_budget<F: Future>(&self, work: F) -> (F::Output, Freshness) {
+        within_budget(Duration::from_millis(self.api.deadline_ms), work).await
+    }
+}
+
+/// `/v1/<rest>` is succeeded by `/v2/<rest>`.
+fn successor_of(path: &str) -> Option<String> {
+    path.strip_prefix("/v1/").map(|rest| format!("/v2/{rest}"))
+}
+
+/// Wires the API for `config` over core's clients and authenticator.
+pub(crate) fn build(config: &MobileConfig, core: &Core) -> Result<AppState, ConfigError> {
+    Ok(Arc::new(AppStateInner {
+        upstreams: core.upstreams.clone(),
+        authenticator: core.authenticator.clone(),
+        api: config.api.clone(),
+        retirement: Retirement::new(&config.v1, successor_of, ProblemResponder),
+        openapi: OpenApiDocument::from_yaml("schema/mobile.openapi.yaml", OPENAPI_YAML)?,
+    }))
+}

@@ -1,0 +1,38 @@
+//! The web BFF's process-wide state: built once, shared by every request.
+
+use std::sync::Arc;
+
+use switchyard_core::auth::Authenticator;
+use switchyard_core::bff::Core;
+use switchyard_core::config::ConfigError;
+use switchyard_core::upstream::Upstreams;
+
+use crate::build_schema;
+use crate::config::{GraphqlConfig, WebConfig};
+use crate::document::DocumentCache;
+use crate::schema::WebSchema;
+
+/// Everything a request handler needs, built once per process. Handlers and middleware
+/// take it by value (axum clones the state for every request), so it is one shared
+/// allocation: a clone is one reference-count increment, not one per part.
+pub type AppState = Arc<AppStateInner>;
+
+/// The parts of [`AppState`].
+pub struct AppStateInner {
+    pub(crate) schema: WebSchema,
+    pub(crate) upstreams: Upstreams,
+    pub(crate) authenticator: Authenticator,
+    pub(crate) documents: DocumentCache,
+    pub(crate) limits: GraphqlConfig,
+}
+
+/// Wires the schema and the document cache for `config` over core's clients.
+pub(crate) fn build(config: &WebConfig, core: &Core) -> Result<AppState, ConfigError> {
+    Ok(Arc::new(AppStateInner {
+        schema: build_schema(&config.graphql, Some(core.upstreams.clone())),
+        upstreams: core.upstreams.clone(),
+        authenticator: core.authenticator.clone(),
+        documents: DocumentCache::new(config.graphql.document_cache_entries),
+        limits: config.graphql.clone(),
+    }))
+}
