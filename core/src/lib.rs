@@ -5,11 +5,12 @@
 //!
 //! | row | modules |
 //! |---|---|
-//! | 5 | [`bff`]: the BFF skeleton (config macro, wiring, serving, `main`) |
-//! | 4 | [`server`] (health, common layers, serving), [`problem`] (problem+json), [`versioning`] (retiring old API versions), [`params`] (REST query parameters) |
-//! | 3 | [`auth`] (JWTs, API keys, principals), [`upstream`] (the upstream call path) |
-//! | 2 | [`config`] (loader, errors, validation, `server`/`log` sections), [`response`], [`conditional`], [`openapi`], [`cursor`], [`telemetry`] |
-//! | 1 | [`error`] (`ErrorCode`), [`domain`] (entities from upstream JSON) |
+//! | 6 | [`params`]: REST query parameters, refused as problems |
+//! | 5 | [`bff`]: the BFF skeleton (config macro, wiring, serving, `main`); [`problem`]: problem+json errors |
+//! | 4 | [`server`]: health and readiness, the common layers, serving with graceful shutdown |
+//! | 3 | [`auth`]: JWTs, API keys, principals; [`versioning`]: retiring old API versions |
+//! | 2 | [`upstream`]: the upstream call path; [`response`]: the `ErrorResponder` seam; [`openapi`]; [`telemetry`] |
+//! | 1 | [`error`]: `ErrorCode`; [`domain`]: entities from upstream JSON; [`config`]: loader, errors, validation, `server`/`log` sections; [`conditional`]: ETags; [`cursor`] |
 //!
 //! Core knows HTTP, tower and serde, but no client protocol: no GraphQL, no CBOR. BFFs
 //! convert the domain structs into their wire types and render errors through

@@ -3,4 +3,5 @@
 mod dashboard;
 mod iot;
 mod mobile;
+mod partner;
 mod sandbox;

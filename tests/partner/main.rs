@@ -3,6 +3,7 @@
 //! `schema/partner.openapi.yaml` by [`PartnerApp::get`].
 
 mod auth;
+mod config;
 mod orders;
 mod stock;
 

@@ -16,11 +16,10 @@ mod state;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use switchyard_core::ErrorCode;
-use switchyard_core::auth::{self, AuthState};
+use switchyard_core::auth;
 use switchyard_core::bff::{Bff, Core};
 use switchyard_core::config::ConfigError;
 
@@ -44,10 +43,7 @@ impl Bff for IotBff {
     /// Layers, outermost first (inside core's request id → access log → body limit): per
     /// route, auth (CBOR errors) → the message body limit → handler.
     fn router(state: AppState) -> Router {
-        let authenticate = from_fn_with_state(
-            AuthState::new(state.authenticator.clone(), CborErrorResponder),
-            auth::middleware::<CborErrorResponder>,
-        );
+        let authenticate = auth::layer(state.authenticator.clone(), CborErrorResponder);
         let max_body_bytes = state.devices.max_body_bytes as usize;
         Router::new()
             .route(

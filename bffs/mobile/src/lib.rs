@@ -24,7 +24,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use http::HeaderMap;
 use switchyard_core::ErrorCode;
-use switchyard_core::auth::{self, AuthState};
+use switchyard_core::auth;
 use switchyard_core::bff::{Bff, Core};
 use switchyard_core::conditional::tag_content_coding;
 use switchyard_core::config::ConfigError;
@@ -54,10 +54,7 @@ impl Bff for MobileBff {
     /// ETag coding suffix → compression → problem rendering → per route: v1 retirement →
     /// auth → handler.
     fn router(state: AppState) -> Router {
-        let authenticate = from_fn_with_state(
-            AuthState::new(state.authenticator.clone(), ProblemResponder),
-            auth::middleware::<ProblemResponder>,
-        );
+        let authenticate = auth::layer(state.authenticator.clone(), ProblemResponder);
         let v2 = Router::new()
             .route("/v2/dashboard", get(v2::dashboard))
             .route("/v2/orders", get(v2::orders))

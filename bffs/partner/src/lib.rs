@@ -13,12 +13,12 @@ pub mod v1;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use http::HeaderMap;
 use switchyard_core::ErrorCode;
-use switchyard_core::auth::{self, AuthState, Authenticator};
+use switchyard_core::auth::{self, Authenticator};
 use switchyard_core::bff::{Bff, Core};
 use switchyard_core::config::ConfigError;
 use switchyard_core::openapi::OpenApiDocument;
@@ -62,10 +62,7 @@ impl Bff for PartnerBff {
     /// Layers, outermost first (inside core's request id → access log → body limit):
     /// problem rendering → per route: auth → handler.
     fn router(state: AppState) -> Router {
-        let authenticate = from_fn_with_state(
-            AuthState::new(state.authenticator.clone(), ProblemResponder),
-            auth::middleware::<ProblemResponder>,
-        );
+        let authenticate = auth::layer(state.authenticator.clone(), ProblemResponder);
         let openapi = state.openapi.clone();
         Router::new()
             .route("/partner/v1/stock", get(v1::stock))

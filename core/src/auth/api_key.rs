@@ -7,7 +7,7 @@
 
 use aws_lc_rs::{constant_time, digest};
 
-use super::config::ApiKeyConfig;
+use super::config::{ApiKeyConfig, parse_digest};
 use super::error::AuthError;
 use super::principal::Principal;
 
@@ -17,21 +17,6 @@ const MAX_KEY_LEN: usize = 256;
 /// The configured API keys, by digest.
 pub(crate) struct ApiKeys {
     keys: Vec<([u8; 32], Principal)>,
-}
-
-/// The 32 bytes of a 64-hex-digit SHA-256 digest, or `None` if `hex` is not one.
-pub(crate) fn parse_digest(hex: &str) -> Option<[u8; 32]> {
-    let hex = hex.as_bytes();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0; 32];
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let high = (pair[0] as char).to_digit(16)?;
-        let low = (pair[1] as char).to_digit(16)?;
-        *byte = (high * 16 + low) as u8;
-    }
-    Some(out)
 }
 
 /// The SHA-256 digest of `key` as 64 lower-case hex digits, as `auth.api_keys` stores it.

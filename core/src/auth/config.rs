@@ -158,7 +158,7 @@ fn validate_api_keys(keys: &[ApiKeyConfig]) -> Result<(), ConfigError> {
                 format!("{:?} is used by another key", key.id),
             ));
         }
-        if super::api_key::parse_digest(&key.sha256).is_none() {
+        if parse_digest(&key.sha256).is_none() {
             return Err(ConfigError::invalid(
                 at("sha256"),
                 "expected the key's SHA-256 digest as 64 hex digits",
@@ -173,4 +173,19 @@ fn validate_api_keys(keys: &[ApiKeyConfig]) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// The 32 bytes of a 64-hex-digit SHA-256 digest, or `None` if `hex` is not one.
+pub(crate) fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let high = (pair[0] as char).to_digit(16)?;
+        let low = (pair[1] as char).to_digit(16)?;
+        *byte = (high * 16 + low) as u8;
+    }
+    Some(out)
 }

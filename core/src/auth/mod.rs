@@ -303,6 +303,80 @@ pub async fn middleware<R: ErrorResponder>(
     }
 }
 
+/// The layer every authenticated route group of a BFF wears:
+/// `router.route_layer(auth::layer(authenticator, responder))`. Like [`middleware`], it
+/// stores the [`Principal`] for the handler, or answers 401 itself with
+/// `WWW-Authenticate`, rendered by `responder` in the BFF's format; the handler (and so
+/// every upstream) is never reached without a valid credential.
+pub fn layer<R: ErrorResponder>(authenticator: Authenticator, responder: R) -> AuthLayer<R> {
+    AuthLayer {
+        state: Arc::new(AuthState::new(authenticator, responder)),
+    }
+}
+
+/// See [`layer`]. One shared allocation, so a clone per request is one increment.
+#[derive(Clone)]
+pub struct AuthLayer<R> {
+    state: Arc<AuthState<R>>,
+}
+
+impl<S, R> tower::Layer<S> for AuthLayer<R> {
+    type Service = AuthService<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] wraps a route in.
+#[derive(Clone)]
+pub struct AuthService<S, R> {
+    inner: S,
+    state: Arc<AuthState<R>>,
+}
+
+impl<S, R> tower::Service<Request> for AuthService<S, R>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    R: ErrorResponder,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        // The clone that was polled ready serves this request (tower's usual dance).
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let state = Arc::clone(&self.state);
+        Box::pin(async move {
+            match state.authenticator.authenticate(request.headers()).await {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                    inner.call(request).await
+                }
+                Err(error) => Ok(reject(&state.responder, &error)),
+            }
+        })
+    }
+}
+
 /// The response for an auth failure, with its `WWW-Authenticate` challenge.
 pub fn reject<R: ErrorResponder>(responder: &R, error: &AuthError) -> Response {
     let mut response = responder.respond(error.code(), &error.to_string());

@@ -1,4 +1,5 @@
-//! The upstream call path, as a one-way stack: each file imports only those listed above it.
+//! The upstream call path, as a one-way stack: each file imports only files on rows below
+//! its own.
 //!
 //! | layer | file | what it holds |
 //! |---|---|---|
@@ -6,8 +7,8 @@
 //! | 1 | [`config`] | the `upstreams.*` configuration section |
 //! | 2 | [`scope`] | the request scope: task-local `Deadline` and `Freshness` |
 //! | 3 | [`guard`] | deadline, circuit breaker, bulkhead and budgeted retry per service |
+//! | 3 | [`cache`] | entity caches implementing the service traits in front of any client |
 //! | 4 | [`http`] | the reqwest clients; every attempt runs inside the guard |
-//! | 4 | [`cache`] | entity caches implementing the same traits in front of the clients |
 //! | 5 | [`stack`] | `Upstreams::from_config`, which stacks cache → client → guard |
 //!
 //! BFFs import from here (`switchyard_core::upstream::…`); the names below are the public
