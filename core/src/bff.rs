@@ -24,7 +24,10 @@ use tokio::net::TcpListener;
 
 use crate::auth::{AuthConfig, Authenticator};
 use crate::config::{self, ConfigError, LogConfig, ServerConfig, Validate};
+use crate::ratelimit::{Limiter, RateLimitConfig};
+use crate::response::ErrorResponder;
 use crate::server::{self, Readiness};
+use crate::shared_state::RedisConfig;
 use crate::telemetry;
 use crate::upstream::{Upstreams, UpstreamsConfig};
 
@@ -43,6 +46,10 @@ pub trait BffConfig:
     fn server(&self) -> &ServerConfig;
     /// Logging (section `log`).
     fn log(&self) -> &LogConfig;
+    /// Usage plans (section `ratelimit`).
+    fn ratelimit(&self) -> &RateLimitConfig;
+    /// Shared state across replicas (section `redis`).
+    fn redis(&self) -> &RedisConfig;
     /// Sets the listen address (the sandbox launcher and tests choose their own).
     fn set_listen(&mut self, listen: SocketAddr);
     /// The upstream services, to point them elsewhere (the sandbox launcher and tests).
@@ -53,7 +60,8 @@ pub trait BffConfig:
 
 /// Declares a BFF's top-level config struct: the shared sections every BFF has, with the
 /// keys documented in the README (`listen`, `upstreams`, `auth`, `server`, `log`), followed
-/// by the BFF's own sections. Each own section's type implements `Default`, serde's traits
+/// by the BFF's own sections. The shared sections also include `ratelimit` and `redis`.
+/// Each own section's type implements `Default`, serde's traits
 /// and [`Validate`]; the BFF crate depends on `serde`.
 ///
 /// ```ignore
@@ -90,6 +98,10 @@ macro_rules! bff_config {
             pub server: $crate::config::ServerConfig,
             /// Logging.
             pub log: $crate::config::LogConfig,
+            /// Usage plans: rate limits and quotas per consumer tier.
+            pub ratelimit: $crate::ratelimit::RateLimitConfig,
+            /// Shared state across replicas (unset: in-process).
+            pub redis: $crate::shared_state::RedisConfig,
             $( $(#[$field_meta])* pub $field: $ty, )*
         }
 
@@ -101,6 +113,8 @@ macro_rules! bff_config {
                     auth: ::std::default::Default::default(),
                     server: ::std::default::Default::default(),
                     log: ::std::default::Default::default(),
+                    ratelimit: ::std::default::Default::default(),
+                    redis: ::std::default::Default::default(),
                     $( $field: ::std::default::Default::default(), )*
                 }
             }
@@ -111,6 +125,8 @@ macro_rules! bff_config {
                 $crate::config::Validate::validate(&self.upstreams)?;
                 $crate::config::Validate::validate(&self.auth)?;
                 $crate::config::Validate::validate(&self.server)?;
+                $crate::config::Validate::validate(&self.ratelimit)?;
+                $crate::config::Validate::validate(&self.redis)?;
                 $( $crate::config::Validate::validate(&self.$field)?; )*
                 Ok(())
             }
@@ -132,6 +148,12 @@ macro_rules! bff_config {
             fn log(&self) -> &$crate::config::LogConfig {
                 &self.log
             }
+            fn ratelimit(&self) -> &$crate::ratelimit::RateLimitConfig {
+                &self.ratelimit
+            }
+            fn redis(&self) -> &$crate::shared_state::RedisConfig {
+                &self.redis
+            }
             fn set_listen(&mut self, listen: ::std::net::SocketAddr) {
                 self.listen = listen;
             }
@@ -152,6 +174,8 @@ pub struct Core {
     pub upstreams: Upstreams,
     /// Verifies bearer tokens and API keys.
     pub authenticator: Authenticator,
+    /// Usage plans (`None` when `ratelimit.enabled` is false).
+    pub limiter: Option<Limiter>,
 }
 
 /// A BFF: its name, its config, its state and its router. Everything else is core's.
@@ -165,6 +189,9 @@ pub trait Bff: 'static {
     /// What its handlers need, built once per process. axum clones it for every request,
     /// so make it one `Arc`.
     type State: Clone + Send + Sync + 'static;
+    /// Renders errors in its client's format, for the common layers that answer before the
+    /// BFF's own (admission control, the limit per address).
+    type Responder: ErrorResponder + Default;
 
     /// Builds the state for `config` from the parts core built.
     fn state(config: &Self::Config, core: &Core) -> Result<Self::State, ConfigError>;
@@ -187,6 +214,7 @@ impl<B: Bff> App<B> {
         let core = Core {
             upstreams: Upstreams::from_config(config.upstreams())?,
             authenticator: Authenticator::new(config.auth())?,
+            limiter: Limiter::new(config.ratelimit(), config.redis())?,
         };
         let state = B::state(config, &core)?;
         Ok(Self {
@@ -214,7 +242,12 @@ impl<B: Bff> App<B> {
             self.core.upstreams.guards().clone(),
         );
         let routes = B::router(self.state.clone()).merge(server::health_routes(readiness));
-        server::with_common_layers(routes, &self.server)
+        server::with_common_layers(
+            routes,
+            &self.server,
+            self.core.limiter.clone(),
+            B::Responder::default(),
+        )
     }
 
     /// Primes the keys, then serves on `listener` until `shutdown` completes, giving

@@ -181,6 +181,9 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Time given to in-flight requests after SIGTERM/ctrl-c before the process exits.
     pub shutdown_grace_secs: u64,
+    /// Requests processed at once (admission control); beyond it a request is answered
+    /// 503 `OVERLOADED` with `Retry-After: 1` at once instead of queueing.
+    pub max_in_flight: usize,
 }
 
 impl ServerConfig {
@@ -195,13 +198,15 @@ impl Default for ServerConfig {
         Self {
             body_limit_bytes: 64 * 1024,
             shutdown_grace_secs: 10,
+            max_in_flight: 1024,
         }
     }
 }
 
 impl Validate for ServerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        require_positive("server.body_limit_bytes", self.body_limit_bytes as u64)
+        require_positive("server.body_limit_bytes", self.body_limit_bytes as u64)?;
+        require_positive("server.max_in_flight", self.max_in_flight as u64)
     }
 }
 

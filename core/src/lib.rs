@@ -5,11 +5,12 @@
 //!
 //! | row | modules |
 //! |---|---|
-//! | 6 | [`params`]: REST query parameters, refused as problems |
-//! | 5 | [`bff`]: the BFF skeleton (config macro, wiring, serving, `main`); [`problem`]: problem+json errors |
-//! | 4 | [`server`]: health and readiness, the common layers, serving with graceful shutdown |
+//! | 7 | [`params`]: REST query parameters, refused as problems |
+//! | 6 | [`bff`]: the BFF skeleton (config macro, wiring, serving, `main`); [`problem`]: problem+json errors |
+//! | 5 | [`server`]: health and readiness, the common layers (admission control among them), serving with graceful shutdown |
+//! | 4 | [`ratelimit`]: usage plans (GCRA and quotas, in-process or in Redis) and the pre-auth limit per address |
 //! | 3 | [`auth`]: JWTs, API keys, principals; [`versioning`]: retiring old API versions |
-//! | 2 | [`upstream`]: the upstream call path; [`response`]: the `ErrorResponder` seam; [`openapi`]; [`telemetry`] |
+//! | 2 | [`upstream`]: the upstream call path; [`response`]: the `ErrorResponder` seam; [`shared_state`]: the `redis` section; [`openapi`]; [`telemetry`] |
 //! | 1 | [`error`]: `ErrorCode`; [`domain`]: entities from upstream JSON; [`config`]: loader, errors, validation, `server`/`log` sections; [`conditional`]: ETags; [`cursor`] |
 //!
 //! Core knows HTTP, tower and serde, but no client protocol: no GraphQL, no CBOR. BFFs
@@ -26,8 +27,10 @@ pub mod error;
 pub mod openapi;
 pub mod params;
 pub mod problem;
+pub mod ratelimit;
 pub mod response;
 pub mod server;
+pub mod shared_state;
 pub mod telemetry;
 pub mod upstream;
 pub mod versioning;

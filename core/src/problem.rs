@@ -31,6 +31,10 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Prefix of a problem's `type`; the suffix is the core `ErrorCode`.
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:switchyard:error:";
 
+/// The problem type of a request refused by its usage plan (IANA HTTP Problem Types).
+pub const QUOTA_EXCEEDED_TYPE: &str =
+    "https://iana.org/assignments/http-problem-types#quota-exceeded";
+
 /// What went wrong, attached to an error response until [`render_problems`] writes it out.
 #[derive(Clone, Debug)]
 pub struct Problem {
@@ -91,12 +95,26 @@ impl ErrorResponder for ProblemResponder {
     fn respond(&self, code: ErrorCode, message: &str) -> Response {
         Problem::new(code, message).into_response()
     }
+
+    fn respond_to<B>(
+        &self,
+        request: &http::Request<B>,
+        code: ErrorCode,
+        message: &str,
+    ) -> Response {
+        let response = Problem::new(code, message).into_response();
+        finish(
+            response,
+            request_id_of(request.extensions()),
+            request.uri().path(),
+        )
+    }
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ProblemBody<'a> {
-    r#type: String,
+    r#type: std::borrow::Cow<'static, str>,
     title: &'a str,
     status: u16,
     detail: &'a str,
@@ -107,26 +125,41 @@ struct ProblemBody<'a> {
     request_id: &'a str,
 }
 
+/// The problem type of `code`: the IANA-registered `quota-exceeded` for `RATE_LIMITED`
+/// (draft-ietf-httpapi-ratelimit-headers), `urn:switchyard:error:<code>` otherwise.
+fn problem_type(code: ErrorCode) -> std::borrow::Cow<'static, str> {
+    if code == ErrorCode::RateLimited {
+        std::borrow::Cow::Borrowed(QUOTA_EXCEEDED_TYPE)
+    } else {
+        std::borrow::Cow::Owned(format!("{PROBLEM_TYPE_PREFIX}{}", code.as_str()))
+    }
+}
+
 /// Writes the body of every response that carries a [`Problem`]. Must run inside the
 /// request-id layer and outside every route.
 pub async fn render_problems(request: Request, next: Next) -> Response {
     let request_id = request_id_of(request.extensions()).to_owned();
     let path = request.uri().path().to_owned();
-    let mut response = next.run(request).await;
+    let response = next.run(request).await;
+    finish(response, &request_id, &path)
+}
+
+/// Writes the body of `response` if it carries a [`Problem`].
+fn finish(mut response: Response, request_id: &str, path: &str) -> Response {
     let Some(problem) = response.extensions_mut().remove::<Problem>() else {
         return response;
     };
     let status = problem.code.status();
     let detail = problem.code.public_detail(&problem.detail);
     let body = ProblemBody {
-        r#type: format!("{PROBLEM_TYPE_PREFIX}{}", problem.code.as_str()),
+        r#type: problem_type(problem.code),
         title: status.canonical_reason().unwrap_or("Error"),
         status: status.as_u16(),
         detail,
         code: problem.code.as_str(),
         service: problem.service,
-        instance: &path,
-        request_id: &request_id,
+        instance: path,
+        request_id,
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let (mut parts, _) = response.into_parts();

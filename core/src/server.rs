@@ -1,7 +1,13 @@
 //! Server plumbing every BFF shares: health and readiness routes, request ids, access
-//! logging, body limits and graceful shutdown.
+//! logging, admission control, the limit per client address, body limits and graceful
+//! shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -11,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -19,6 +26,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
 use crate::config::ServerConfig;
+use crate::error::ErrorCode;
+use crate::ratelimit::{AddressLimitLayer, Limiter};
+use crate::response::ErrorResponder;
 use crate::upstream::{Guards, UpstreamsHealth};
 
 /// Header carrying the request id, accepted from clients and echoed on every response.
@@ -142,7 +152,16 @@ async fn sanitize_request_id(mut request: Request, next: axum::middleware::Next)
 
 /// Wraps a BFF's router in the layers every BFF has, outermost first: request-id
 /// sanitising → request id (set, then echoed) → access log → body limit.
-pub fn with_common_layers(router: Router, config: &ServerConfig) -> Router {
+///
+/// Between the access log and the body limit sit admission control
+/// (`server.max_in_flight`) and the limit per client address (`ratelimit.anonymous`), both
+/// answering in `responder`'s format; `/healthz` and `/readyz` pass both.
+pub fn with_common_layers<R: ErrorResponder>(
+    router: Router,
+    config: &ServerConfig,
+    limiter: Option<Limiter>,
+    responder: R,
+) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &http::Request<_>| {
             tracing::info_span!(
@@ -171,8 +190,87 @@ pub fn with_common_layers(router: Router, config: &ServerConfig) -> Router {
             ))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
             .layer(trace)
+            .layer(AdmissionLayer::new(config.max_in_flight, responder.clone()))
+            .layer(AddressLimitLayer::new(limiter, responder))
             .layer(DefaultBodyLimit::max(config.body_limit_bytes)),
     )
+}
+
+/// Admission control: at most `max_in_flight` requests are processed at once; the next is
+/// answered 503 `OVERLOADED` with `Retry-After: 1` at once, so that under overload latency
+/// and memory stay bounded instead of requests queueing. Probes are always admitted.
+#[derive(Clone)]
+pub struct AdmissionLayer<R> {
+    permits: Arc<Semaphore>,
+    responder: R,
+}
+
+impl<R> AdmissionLayer<R> {
+    /// Admits `max_in_flight` requests at once, refusing others in `responder`'s format.
+    pub fn new(max_in_flight: usize, responder: R) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_in_flight)),
+            responder,
+        }
+    }
+}
+
+impl<S, R: Clone> tower::Layer<S> for AdmissionLayer<R> {
+    type Service = AdmissionService<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AdmissionService {
+            inner,
+            permits: Arc::clone(&self.permits),
+            responder: self.responder.clone(),
+        }
+    }
+}
+
+/// The service [`AdmissionLayer`] wraps the router in.
+#[derive(Clone)]
+pub struct AdmissionService<S, R> {
+    inner: S,
+    permits: Arc<Semaphore>,
+    responder: R,
+}
+
+impl<S, R> tower::Service<Request> for AdmissionService<S, R>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+    R: ErrorResponder,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if matches!(request.uri().path(), "/healthz" | "/readyz") {
+            return Box::pin(self.inner.call(request));
+        }
+        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            let mut response = self.responder.respond_to(
+                &request,
+                ErrorCode::Overloaded,
+                "this service is at its capacity; retry shortly",
+            );
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return Box::pin(async move { Ok(response) });
+        };
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await;
+            drop(permit);
+            response
+        })
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests
@@ -184,7 +282,9 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    // The peer address reaches the handlers (and the limit per client address).
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });

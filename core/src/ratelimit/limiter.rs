@@ -1,0 +1,370 @@
+//! The [`Limiter`]: which consumer a principal is, which plan applies, and which store
+//! decides (Redis, or this process, with the breaker and `on_store_error` in between).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::config::{ConsumerKey, OnStoreError, RateLimitConfig, TierPlan};
+use super::local::LocalStore;
+use super::policy::{Decision, Plan};
+use super::redis::{RedisStore, StoreError};
+use crate::auth::Principal;
+use crate::config::ConfigError;
+use crate::domain::Tier;
+use crate::shared_state::RedisConfig;
+
+/// Wall-clock milliseconds that advance with tokio's clock: anchored to the system clock
+/// once, so calendar windows are real, and paused with tokio's clock in tests.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    anchor_unix_ms: i64,
+    anchor: Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let anchor_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Self {
+            anchor_unix_ms,
+            anchor: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.anchor_unix_ms + self.anchor.elapsed().as_millis() as i64
+    }
+}
+
+/// Stops asking a failing store for a growing pause, and logs each change of state once.
+#[derive(Debug)]
+struct StoreBreaker {
+    failing: AtomicBool,
+    state: Mutex<(Option<Instant>, Duration)>,
+}
+
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+const LONGEST_PAUSE: Duration = Duration::from_secs(30);
+
+impl StoreBreaker {
+    fn new() -> Self {
+        Self {
+            failing: AtomicBool::new(false),
+            state: Mutex::new((None, FIRST_PAUSE)),
+        }
+    }
+
+    /// Whether the store may be asked now.
+    fn permits(&self) -> bool {
+        if !self.failing.load(Ordering::Relaxed) {
+            return true;
+        }
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.0.is_none_or(|until| Instant::now() >= until)
+    }
+
+    fn succeeded(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            *self.state.lock().unwrap_or_else(PoisonError::into_inner) = (None, FIRST_PAUSE);
+            tracing::warn!("rate-limit store answers again; shared limits resume");
+        }
+    }
+
+    fn failed(&self, error: &StoreError, fallback: OnStoreError) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let pause = state.1;
+        *state = (Some(Instant::now() + pause), (pause * 2).min(LONGEST_PAUSE));
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(%error, on_store_error = ?fallback, "rate-limit store failed; deciding per on_store_error until it answers");
+        }
+    }
+}
+
+/// Who is limited: the consumer id and the plan that applies.
+#[derive(Clone, Debug)]
+pub struct Consumer<'a> {
+    /// The consumer id counters are kept under.
+    pub id: &'a str,
+    /// Its plan.
+    pub plan: &'a Plan,
+}
+
+struct LimiterInner {
+    key: ConsumerKey,
+    on_store_error: OnStoreError,
+    plans: BTreeMap<Tier, Plan>,
+    lowest: Tier,
+    overrides: BTreeMap<String, Tier>,
+    local: LocalStore,
+    shared: Option<RedisStore>,
+    breaker: StoreBreaker,
+    clock: Clock,
+    anonymous: Plan,
+    anonymous_counters: LocalStore,
+    trusted_proxy_hops: u32,
+}
+
+/// Decides usage plans; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Limiter(Arc<LimiterInner>);
+
+impl Limiter {
+    /// The limiter `config` describes, over Redis when `redis` names one; `None` when
+    /// `ratelimit.enabled` is false.
+    pub fn new(config: &RateLimitConfig, redis: &RedisConfig) -> Result<Option<Self>, ConfigError> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        let plans: BTreeMap<Tier, Plan> = config
+            .tiers
+            .iter()
+            .map(|(tier, plan)| (*tier, Plan::new(*tier, plan)))
+            .collect();
+        let lowest = *plans
+            .keys()
+            .next()
+            .ok_or_else(|| ConfigError::invalid("ratelimit.tiers", "expected at least one tier"))?;
+        let shared = match redis.target() {
+            Some(target) => Some(RedisStore::new(redis, target?)?),
+            None => None,
+        };
+        let anonymous = Plan::new(
+            Tier::Free,
+            &TierPlan {
+                rate_per_sec: config.anonymous.rate_per_sec,
+                burst: config.anonymous.burst,
+                quotas: Vec::new(),
+            },
+        );
+        Ok(Some(Self(Arc::new(LimiterInner {
+            key: config.key,
+            on_store_error: config.on_store_error,
+            plans,
+            lowest,
+            overrides: config
+                .consumers
+                .iter()
+                .map(|(id, o)| (id.clone(), o.tier))
+                .collect(),
+            local: LocalStore::default(),
+            shared,
+            breaker: StoreBreaker::new(),
+            clock: Clock::new(),
+            anonymous,
+            anonymous_counters: LocalStore::default(),
+            trusted_proxy_hops: config.anonymous.trusted_proxy_hops,
+        }))))
+    }
+
+    /// The consumer `principal` counts as, and its plan.
+    pub fn consumer<'a>(&'a self, principal: &'a Principal) -> Consumer<'a> {
+        let inner = &self.0;
+        let id = match inner.key {
+            ConsumerKey::Subject => principal.subject.as_str(),
+            ConsumerKey::Client => principal
+                .client_id
+                .as_deref()
+                .unwrap_or(principal.subject.as_str()),
+        };
+        let tier = inner.overrides.get(id).copied().unwrap_or(principal.tier);
+        let plan = inner
+            .plans
+            .get(&tier)
+            .or_else(|| inner.plans.get(&inner.lowest))
+            .expect("the lowest tier has a plan");
+        Consumer { id, plan }
+    }
+
+    /// Decides `cost` units for `principal`, and charges them if the request is admitted.
+    pub async fn charge(&self, principal: &Principal, cost: u32) -> Decision {
+        let consumer = self.consumer(principal);
+        let inner = &self.0;
+        let now_ms = inner.clock.now_ms();
+        let Some(shared) = &inner.shared else {
+            return inner.local.decide(consumer.id, consumer.plan, cost, now_ms);
+        };
+        if inner.breaker.permits() {
+            match shared
+                .decide(consumer.id, consumer.plan, cost, now_ms)
+                .await
+            {
+                Ok(decision) => {
+                    inner.breaker.succeeded();
+                    return decision;
+                }
+                Err(error) => inner.breaker.failed(&error, inner.on_store_error),
+            }
+        }
+        match inner.on_store_error {
+            OnStoreError::Local => inner.local.decide(consumer.id, consumer.plan, cost, now_ms),
+            OnStoreError::Allow => Decision::unlimited(consumer.plan),
+            OnStoreError::Deny => Decision::store_unavailable(consumer.plan),
+        }
+    }
+
+    /// Decides one request from `address` before authentication (always in this process:
+    /// it protects this replica's token verification from floods).
+    pub fn check_address(&self, address: IpAddr) -> Decision {
+        let inner = &self.0;
+        let key = address.to_string();
+        inner
+            .anonymous_counters
+            .decide(&key, &inner.anonymous, 1, inner.clock.now_ms())
+    }
+
+    /// How many `X-Forwarded-For` entries to trust.
+    pub fn trusted_proxy_hops(&self) -> u32 {
+        self.0.trusted_proxy_hops
+    }
+
+    /// Whether decisions are shared through Redis.
+    pub fn is_shared(&self) -> bool {
+        self.0.shared.is_some()
+    }
+}
+
+impl Decision {
+    /// Admitted without counting (`on_store_error = "allow"` while the store fails).
+    fn unlimited(plan: &Plan) -> Self {
+        Self {
+            allowed: true,
+            policies: Vec::new(),
+            policy_header: plan.policy_header.clone(),
+            message: None,
+        }
+    }
+
+    /// Refused because the store cannot be asked (`on_store_error = "deny"`).
+    fn store_unavailable(plan: &Plan) -> Self {
+        Self {
+            allowed: false,
+            policies: Vec::new(),
+            policy_header: plan.policy_header.clone(),
+            message: Some("usage plans cannot be checked right now; retry shortly".to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::config::{ConsumerOverride, Period, Quota};
+
+    fn principal(sub: &str, tier: Tier) -> Principal {
+        Principal::new(
+            sub.to_owned(),
+            ["data:orders:read"],
+            tier,
+            Some(format!("app-{sub}")),
+        )
+    }
+
+    fn limiter(config: RateLimitConfig) -> Limiter {
+        Limiter::new(&config, &RedisConfig::default())
+            .expect("valid")
+            .expect("enabled")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exactly_the_burst_passes_then_the_rate_refills_it() {
+        let limiter = limiter(RateLimitConfig::default());
+        let free = principal("cus_1", Tier::Free);
+        for n in 0..10 {
+            let decision = limiter.charge(&free, 1).await;
+            assert!(decision.allowed, "request {n}");
+        }
+        let refused = limiter.charge(&free, 1).await;
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after_secs(), Some(1));
+        tokio::time::advance(Duration::from_millis(400)).await;
+        assert!(limiter.charge(&free, 1).await.allowed);
+        assert!(limiter.charge(&free, 1).await.allowed);
+        assert!(
+            !limiter.charge(&free, 1).await.allowed,
+            "two units in 400 ms at 5/s"
+        );
+        // Another consumer has its own bucket.
+        assert!(
+            limiter
+                .charge(&principal("cus_2", Tier::Free), 1)
+                .await
+                .allowed
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tiers_come_from_the_token_or_an_override_and_unknown_tiers_get_the_lowest() {
+        let mut config = RateLimitConfig::default();
+        config.consumers.insert(
+            "partner-acme".into(),
+            ConsumerOverride {
+                tier: Tier::Enterprise,
+            },
+        );
+        config.tiers.remove(&Tier::Enterprise);
+        let limiter = limiter(config);
+        let pro = principal("cus_1", Tier::Pro);
+        assert_eq!(limiter.consumer(&pro).plan.tier, Tier::Pro);
+        // Enterprise has no plan here: the lowest configured tier applies.
+        let acme = principal("partner-acme", Tier::Free);
+        assert_eq!(limiter.consumer(&acme).plan.tier, Tier::Free);
+        let big = principal("cus_2", Tier::Enterprise);
+        assert_eq!(limiter.consumer(&big).plan.tier, Tier::Free);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_consumer_is_the_client_when_configured() {
+        let limiter = limiter(RateLimitConfig {
+            key: ConsumerKey::Client,
+            ..RateLimitConfig::default()
+        });
+        let first = principal("cus_1", Tier::Free);
+        assert_eq!(limiter.consumer(&first).id, "app-cus_1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_month_quota_refuses_the_unit_after_its_limit_and_reports_the_reset() {
+        let mut config = RateLimitConfig::default();
+        config.tiers.insert(
+            Tier::Free,
+            TierPlan {
+                rate_per_sec: 1_000.0,
+                burst: 1_000,
+                quotas: vec![Quota {
+                    limit: 25,
+                    period: Period::Month,
+                }],
+            },
+        );
+        let limiter = limiter(config);
+        let free = principal("cus_1", Tier::Free);
+        for _ in 0..5 {
+            assert!(limiter.charge(&free, 5).await.allowed);
+        }
+        let refused = limiter.charge(&free, 1).await;
+        assert!(!refused.allowed);
+        let month = refused.most_constraining().expect("a policy");
+        assert_eq!((month.name, month.remaining), ("month", 0));
+        assert!(month.reset_secs > 0 && month.reset_secs <= 31 * 86_400);
+        assert_eq!(refused.retry_after_secs(), Some(month.reset_secs));
+    }
+
+    #[test]
+    fn a_disabled_limiter_is_none() {
+        let config = RateLimitConfig {
+            enabled: false,
+            ..RateLimitConfig::default()
+        };
+        assert!(
+            Limiter::new(&config, &RedisConfig::default())
+                .expect("valid")
+                .is_none()
+        );
+    }
+}
