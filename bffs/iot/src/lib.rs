@@ -22,6 +22,7 @@ use switchyard_core::ErrorCode;
 use switchyard_core::auth;
 use switchyard_core::bff::{Bff, Core};
 use switchyard_core::config::ConfigError;
+use switchyard_core::ratelimit::UsagePlanLayer;
 
 pub use crate::config::{DevicesConfig, IotConfig};
 use crate::errors::{CborErrorResponder, DeviceError};
@@ -35,15 +36,18 @@ impl Bff for IotBff {
     const ABOUT: &'static str = "Serves the Switchyard IoT BFF (CBOR over HTTP).";
     type Config = IotConfig;
     type State = AppState;
+    type Responder = CborErrorResponder;
 
     fn state(config: &IotConfig, core: &Core) -> Result<AppState, ConfigError> {
         state::build(config, core)
     }
 
     /// Layers, outermost first (inside core's request id → access log → body limit): per
-    /// route, auth (CBOR errors) → the message body limit → handler.
+    /// route, auth (CBOR errors) → usage plan (1 unit a message) → the message body limit →
+    /// handler.
     fn router(state: AppState) -> Router {
         let authenticate = auth::layer(state.authenticator.clone(), CborErrorResponder);
+        let usage_plan = UsagePlanLayer::new(state.limiter.clone(), CborErrorResponder);
         let max_body_bytes = state.devices.max_body_bytes as usize;
         Router::new()
             .route(
@@ -51,6 +55,7 @@ impl Bff for IotBff {
                 post(readings::post_readings).layer(DefaultBodyLimit::max(max_body_bytes)),
             )
             .route("/v1/config", get(readings::get_config))
+            .route_layer(usage_plan)
             .route_layer(authenticate)
             .fallback(|| async {
                 DeviceError::new(ErrorCode::NotFound, "no such endpoint").into_response()

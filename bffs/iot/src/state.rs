@@ -6,6 +6,7 @@ use std::time::Duration;
 use switchyard_core::auth::Authenticator;
 use switchyard_core::bff::Core;
 use switchyard_core::config::ConfigError;
+use switchyard_core::ratelimit::Limiter;
 use switchyard_core::upstream::Upstreams;
 
 use crate::config::{DevicesConfig, IotConfig};
@@ -21,6 +22,7 @@ pub type AppState = Arc<AppStateInner>;
 pub struct AppStateInner {
     pub(crate) upstreams: Upstreams,
     pub(crate) authenticator: Authenticator,
+    pub(crate) limiter: Option<Limiter>,
     pub(crate) devices: DevicesConfig,
     pub(crate) limits: Limits,
     pub(crate) settings: Settings,
@@ -33,6 +35,7 @@ pub(crate) fn build(config: &IotConfig, core: &Core) -> Result<AppState, ConfigE
     Ok(Arc::new(AppStateInner {
         upstreams: core.upstreams.clone(),
         authenticator: core.authenticator.clone(),
+        limiter: core.limiter.clone(),
         limits: Limits {
             max_readings: devices.max_readings as usize,
             ..Limits::default()

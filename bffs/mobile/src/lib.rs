@@ -29,6 +29,7 @@ use switchyard_core::bff::{Bff, Core};
 use switchyard_core::conditional::tag_content_coding;
 use switchyard_core::config::ConfigError;
 use switchyard_core::problem::{Problem, ProblemResponder, render_problems};
+use switchyard_core::ratelimit::UsagePlanLayer;
 use switchyard_core::versioning::retire;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
@@ -45,6 +46,7 @@ impl Bff for MobileBff {
     const ABOUT: &'static str = "Serves the Switchyard mobile BFF (compact REST/JSON).";
     type Config = MobileConfig;
     type State = AppState;
+    type Responder = ProblemResponder;
 
     fn state(config: &MobileConfig, core: &Core) -> Result<AppState, ConfigError> {
         state::build(config, core)
@@ -52,19 +54,23 @@ impl Bff for MobileBff {
 
     /// Layers, outermost first (inside core's request id → access log → body limit):
     /// ETag coding suffix → compression → problem rendering → per route: v1 retirement →
-    /// auth → handler.
+    /// auth → usage plan → handler.
     fn router(state: AppState) -> Router {
         let authenticate = auth::layer(state.authenticator.clone(), ProblemResponder);
+        let usage_plan = UsagePlanLayer::new(state.limiter.clone(), ProblemResponder);
         let v2 = Router::new()
             .route("/v2/dashboard", get(v2::dashboard))
             .route("/v2/orders", get(v2::orders))
             .route("/v2/orders/{id}", get(v2::order))
+            .route_layer(usage_plan.clone())
             .route_layer(authenticate.clone());
-        // `route_layer` calls wrap the ones before them: retirement runs before auth, so
-        // v1 errors carry the retirement headers too, and a retired v1 costs nothing.
+        // `route_layer` calls wrap the ones before them: retirement runs before auth (so v1
+        // errors carry the retirement headers too, and a retired v1 costs nothing), auth
+        // before the usage plan.
         let v1 = Router::new()
             .route("/v1/dashboard", get(v1::dashboard))
             .route("/v1/orders", get(v1::orders))
+            .route_layer(usage_plan)
             .route_layer(authenticate)
             .route_layer(from_fn_with_state(
                 state.retirement.clone(),

@@ -9,6 +9,7 @@ use switchyard_core::bff::Core;
 use switchyard_core::config::ConfigError;
 use switchyard_core::openapi::OpenApiDocument;
 use switchyard_core::problem::ProblemResponder;
+use switchyard_core::ratelimit::Limiter;
 use switchyard_core::upstream::{Freshness, Upstreams, within_budget};
 use switchyard_core::versioning::Retirement;
 
@@ -26,6 +27,7 @@ pub type AppState = Arc<AppStateInner>;
 pub struct AppStateInner {
     pub(crate) upstreams: Upstreams,
     pub(crate) authenticator: Authenticator,
+    pub(crate) limiter: Option<Limiter>,
     pub(crate) api: ApiConfig,
     pub(crate) retirement: Retirement<ProblemResponder>,
     pub(crate) openapi: OpenApiDocument,
@@ -49,6 +51,7 @@ pub(crate) fn build(config: &MobileConfig, core: &Core) -> Result<AppState, Conf
     Ok(Arc::new(AppStateInner {
         upstreams: core.upstreams.clone(),
         authenticator: core.authenticator.clone(),
+        limiter: core.limiter.clone(),
         api: config.api.clone(),
         retirement: Retirement::new(&config.v1, successor_of, ProblemResponder),
         openapi: OpenApiDocument::from_yaml("schema/mobile.openapi.yaml", OPENAPI_YAML)?,

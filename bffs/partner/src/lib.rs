@@ -23,6 +23,7 @@ use switchyard_core::bff::{Bff, Core};
 use switchyard_core::config::ConfigError;
 use switchyard_core::openapi::OpenApiDocument;
 use switchyard_core::problem::{Problem, ProblemResponder, render_problems};
+use switchyard_core::ratelimit::{Limiter, UsagePlanLayer};
 use switchyard_core::upstream::Upstreams;
 
 pub use crate::config::{PartnerApiConfig, PartnerConfig};
@@ -37,6 +38,7 @@ pub type AppState = Arc<AppStateInner>;
 pub struct AppStateInner {
     upstreams: Upstreams,
     authenticator: Authenticator,
+    limiter: Option<Limiter>,
     api: PartnerApiConfig,
     openapi: OpenApiDocument,
 }
@@ -49,24 +51,28 @@ impl Bff for PartnerBff {
     const ABOUT: &'static str = "Serves the Switchyard partner BFF (versioned REST/JSON).";
     type Config = PartnerConfig;
     type State = AppState;
+    type Responder = ProblemResponder;
 
     fn state(config: &PartnerConfig, core: &Core) -> Result<AppState, ConfigError> {
         Ok(Arc::new(AppStateInner {
             upstreams: core.upstreams.clone(),
             authenticator: core.authenticator.clone(),
+            limiter: core.limiter.clone(),
             api: config.partner.clone(),
             openapi: OpenApiDocument::from_yaml("schema/partner.openapi.yaml", OPENAPI_YAML)?,
         }))
     }
 
     /// Layers, outermost first (inside core's request id → access log → body limit):
-    /// problem rendering → per route: auth → handler.
+    /// problem rendering → per route: auth → usage plan → handler.
     fn router(state: AppState) -> Router {
         let authenticate = auth::layer(state.authenticator.clone(), ProblemResponder);
+        let usage_plan = UsagePlanLayer::new(state.limiter.clone(), ProblemResponder);
         let openapi = state.openapi.clone();
         Router::new()
             .route("/partner/v1/stock", get(v1::stock))
             .route("/partner/v1/orders", get(v1::orders))
+            .route_layer(usage_plan)
             .route_layer(authenticate)
             .route(
                 "/openapi.json",

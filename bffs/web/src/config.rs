@@ -38,6 +38,9 @@ pub struct GraphqlConfig {
     /// Time budget of one GraphQL request across all its upstream calls; no upstream call
     /// starts after it, and each call's timeout is cut to what remains.
     pub deadline_ms: u64,
+    /// Complexity per usage-plan unit: an operation costs
+    /// `max(1, ceil(complexity / cost_per_unit))` units.
+    pub cost_per_unit: usize,
 }
 
 impl Default for GraphqlConfig {
@@ -52,6 +55,7 @@ impl Default for GraphqlConfig {
             suggestions: true,
             document_cache_entries: 1_000,
             deadline_ms: 800,
+            cost_per_unit: 100,
         }
     }
 }
@@ -64,6 +68,7 @@ impl Validate for GraphqlConfig {
             ("graphql.max_batch", self.max_batch),
             ("graphql.max_page_size", self.max_page_size as usize),
             ("graphql.deadline_ms", self.deadline_ms as usize),
+            ("graphql.cost_per_unit", self.cost_per_unit),
         ];
         for (key, value) in positive {
             if value == 0 {

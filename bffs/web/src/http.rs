@@ -20,6 +20,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{self, AuthError, Principal, Scope};
+use switchyard_core::ratelimit::Decision;
 use switchyard_core::response::ErrorResponder;
 use switchyard_core::upstream::{Freshness, within_budget};
 
@@ -27,6 +28,7 @@ use crate::AppState;
 use crate::errors::{GRAPHQL_RESPONSE_JSON, GraphqlErrorResponder};
 use crate::fetchers::Loaders;
 use crate::schema::RequestData;
+use crate::usage::{Charge, Decisions};
 
 /// The response media type the client gets.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -195,9 +197,10 @@ async fn execute(
             ),
         );
     }
+    let decisions = Decisions::default();
     let mut prepared = Vec::with_capacity(requests.len());
     for request in requests {
-        match prepare(state, request, method, &principal) {
+        match prepare(state, request, method, &principal, &decisions) {
             Ok(request) => prepared.push(Ok(request)),
             Err(Rejection::MutationOverGet) => {
                 let mut response = reject(
@@ -231,7 +234,25 @@ async fn execute(
                 .insert("freshness".to_owned(), report.clone());
         }
     }
-    render(media_type, &responses, is_batch)
+    let mut response = render(media_type, &responses, is_batch);
+    apply_usage(&mut response, &decisions.take());
+    response
+}
+
+/// Sets the usage-plan headers from the operations' decisions (a refused one's, else the
+/// last one's), and 429 when every operation charged was refused. A batch whose other
+/// operations ran stays a 200, with `RATE_LIMITED` on the refused ones.
+fn apply_usage(response: &mut Response, decisions: &[Decision]) {
+    let Some(last) = decisions.last() else {
+        return;
+    };
+    let refused = decisions.iter().find(|d| !d.allowed);
+    refused
+        .unwrap_or(last)
+        .apply_headers(response.headers_mut());
+    if decisions.iter().all(|d| !d.allowed) {
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    }
 }
 
 /// `extensions.freshness`: present only when cached data was served because an upstream
@@ -281,6 +302,7 @@ fn prepare(
     mut request: Request,
     method: Method,
     principal: &Principal,
+    decisions: &Decisions,
 ) -> Result<Request, Rejection> {
     let parsed = state
         .documents
@@ -301,6 +323,14 @@ fn prepare(
         return Err(Rejection::MutationOverGet);
     }
     request.set_parsed_query(parsed.document.clone());
+    if let Some(limiter) = &state.limiter {
+        request = request.data(Charge {
+            limiter: limiter.clone(),
+            principal: principal.clone(),
+            cost_per_unit: state.limits.cost_per_unit,
+            decisions: decisions.clone(),
+        });
+    }
     Ok(request.data(RequestData {
         principal: principal.clone(),
         loaders: Loaders::new(&state.upstreams),

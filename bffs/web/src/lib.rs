@@ -13,6 +13,7 @@ mod http;
 pub mod loader;
 pub mod schema;
 mod state;
+mod usage;
 
 use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 use axum::Router;
@@ -22,6 +23,7 @@ use switchyard_core::config::ConfigError;
 use switchyard_core::upstream::Upstreams;
 
 pub use crate::config::{GraphqlConfig, WebConfig};
+use crate::errors::GraphqlErrorResponder;
 use crate::schema::{PageLimits, QueryRoot, WebSchema};
 pub use crate::state::{AppState, AppStateInner};
 
@@ -33,6 +35,7 @@ impl Bff for WebBff {
     const ABOUT: &'static str = "Serves the Switchyard web BFF (GraphQL over HTTP).";
     type Config = WebConfig;
     type State = AppState;
+    type Responder = GraphqlErrorResponder;
 
     fn state(config: &WebConfig, core: &Core) -> Result<AppState, ConfigError> {
         state::build(config, core)
@@ -53,6 +56,7 @@ pub fn build_schema(limits: &GraphqlConfig, upstreams: Option<Upstreams>) -> Web
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(10)
+        .extension(usage::UsagePlan)
         .data(PageLimits {
             max_page_size: limits.max_page_size,
         });

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use switchyard_core::auth::Authenticator;
 use switchyard_core::bff::Core;
 use switchyard_core::config::ConfigError;
+use switchyard_core::ratelimit::Limiter;
 use switchyard_core::upstream::Upstreams;
 
 use crate::build_schema;
@@ -22,6 +23,7 @@ pub struct AppStateInner {
     pub(crate) schema: WebSchema,
     pub(crate) upstreams: Upstreams,
     pub(crate) authenticator: Authenticator,
+    pub(crate) limiter: Option<Limiter>,
     pub(crate) documents: DocumentCache,
     pub(crate) limits: GraphqlConfig,
 }
@@ -32,6 +34,7 @@ pub(crate) fn build(config: &WebConfig, core: &Core) -> Result<AppState, ConfigE
         schema: build_schema(&config.graphql, Some(core.upstreams.clone())),
         upstreams: core.upstreams.clone(),
         authenticator: core.authenticator.clone(),
+        limiter: core.limiter.clone(),
         documents: DocumentCache::new(config.graphql.document_cache_entries),
         limits: config.graphql.clone(),
     }))

@@ -304,7 +304,9 @@ fn upstream_calls(sandbox: &Sandbox) -> u64 {
 }
 
 /// The environment that points a child at the sandbox: every upstream call made (the
-/// customers cache is off, so the BFF makes the calls the floor makes).
+/// customers cache is off, so the BFF makes the calls the floor makes), and usage plans
+/// off (the floor has none, and the benchmark's 256 consumers would be throttled by a
+/// tier's burst).
 fn child_env(sandbox: &Sandbox) -> Vec<(String, String)> {
     let upstreams = sandbox.upstreams_config();
     vec![
@@ -325,6 +327,7 @@ fn child_env(sandbox: &Sandbox) -> Vec<(String, String)> {
             "SWITCHYARD_UPSTREAMS__CUSTOMERS__CACHE__TTL_MS".into(),
             "0".into(),
         ),
+        ("SWITCHYARD_RATELIMIT__ENABLED".into(), "false".into()),
     ]
 }
 
