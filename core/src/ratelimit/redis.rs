@@ -57,10 +57,14 @@ return reply
 
 enum Connection {
     Single(ConnectionManager),
-    Cluster {
-        client: ClusterClient,
-        connection: OnceCell<ClusterConnection>,
-    },
+    Cluster(Box<LazyCluster>),
+}
+
+/// A cluster client and its connection, opened on first use (and again after a failure
+/// to open it).
+struct LazyCluster {
+    client: ClusterClient,
+    connection: OnceCell<ClusterConnection>,
 }
 
 /// Why the store could not decide.
@@ -111,10 +115,10 @@ impl RedisStore {
                     .retries(1)
                     .build()
                     .map_err(invalid)?;
-                Connection::Cluster {
+                Connection::Cluster(Box::new(LazyCluster {
                     client,
                     connection: OnceCell::new(),
-                }
+                }))
             }
         };
         Ok(Self {
@@ -162,9 +166,10 @@ impl RedisStore {
                     let mut manager = manager.clone();
                     invocation.invoke_async::<Value>(&mut manager).await
                 }
-                Connection::Cluster { client, connection } => {
-                    let connection = connection
-                        .get_or_try_init(|| client.get_async_connection())
+                Connection::Cluster(cluster) => {
+                    let connection = cluster
+                        .connection
+                        .get_or_try_init(|| cluster.client.get_async_connection())
                         .await?;
                     let mut connection = connection.clone();
                     invocation.invoke_async::<Value>(&mut connection).await
