@@ -56,6 +56,8 @@ pub trait BffConfig:
     fn upstreams_mut(&mut self) -> &mut UpstreamsConfig;
     /// Token verification, to trust another issuer (the sandbox launcher and tests).
     fn auth_mut(&mut self) -> &mut AuthConfig;
+    /// Shared state, to point replicas at one Redis (the sandbox launcher and tests).
+    fn redis_mut(&mut self) -> &mut RedisConfig;
 }
 
 /// Declares a BFF's top-level config struct: the shared sections every BFF has, with the
@@ -162,6 +164,9 @@ macro_rules! bff_config {
             }
             fn auth_mut(&mut self) -> &mut $crate::auth::AuthConfig {
                 &mut self.auth
+            }
+            fn redis_mut(&mut self) -> &mut $crate::shared_state::RedisConfig {
+                &mut self.redis
             }
         }
     };

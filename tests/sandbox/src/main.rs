@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use switchyard_core::bff::BffConfig;
 use switchyard_core::config::LogConfig;
 use switchyard_core::{server, telemetry};
 use switchyard_sandbox::issuer::{DEFAULT_SCOPES, DEV_API_KEY, Issuer, TokenRequest, dev_api_key};
@@ -44,6 +45,10 @@ struct Args {
     /// Listen address of the partner BFF.
     #[arg(long, default_value = "127.0.0.1:8084")]
     partner_listen: SocketAddr,
+    /// Share usage-plan state through this Redis (`redis.url` of every BFF started), e.g.
+    /// `redis://127.0.0.1:6379`; unset, each BFF counts on its own.
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
 }
 
 /// Where the launcher serves each BFF.
@@ -215,7 +220,7 @@ async fn main() -> ExitCode {
         iot: args.iot_listen,
         partner: args.partner_listen,
     };
-    match run(options, args.upstreams_only, listeners).await {
+    match run(options, args.upstreams_only, listeners, args.redis_url).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("switchyard-sandbox: {error:#}");
@@ -224,10 +229,18 @@ async fn main() -> ExitCode {
     }
 }
 
+/// A BFF's default config, sharing usage-plan state through `redis_url` when given.
+fn config_with<C: BffConfig>(redis_url: Option<&str>) -> C {
+    let mut config = C::default();
+    config.redis_mut().url = redis_url.map(str::to_owned);
+    config
+}
+
 async fn run(
     options: SandboxOptions,
     upstreams_only: bool,
     listeners: BffListeners,
+    redis_url: Option<String>,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let sandbox = Sandbox::start(&options)
@@ -245,6 +258,10 @@ async fn run(
     println!("  admin         GET|DELETE <service>/__stats, PUT <service>/__faults");
 
     if !upstreams_only {
+        let redis = redis_url.as_deref();
+        if let Some(url) = redis {
+            println!("  usage plans   shared through {url}");
+        }
         let BffListeners {
             web: web_listen,
             mobile: mobile_listen,
@@ -252,20 +269,20 @@ async fn run(
             partner: partner_listen,
         } = listeners;
         let web = sandbox
-            .start_bff::<web_bff::WebBff>(Default::default(), web_listen)
+            .start_bff::<web_bff::WebBff>(config_with(redis), web_listen)
             .await?;
         println!("  web-bff       http://{web}/graphql  (GraphiQL in a browser)");
         let mobile = sandbox
-            .start_bff::<mobile_bff::MobileBff>(Default::default(), mobile_listen)
+            .start_bff::<mobile_bff::MobileBff>(config_with(redis), mobile_listen)
             .await?;
         println!("  mobile-bff    http://{mobile}/v2/dashboard  (OpenAPI: /openapi.json)");
         let iot = sandbox
-            .start_bff::<iot_bff::IotBff>(Default::default(), iot_listen)
+            .start_bff::<iot_bff::IotBff>(config_with(redis), iot_listen)
             .await?;
         println!(
             "  iot-bff       http://{iot}/v1/readings  (CBOR; feed it: switchyard-sandbox devices)"
         );
-        let mut partner_config = partner_bff::PartnerConfig::default();
+        let mut partner_config: partner_bff::PartnerConfig = config_with(redis);
         partner_config.auth.api_keys.push(dev_api_key());
         let partner = sandbox
             .start_bff::<partner_bff::PartnerBff>(partner_config, partner_listen)
