@@ -6,7 +6,6 @@
 //! generation at run time.
 
 mod openapi;
-mod redis;
 
 use std::sync::Arc;
 
@@ -22,7 +21,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub use crate::openapi::OpenApiContract;
-pub use crate::redis::{RedisCluster, RedisServer};
+pub use switchyard_sandbox::redis::{RedisCluster, RedisServer};
 
 /// Issuer the test tokens name and the test apps trust.
 pub const TEST_ISSUER: &str = "https://issuer.test";

@@ -48,13 +48,89 @@ impl Latencies {
     }
 }
 
-async fn send(client: &reqwest::Client, work: &Workload, i: u64) -> bool {
+/// How one request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// A complete 2xx answer.
+    Ok,
+    /// 503 from admission control (`Retry-After: 1`): shed, not failed.
+    Shed,
+    /// Anything else.
+    Failed,
+}
+
+async fn attempt(client: &reqwest::Client, work: &Workload, i: u64) -> Outcome {
     match (work.make)(client, i).send().await {
         Ok(response) if response.status().is_success() => {
-            response.bytes().await.is_ok_and(|body| (work.check)(&body))
+            if response.bytes().await.is_ok_and(|body| (work.check)(&body)) {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            }
         }
-        _ => false,
+        Ok(response) if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+            let shed = response
+                .bytes()
+                .await
+                .is_ok_and(|body| body.windows(10).any(|w| w == b"OVERLOADED"));
+            if shed { Outcome::Shed } else { Outcome::Failed }
+        }
+        _ => Outcome::Failed,
     }
+}
+
+async fn send(client: &reqwest::Client, work: &Workload, i: u64) -> bool {
+    attempt(client, work, i).await == Outcome::Ok
+}
+
+/// What a closed loop past capacity measured: the latency of admitted and of shed
+/// requests, each sorted, in microseconds.
+#[derive(Clone, Debug, Default)]
+pub struct Overloaded {
+    /// Latencies of complete answers.
+    pub admitted: Latencies,
+    /// Latencies of requests shed by admission control.
+    pub shed: Latencies,
+    /// Requests that failed otherwise.
+    pub failed: u64,
+}
+
+/// Runs `concurrency` request loops for `duration`, timing every request and telling
+/// admitted, shed and failed requests apart.
+pub async fn closed_loop_timed(
+    client: &reqwest::Client,
+    work: &Workload,
+    concurrency: usize,
+    duration: Duration,
+) -> Overloaded {
+    let next = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + duration;
+    let workers = (0..concurrency).map(|_| {
+        let (client, work, next) = (client.clone(), work.clone(), Arc::clone(&next));
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while Instant::now() < stop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let started = Instant::now();
+                let outcome = attempt(&client, &work, i).await;
+                seen.push((outcome, started.elapsed().as_micros() as u64));
+            }
+            seen
+        })
+    });
+    let mut result = Overloaded::default();
+    for worker in futures_util::future::join_all(workers).await {
+        for (outcome, micros) in worker.unwrap_or_default() {
+            match outcome {
+                Outcome::Ok => result.admitted.micros.push(micros),
+                Outcome::Shed => result.shed.micros.push(micros),
+                Outcome::Failed => result.failed += 1,
+            }
+        }
+    }
+    result.admitted.micros.sort_unstable();
+    result.shed.micros.sort_unstable();
+    result
 }
 
 /// Runs `concurrency` request loops for `duration`; returns (successes, errors).

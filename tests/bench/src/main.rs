@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchyard_bench::floor::{self, FloorKind};
 use switchyard_bench::report;
-use switchyard_bench::scenario::{Plan, run};
+use switchyard_bench::scenario::{Plan, Scenario, run};
 use switchyard_core::bff::{App, Bff};
 use switchyard_core::config;
 
@@ -46,6 +46,10 @@ async fn serve(target: &str) -> anyhow::Result<()> {
     match target {
         "web" => serve_bff::<web_bff::WebBff>(listener).await,
         "mobile" => serve_bff::<mobile_bff::MobileBff>(listener).await,
+        "mobile-plans-local"
+        | "mobile-plans-redis"
+        | "mobile-admission-64"
+        | "mobile-unbounded" => serve_variant(target, listener).await,
         "iot" => serve_bff::<iot_bff::IotBff>(listener).await,
         other => {
             let kind = match other {
@@ -62,6 +66,39 @@ async fn serve(target: &str) -> anyhow::Result<()> {
             floor::serve(kind, listener, &config.upstreams, &config.auth).await
         }
     }
+}
+
+/// Serves the mobile BFF with one gateway feature changed from the environment's config:
+/// usage plans on (a plan no request exhausts; decided in the process, or in the Redis of
+/// `SWITCHYARD_REDIS__URL`), or admission control at 64 requests, or none at all.
+async fn serve_variant(target: &str, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    use switchyard_core::domain::Tier;
+    use switchyard_core::ratelimit::TierPlan;
+    let mut config: mobile_bff::MobileConfig = config::load(None)?;
+    match target {
+        "mobile-plans-local" | "mobile-plans-redis" => {
+            config.ratelimit.enabled = true;
+            let plan = TierPlan {
+                rate_per_sec: 1e6,
+                burst: 1_000_000,
+                quotas: Vec::new(),
+            };
+            config.ratelimit.tiers = [(Tier::Pro, plan.clone()), (Tier::Free, plan)].into();
+            if target == "mobile-plans-local" {
+                config.redis.url = None;
+            } else {
+                anyhow::ensure!(
+                    config.redis.url.is_some(),
+                    "{target} needs SWITCHYARD_REDIS__URL"
+                );
+            }
+        }
+        "mobile-admission-64" => config.server.max_in_flight = 64,
+        _ => config.server.max_in_flight = 1 << 20,
+    }
+    let app = App::<mobile_bff::MobileBff>::new(&config)?;
+    app.serve(listener, std::future::pending()).await?;
+    Ok(())
 }
 
 /// Serves BFF `B` on `listener`, configured from the environment, until the process ends.
@@ -91,11 +128,21 @@ async fn main() -> ExitCode {
         Plan::full()
     };
     if !args.scenarios.is_empty() {
+        plan.scenarios.extend(Scenario::GATEWAY);
         plan.scenarios.retain(|scenario| {
             let name = scenario.name();
-            args.scenarios
-                .iter()
-                .any(|wanted| name.contains(wanted.as_str()))
+            args.scenarios.iter().any(|wanted| {
+                let wanted = wanted.as_str();
+                // The gateway scenarios run when named ("plans", "overload") or all at
+                // once ("gateway"), not whenever a BFF's name matches.
+                if Scenario::GATEWAY.contains(scenario) {
+                    wanted == "gateway"
+                        || ((wanted.contains("plans") || wanted.contains("overload"))
+                            && name.contains(wanted))
+                } else {
+                    name.contains(wanted)
+                }
+            })
         });
         if plan.scenarios.is_empty() {
             eprintln!("switchyard-bench: no scenario matches {:?}", args.scenarios);

@@ -81,6 +81,41 @@ pub fn table(reports: &[ScenarioReport]) -> String {
             );
         }
     }
+    for r in reports {
+        let (Some(bounded), Some(unbounded)) = (r.bff.overload, r.floor.overload) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "\n{:<26} {:>5} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
+            "overload (closed loop)",
+            "conns",
+            "admit/s",
+            "p50 ms",
+            "p99 ms",
+            "shed",
+            "shed p50",
+            "shed p99",
+            "failed",
+            "rss MB"
+        );
+        for (label, point) in [("with admission control", bounded), ("without", unbounded)] {
+            let _ = writeln!(
+                out,
+                "{:<26} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>8.3} {:>8.3} {:>7} {:>7.1}",
+                label,
+                point.connections,
+                point.admitted_rps,
+                point.admitted_p50_ms,
+                point.admitted_p99_ms,
+                point.shed,
+                point.shed_p50_ms,
+                point.shed_p99_ms,
+                point.failed,
+                point.rss_mb
+            );
+        }
+    }
     out
 }
 

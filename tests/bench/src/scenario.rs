@@ -28,11 +28,50 @@ pub enum Scenario {
     Mobile,
     /// iot-bff: a 20-reading CBOR message.
     Iot,
+    /// mobile-bff's dashboard with usage plans on (a plan no request exhausts), decided in
+    /// the process or in Redis, against the same BFF with plans off: what the limiter costs.
+    MobilePlans(PlanStore),
+    /// mobile-bff's dashboard past its capacity (many more connections than it can serve
+    /// at once), with admission control (`server.max_in_flight = 64`) against without.
+    MobileOverload,
 }
 
+/// Where the usage-plan scenario's decisions are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanStore {
+    /// The in-process store.
+    Local,
+    /// A real Redis on loopback.
+    Redis,
+}
+
+/// Connections of the overload phase: eight times the admission limit.
+const OVERLOAD_CONNECTIONS: usize = 512;
+
 impl Scenario {
-    /// Every scenario, in report order.
+    /// Every BFF-against-floor scenario, in report order (the default run).
     pub const ALL: [Self; 4] = [Self::Web(5), Self::Web(50), Self::Mobile, Self::Iot];
+
+    /// Scenarios that compare a BFF with itself, run when `--scenario` names them.
+    pub const GATEWAY: [Self; 3] = [
+        Self::MobilePlans(PlanStore::Local),
+        Self::MobilePlans(PlanStore::Redis),
+        Self::MobileOverload,
+    ];
+
+    /// Whether both sides are the BFF (with and without a feature) rather than a floor.
+    fn compares_the_bff_with_itself(self) -> bool {
+        matches!(self, Self::MobilePlans(_) | Self::MobileOverload)
+    }
+
+    /// The request shape this scenario sends.
+    fn shape(self) -> Self {
+        if self.compares_the_bff_with_itself() {
+            Self::Mobile
+        } else {
+            self
+        }
+    }
 
     /// Name in reports.
     pub fn name(self) -> String {
@@ -40,6 +79,9 @@ impl Scenario {
             Self::Web(n) => format!("web-dashboard-n{n}"),
             Self::Mobile => "mobile-dashboard".to_owned(),
             Self::Iot => "iot-readings-20".to_owned(),
+            Self::MobilePlans(PlanStore::Local) => "mobile-plans-local".to_owned(),
+            Self::MobilePlans(PlanStore::Redis) => "mobile-plans-redis".to_owned(),
+            Self::MobileOverload => "mobile-overload".to_owned(),
         }
     }
 
@@ -49,15 +91,19 @@ impl Scenario {
             Self::Web(n) => ("web", format!("floor-web-{n}")),
             Self::Mobile => ("mobile", "floor-mobile".to_owned()),
             Self::Iot => ("iot", "floor-iot".to_owned()),
+            Self::MobilePlans(PlanStore::Local) => ("mobile-plans-local", "mobile".to_owned()),
+            Self::MobilePlans(PlanStore::Redis) => ("mobile-plans-redis", "mobile".to_owned()),
+            Self::MobileOverload => ("mobile-admission-64", "mobile-unbounded".to_owned()),
         }
     }
 
     /// Whether a 2xx body of the BFF (`floor == false`) or the floor is a complete answer.
     fn check_body(self, floor: bool) -> CheckBody {
+        let this = self.shape();
         fn contains(body: &[u8], needle: &[u8]) -> bool {
             body.windows(needle.len()).any(|w| w == needle)
         }
-        match (self, floor) {
+        match (this, floor) {
             (Self::Web(_), false) => Arc::new(|body: &[u8]| !contains(body, b"\"errors\"")),
             (Self::Mobile, false) => Arc::new(|body: &[u8]| contains(body, b"\"degraded\":[]")),
             _ => Arc::new(|_: &[u8]| true),
@@ -66,16 +112,16 @@ impl Scenario {
 
     /// The fewest orders a customer must have for this scenario's response to be full size.
     fn orders_needed(self) -> usize {
-        match self {
+        match self.shape() {
             Self::Web(n) => n as usize,
-            Self::Mobile => 5,
             Self::Iot => 0,
+            _ => 5,
         }
     }
 
     /// One signed-in caller per token: request `i` goes out as caller `i mod len`.
     fn tokens(self, sandbox: &Sandbox) -> anyhow::Result<Arc<Vec<String>>> {
-        let tokens: Vec<String> = match self {
+        let tokens: Vec<String> = match self.shape() {
             Self::Iot => vec![sandbox.issuer.mint(&TokenRequest {
                 sub: BENCH_DEVICE.into(),
                 scope: "data:inventory:write".into(),
@@ -107,7 +153,7 @@ impl Scenario {
     fn make_request(self, base: &str, floor: bool, tokens: Arc<Vec<String>>) -> MakeRequest {
         let base = base.to_owned();
         let token = move |i: u64| tokens[(i % tokens.len() as u64) as usize].clone();
-        match self {
+        match self.shape() {
             Self::Web(n) => {
                 let body = json!({ "query": format!(
                     "{{ viewer {{ name orders(first: {n}) {{ nodes {{ id status total {{ formatted }} \
@@ -126,10 +172,6 @@ impl Scenario {
                     request.bearer_auth(token(i))
                 })
             }
-            Self::Mobile => Arc::new(move |client: &reqwest::Client, i| {
-                let path = if floor { "/" } else { "/v2/dashboard" };
-                client.get(format!("{base}{path}")).bearer_auth(token(i))
-            }),
             Self::Iot => {
                 // Every message needs its own sequence number, across all phases.
                 let seq = Arc::new(AtomicU64::new(1));
@@ -143,6 +185,10 @@ impl Scenario {
                         .body(body)
                 })
             }
+            _ => Arc::new(move |client: &reqwest::Client, i| {
+                let path = if floor { "/" } else { "/v2/dashboard" };
+                client.get(format!("{base}{path}")).bearer_auth(token(i))
+            }),
         }
     }
 }
@@ -243,6 +289,31 @@ pub struct Measured {
     pub response_bytes: usize,
     /// Failed or incomplete requests, all phases.
     pub errors: u64,
+    /// The overload phase, when the scenario has one.
+    pub overload: Option<OverloadPoint>,
+}
+
+/// A closed loop of [`OVERLOAD_CONNECTIONS`] connections against one side.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct OverloadPoint {
+    /// Connections, each sending as fast as it is answered.
+    pub connections: usize,
+    /// Complete answers per second.
+    pub admitted_rps: f64,
+    /// Latency of complete answers, ms.
+    pub admitted_p50_ms: f64,
+    /// …
+    pub admitted_p99_ms: f64,
+    /// Requests shed with 503 `OVERLOADED`.
+    pub shed: u64,
+    /// Latency of shed requests, ms.
+    pub shed_p50_ms: f64,
+    /// …
+    pub shed_p99_ms: f64,
+    /// Requests that failed otherwise.
+    pub failed: u64,
+    /// Peak resident memory after the phase, MB.
+    pub rss_mb: f64,
 }
 
 impl Measured {
@@ -367,6 +438,7 @@ struct Side {
     /// Failed requests of every phase.
     errors: u64,
     latency: Vec<LatencyPoint>,
+    overload: Option<OverloadPoint>,
 }
 
 impl Side {
@@ -377,8 +449,9 @@ impl Side {
         scenario: Scenario,
         target: &str,
         floor: bool,
+        env: &[(String, String)],
     ) -> anyhow::Result<Self> {
-        let child = Target::start(target, &child_env(sandbox)).await?;
+        let child = Target::start(target, env).await?;
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(plan.concurrency * 4)
             .build()?;
@@ -405,7 +478,25 @@ impl Side {
             calls: 0,
             errors: 0,
             latency: Vec::new(),
+            overload: None,
         })
+    }
+
+    /// Runs the overload phase: far more connections than the BFF serves at once.
+    async fn overload(&mut self, duration: Duration) {
+        let seen =
+            load::closed_loop_timed(&self.client, &self.work, OVERLOAD_CONNECTIONS, duration).await;
+        self.overload = Some(OverloadPoint {
+            connections: OVERLOAD_CONNECTIONS,
+            admitted_rps: seen.admitted.micros.len() as f64 / duration.as_secs_f64(),
+            admitted_p50_ms: seen.admitted.quantile_ms(0.5),
+            admitted_p99_ms: seen.admitted.quantile_ms(0.99),
+            shed: seen.shed.micros.len() as u64,
+            shed_p50_ms: seen.shed.quantile_ms(0.5),
+            shed_p99_ms: seen.shed.quantile_ms(0.99),
+            failed: seen.failed,
+            rss_mb: self.child.usage().peak_rss as f64 / (1024.0 * 1024.0),
+        });
     }
 
     /// Runs the closed loop for `duration`; `measured` adds its figures to the totals.
@@ -468,6 +559,7 @@ impl Side {
             rss_mb: self.child.usage().peak_rss as f64 / (1024.0 * 1024.0),
             response_bytes: self.response_bytes,
             errors: self.errors,
+            overload: self.overload,
         }
     }
 }
@@ -491,10 +583,13 @@ async fn measure_pair(
     sandbox: &Sandbox,
     plan: &Plan,
     scenario: Scenario,
+    env: &[(String, String)],
 ) -> anyhow::Result<(Measured, Measured)> {
     let (bff_target, floor_target) = scenario.targets();
-    let mut bff = Side::start(sandbox, plan, scenario, bff_target, false).await?;
-    let mut floor = Side::start(sandbox, plan, scenario, &floor_target, true).await?;
+    let floor_is_floor = !scenario.compares_the_bff_with_itself();
+    let mut bff = Side::start(sandbox, plan, scenario, bff_target, false, env).await?;
+    let mut floor =
+        Side::start(sandbox, plan, scenario, &floor_target, floor_is_floor, env).await?;
 
     set_latency(sandbox, 0);
     let rounds = plan.rounds.max(1);
@@ -524,15 +619,37 @@ async fn measure_pair(
         }
     }
     set_latency(sandbox, 0);
+    if scenario == Scenario::MobileOverload {
+        for side in [&mut bff, &mut floor] {
+            side.overload(plan.per_rate).await;
+        }
+    }
     Ok((bff.measured(saturation), floor.measured(saturation)))
 }
 
-/// Runs `plan` on a fresh sandbox.
+/// Runs `plan` on a fresh sandbox (and a Redis, when a scenario needs one).
 pub async fn run(plan: &Plan) -> anyhow::Result<Vec<ScenarioReport>> {
     let sandbox = Sandbox::start(&SandboxOptions::ephemeral()).await?;
+    let redis = if plan
+        .scenarios
+        .contains(&Scenario::MobilePlans(PlanStore::Redis))
+    {
+        Some(
+            switchyard_sandbox::redis::RedisServer::start("switchyard-bench mobile-plans-redis")
+                .ok_or_else(|| {
+                    anyhow::anyhow!("mobile-plans-redis needs redis-server installed")
+                })?,
+        )
+    } else {
+        None
+    };
+    let mut env = child_env(&sandbox);
+    if let Some(redis) = &redis {
+        env.push(("SWITCHYARD_REDIS__URL".into(), redis.url()));
+    }
     let mut reports = Vec::new();
     for &scenario in &plan.scenarios {
-        let (bff, floor) = measure_pair(&sandbox, plan, scenario).await?;
+        let (bff, floor) = measure_pair(&sandbox, plan, scenario, &env).await?;
         let headline = bff.headline();
         let floor_p99 = floor.headline().p99_ms;
         reports.push(ScenarioReport {

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod data;
 pub mod devices;
 pub mod issuer;
+pub mod redis;
 pub mod services;
 pub mod stock;
 

@@ -1,9 +1,9 @@
-//! Real Redis servers for the tests that need shared state: one server, or a three-node
-//! Redis Cluster, started from the `redis-server` binary on free loopback ports and stopped
-//! when dropped.
+//! Real Redis servers for the tests and benchmarks that need shared state: one server, or
+//! a three-node Redis Cluster, started from the `redis-server` binary on free loopback
+//! ports and stopped when dropped.
 //!
-//! Without `redis-server` on the `PATH` these tests cannot run: under `CI=true` that is a
-//! failure (CI installs it), elsewhere a test says it is skipped and returns.
+//! Without `redis-server` on the `PATH` they cannot run: under `CI=true` that is a failure
+//! (CI installs it), elsewhere the caller is told it is skipped.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
