@@ -96,7 +96,8 @@ pub struct Overloaded {
 }
 
 /// Runs `concurrency` request loops for `duration`, timing every request and telling
-/// admitted, shed and failed requests apart.
+/// admitted, shed and failed requests apart. A loop whose request was shed waits the
+/// `Retry-After` it was given (1 s), as a well-behaved client does, before its next.
 pub async fn closed_loop_timed(
     client: &reqwest::Client,
     work: &Workload,
@@ -114,6 +115,9 @@ pub async fn closed_loop_timed(
                 let started = Instant::now();
                 let outcome = attempt(&client, &work, i).await;
                 seen.push((outcome, started.elapsed().as_micros() as u64));
+                if outcome == Outcome::Shed {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
             seen
         })
