@@ -93,16 +93,17 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let (Some(limiter), Some(principal)) = (
-            self.limiter.clone(),
-            request.extensions().get::<Principal>().cloned(),
-        ) else {
+        let Some(limiter) = self.limiter.clone() else {
             return Box::pin(inner.call(request));
         };
         let responder = self.responder.clone();
         let weight = self.weight;
         Box::pin(async move {
-            let decision = limiter.charge(&principal, weight).await;
+            // Routes without the auth layer in front have no principal: nothing to charge.
+            let Some(principal) = request.extensions().get::<Principal>() else {
+                return inner.call(request).await;
+            };
+            let decision = limiter.charge(principal, weight).await;
             let mut response = if decision.allowed {
                 inner.call(request).await?
             } else {

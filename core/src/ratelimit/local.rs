@@ -66,16 +66,30 @@ impl LocalStore {
         };
         let (decision, new_tat) = evaluate(plan, now_ms, &counters, cost);
         if decision.allowed {
-            let entry = Entry {
-                tat_ms: new_tat,
-                windows: windows
-                    .iter()
-                    .zip(&counters.used)
-                    .map(|(w, used)| (w.period, w.start_ms, used + u64::from(cost)))
-                    .collect(),
-                expires_ms: windows.iter().map(|w| w.end_ms).max().unwrap_or(0),
-            };
-            entries.insert(consumer.to_owned(), entry);
+            let charged = windows
+                .iter()
+                .zip(&counters.used)
+                .map(|(w, used)| (w.period, w.start_ms, used + u64::from(cost)));
+            let expires_ms = windows.iter().map(|w| w.end_ms).max().unwrap_or(0);
+            match entries.get_mut(consumer) {
+                // The common case: update in place, without allocating a key.
+                Some(entry) => {
+                    entry.tat_ms = new_tat;
+                    entry.windows.clear();
+                    entry.windows.extend(charged);
+                    entry.expires_ms = expires_ms;
+                }
+                None => {
+                    entries.insert(
+                        consumer.to_owned(),
+                        Entry {
+                            tat_ms: new_tat,
+                            windows: charged.collect(),
+                            expires_ms,
+                        },
+                    );
+                }
+            }
         }
         decision
     }

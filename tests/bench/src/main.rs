@@ -38,6 +38,12 @@ enum Command {
         /// web, mobile, iot, floor-web-N, floor-mobile or floor-iot.
         target: String,
     },
+    /// The cost of one usage-plan decision, in the process and in a Redis on loopback.
+    Limiter {
+        /// Decisions to time (the Redis store times a tenth as many).
+        #[arg(long, default_value_t = 200_000)]
+        decisions: u64,
+    },
 }
 
 async fn serve(target: &str) -> anyhow::Result<()> {
@@ -115,6 +121,27 @@ async fn serve_bff<B: Bff>(listener: tokio::net::TcpListener) -> anyhow::Result<
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Limiter { decisions }) = args.command {
+        return match switchyard_bench::limiter::run(decisions).await {
+            Ok(figures) => {
+                println!(
+                    "{:<12} {:>14} {:>20}",
+                    "store", "µs/decision", "decisions/s (64 tasks)"
+                );
+                for f in figures {
+                    println!(
+                        "{:<12} {:>14.2} {:>20.0}",
+                        f.store, f.sequential_us, f.concurrent_per_sec
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("switchyard-bench limiter: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Serve { target }) = args.command {
         return match serve(&target).await {
             Ok(()) => ExitCode::SUCCESS,
