@@ -257,16 +257,6 @@ fn credentials(headers: &HeaderMap) -> Result<Credentials<'_>, AuthError> {
     }
 }
 
-/// The token of the single `Authorization: Bearer <token>` header (scheme case-insensitive).
-///
-/// Tokens are read from this header only, never from the query string or cookies.
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
-    match credentials(headers)? {
-        Credentials::Bearer(token) => Ok(token),
-        Credentials::ApiKey(_) => Err(AuthError::Missing),
-    }
-}
-
 /// State of the [`middleware`]: the authenticator and how to render its failures.
 #[derive(Clone)]
 pub struct AuthState<R> {

@@ -27,7 +27,7 @@ struct Entry {
 
 /// Usage-plan counters kept in this process.
 #[derive(Debug, Default)]
-pub struct LocalStore {
+pub(super) struct LocalStore {
     entries: Mutex<HashMap<String, Entry>>,
     decisions: AtomicU64,
 }
@@ -35,7 +35,7 @@ pub struct LocalStore {
 impl LocalStore {
     /// Decides `cost` units of `plan` for `consumer` at `now_ms`, and charges them if the
     /// request is admitted.
-    pub fn decide(&self, consumer: &str, plan: &Plan, cost: u32, now_ms: i64) -> Decision {
+    pub(super) fn decide(&self, consumer: &str, plan: &Plan, cost: u32, now_ms: i64) -> Decision {
         let mut entries = self
             .entries
             .lock()
@@ -92,18 +92,5 @@ impl LocalStore {
             }
         }
         decision
-    }
-
-    /// Consumers with counters (for tests and diagnostics).
-    pub fn len(&self) -> usize {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
-    }
-
-    /// Whether no consumer has counters.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

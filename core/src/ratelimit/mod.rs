@@ -31,6 +31,5 @@ pub use self::config::{
 };
 pub use self::layer::{AddressLimitLayer, UsagePlanLayer, client_address};
 pub use self::limiter::{Consumer, Limiter};
-pub use self::local::LocalStore;
 pub use self::policy::{Decision, Plan, PolicyState, RATELIMIT, RATELIMIT_POLICY};
 pub use self::redis::StoreError;

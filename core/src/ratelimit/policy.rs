@@ -298,11 +298,6 @@ impl Decision {
         })
     }
 
-    /// Units left in the most constraining policy (for logs and metrics).
-    pub fn remaining(&self) -> Option<u64> {
-        self.most_constraining().map(|p| p.remaining)
-    }
-
     /// Adds `RateLimit-Policy` and `RateLimit` (and `Retry-After` when refused).
     pub fn apply_headers(&self, headers: &mut HeaderMap) {
         headers.insert(RATELIMIT_POLICY, self.policy_header.clone());
