@@ -180,3 +180,60 @@ async fn plans_are_shared_through_a_redis_cluster() {
     assert_eq!(mobile.send(get("/v2/orders", &token)).await.status, 429);
     assert_eq!(web.send(graphql(&token)).await.status, 429);
 }
+
+#[tokio::test]
+async fn through_redis_the_burst_counts_down_and_a_month_quota_refuses_with_its_reset() {
+    let Some(redis) = RedisServer::start("redis burst and quota") else {
+        return;
+    };
+    let app = TestApp::<MobileBff>::spawn_with(|config| {
+        let mut plans = tight(3);
+        plans
+            .tiers
+            .get_mut(&switchyard_core::domain::Tier::Free)
+            .expect("free")
+            .quotas = vec![switchyard_core::ratelimit::Quota {
+            limit: 2,
+            period: switchyard_core::ratelimit::Period::Month,
+        }];
+        config.ratelimit = plans;
+        config.redis.url = Some(redis.url());
+        config.redis.timeout_ms = 500;
+    })
+    .await;
+    app.mocks.serve_orders(&[]).await;
+    let pro = bearer(&app.mocks, "cus_1", "pro");
+    for expected in [2, 1, 0] {
+        let response = app.send(get("/v2/orders", &pro)).await;
+        assert_eq!(response.status, 200);
+        assert_eq!(crate::remaining(&response), expected);
+    }
+    let refused = app.send(get("/v2/orders", &pro)).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("1000"));
+    assert_eq!(refused.header("ratelimit"), Some("\"burst\";r=0;t=1000"));
+
+    let free = bearer(&app.mocks, "cus_2", "free");
+    for _ in 0..2 {
+        assert_eq!(app.send(get("/v2/orders", &free)).await.status, 200);
+    }
+    let over_quota = app.send(get("/v2/orders", &free)).await;
+    assert_eq!(over_quota.status, 429);
+    let detail = over_quota.json["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("month quota of 2 units exhausted; it resets at"),
+        "{detail}"
+    );
+    let month = redis
+        .cli(&["KEYS", "{sy:rl:cus_2}:q:month:*"])
+        .expect("redis-cli");
+    assert!(!month.trim().is_empty(), "the quota counter lives in Redis");
+    let ttl = redis
+        .cli(&["PTTL", month.lines().next().expect("a key").trim()])
+        .and_then(|ttl| ttl.trim().parse::<i64>().ok())
+        .expect("a TTL");
+    assert!(
+        ttl > 0 && ttl <= 32 * 86_400_000,
+        "expires after its window: {ttl}"
+    );
+}
