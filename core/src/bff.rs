@@ -281,11 +281,10 @@ pub struct BffArgs {
 /// [`run`]s on a multi-threaded runtime.
 pub fn main<B: Bff>() -> ExitCode {
     use clap::{Args as _, FromArgMatches as _};
-    let command = BffArgs::augment_args(
-        clap::Command::new(B::NAME)
-            .about(B::ABOUT)
-            .version(env!("CARGO_PKG_VERSION")),
-    );
+    // `about` after the arguments: their derive would otherwise put its own doc there.
+    let command = BffArgs::augment_args(clap::Command::new(B::NAME))
+        .about(B::ABOUT)
+        .version(env!("CARGO_PKG_VERSION"));
     let args = match BffArgs::from_arg_matches(&command.get_matches()) {
         Ok(args) => args,
         Err(error) => error.exit(),
