@@ -2,17 +2,15 @@
 //! logging, admission control, the limit per client address, body limits and graceful
 //! shutdown.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
@@ -27,7 +25,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::Authenticator;
 use crate::config::ServerConfig;
 use crate::error::ErrorCode;
-use crate::ratelimit::{AddressLimitLayer, Limiter};
+use crate::ratelimit::{AddressLimit, Limiter, limit_by_address};
 use crate::response::ErrorResponder;
 use crate::upstream::{Guards, UpstreamsHealth};
 
@@ -190,22 +188,26 @@ pub fn with_common_layers<R: ErrorResponder>(
             ))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
             .layer(trace)
-            .layer(AdmissionLayer::new(config.max_in_flight, responder.clone()))
-            .layer(AddressLimitLayer::new(limiter, responder))
+            .layer(from_fn_with_state(
+                Admission::new(config.max_in_flight, responder.clone()),
+                admit::<R>,
+            ))
+            .layer(from_fn_with_state(
+                AddressLimit::new(limiter, responder),
+                limit_by_address::<R>,
+            ))
             .layer(DefaultBodyLimit::max(config.body_limit_bytes)),
     )
 }
 
-/// Admission control: at most `max_in_flight` requests are processed at once; the next is
-/// answered 503 `OVERLOADED` with `Retry-After: 1` at once, so that under overload latency
-/// and memory stay bounded instead of requests queueing. Probes are always admitted.
+/// What [`admit`] needs: the permits of `server.max_in_flight` and the BFF's error format.
 #[derive(Clone)]
-pub struct AdmissionLayer<R> {
+pub struct Admission<R> {
     permits: Arc<Semaphore>,
     responder: R,
 }
 
-impl<R> AdmissionLayer<R> {
+impl<R> Admission<R> {
     /// Admits `max_in_flight` requests at once, refusing others in `responder`'s format.
     pub fn new(max_in_flight: usize, responder: R) -> Self {
         Self {
@@ -215,62 +217,29 @@ impl<R> AdmissionLayer<R> {
     }
 }
 
-impl<S, R: Clone> tower::Layer<S> for AdmissionLayer<R> {
-    type Service = AdmissionService<S, R>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        AdmissionService {
-            inner,
-            permits: Arc::clone(&self.permits),
-            responder: self.responder.clone(),
-        }
+/// Admission control: at most `max_in_flight` requests are processed at once; the next is
+/// answered 503 `OVERLOADED` with `Retry-After: 1` at once, so that under overload latency
+/// and memory stay bounded instead of requests queueing. Probes are always admitted.
+pub async fn admit<R: ErrorResponder>(
+    State(admission): State<Admission<R>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+        return next.run(request).await;
     }
-}
-
-/// The service [`AdmissionLayer`] wraps the router in.
-#[derive(Clone)]
-pub struct AdmissionService<S, R> {
-    inner: S,
-    permits: Arc<Semaphore>,
-    responder: R,
-}
-
-impl<S, R> tower::Service<Request> for AdmissionService<S, R>
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
-    R: ErrorResponder,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        if matches!(request.uri().path(), "/healthz" | "/readyz") {
-            return Box::pin(self.inner.call(request));
-        }
-        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
-            let mut response = self.responder.respond_to(
-                &request,
-                ErrorCode::Overloaded,
-                "this service is at its capacity; retry shortly",
-            );
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return Box::pin(async move { Ok(response) });
-        };
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let response = future.await;
-            drop(permit);
-            response
-        })
-    }
+    let Ok(_permit) = Arc::clone(&admission.permits).try_acquire_owned() else {
+        let mut response = admission.responder.respond_to(
+            &request,
+            ErrorCode::Overloaded,
+            "this service is at its capacity; retry shortly",
+        );
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    next.run(request).await
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests

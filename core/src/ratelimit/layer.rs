@@ -4,8 +4,9 @@
 //!   charges the request's weight to the principal's plan, adds `RateLimit-Policy` and
 //!   `RateLimit` to the response, or answers 429 with `Retry-After` itself in the BFF's
 //!   format, before the handler (and so every upstream) is reached.
-//! - [`AddressLimitLayer`] (every BFF, before authentication): a limit per client address
-//!   that keeps floods of bad tokens from costing signature checks.
+//! - [`limit_by_address`] (every BFF, before authentication, in core's common layers): a
+//!   limit per client address that keeps floods of bad tokens from costing signature
+//!   checks.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,7 +14,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
 use axum::response::Response;
 use http::HeaderMap;
 
@@ -146,83 +148,53 @@ pub fn client_address(
     peer.map(|peer| peer.ip())
 }
 
-/// See the module documentation.
+/// What [`limit_by_address`] needs: the limiter (`None`: usage plans off) and the BFF's
+/// error format.
 #[derive(Clone)]
-pub struct AddressLimitLayer<R> {
+pub struct AddressLimit<R> {
     limiter: Option<Limiter>,
     responder: R,
 }
 
-impl<R: ErrorResponder> AddressLimitLayer<R> {
+impl<R: ErrorResponder> AddressLimit<R> {
     /// Limits requests per client address, refusing in `responder`'s format.
     pub fn new(limiter: Option<Limiter>, responder: R) -> Self {
         Self { limiter, responder }
     }
 }
 
-impl<S, R: Clone> tower::Layer<S> for AddressLimitLayer<R> {
-    type Service = AddressLimitService<S, R>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        AddressLimitService {
-            inner,
-            limiter: self.limiter.clone(),
-            responder: self.responder.clone(),
-        }
-    }
-}
-
-/// The service [`AddressLimitLayer`] wraps a router in.
-#[derive(Clone)]
-pub struct AddressLimitService<S, R> {
-    inner: S,
-    limiter: Option<Limiter>,
-    responder: R,
-}
-
-impl<S, R> tower::Service<Request> for AddressLimitService<S, R>
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
-    R: ErrorResponder,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxedResponse;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        if let Some(limiter) = &self.limiter
-            && !is_probe(request.uri().path())
+/// Middleware of the limit per client address (see the module documentation):
+/// `from_fn_with_state(AddressLimit::new(limiter, responder), limit_by_address::<R>)`.
+pub async fn limit_by_address<R: ErrorResponder>(
+    State(state): State<AddressLimit<R>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(limiter) = &state.limiter
+        && !is_probe(request.uri().path())
+    {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        let address = client_address(request.headers(), peer, limiter.trusted_proxy_hops());
+        if let Some(decision) = address.map(|address| limiter.check_address(address))
+            && !decision.allowed
         {
-            let peer = request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0);
-            if let Some(address) =
-                client_address(request.headers(), peer, limiter.trusted_proxy_hops())
-            {
-                let decision = limiter.check_address(address);
-                if !decision.allowed {
-                    let mut response = self.responder.respond_to(
-                        &request,
-                        ErrorCode::RateLimited,
-                        "too many requests from this address",
-                    );
-                    if let Some(secs) = decision.retry_after_secs() {
-                        response
-                            .headers_mut()
-                            .insert(http::header::RETRY_AFTER, secs.into());
-                    }
-                    return Box::pin(async move { Ok(response) });
-                }
+            let mut response = state.responder.respond_to(
+                &request,
+                ErrorCode::RateLimited,
+                "too many requests from this address",
+            );
+            if let Some(secs) = decision.retry_after_secs() {
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, secs.into());
             }
+            return response;
         }
-        Box::pin(self.inner.call(request))
     }
+    next.run(request).await
 }
 
 #[cfg(test)]
