@@ -41,6 +41,25 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// A free port for a cluster node: Redis Cluster also listens on the port + 10,000 (its
+/// bus), so both must be free and below 65,536, which ephemeral ports often are not.
+fn free_cluster_port() -> u16 {
+    for _ in 0..1_000 {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    // Ephemeral ports all too high: probe the low range directly.
+    (20_000..45_000)
+        .step_by(7)
+        .find(|&port| {
+            TcpListener::bind(("127.0.0.1", port)).is_ok()
+                && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+        })
+        .expect("a free port pair for a cluster node")
+}
+
 impl RedisServer {
     /// A fresh server, or `None` (after saying so) where `redis-server` is missing.
     pub fn start(test: &str) -> Option<Self> {
@@ -137,7 +156,7 @@ impl RedisCluster {
         }
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
-                let port = free_port();
+                let port = free_cluster_port();
                 let config = format!("nodes-{port}.conf");
                 RedisServer::spawn(
                     port,
