@@ -41,6 +41,8 @@ pub struct Problem {
     code: ErrorCode,
     detail: String,
     service: Option<&'static str>,
+    /// The `WWW-Authenticate` challenge of an auth failure.
+    challenge: Option<HeaderValue>,
 }
 
 impl Problem {
@@ -50,6 +52,7 @@ impl Problem {
             code,
             detail: detail.into(),
             service: None,
+            challenge: None,
         }
     }
 
@@ -60,13 +63,19 @@ impl Problem {
             code: error.code(),
             detail: error.public_message(),
             service: Some(error.service().as_str()),
+            challenge: None,
         }
     }
 }
 
 impl From<AuthError> for Problem {
+    /// The problem, with the error's `WWW-Authenticate` challenge (`insufficient_scope` for
+    /// a missing scope).
     fn from(error: AuthError) -> Self {
-        Self::new(error.code(), error.to_string())
+        Self {
+            challenge: Some(error.www_authenticate()),
+            ..Self::new(error.code(), error.to_string())
+        }
     }
 }
 
@@ -82,6 +91,11 @@ impl IntoResponse for Problem {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(challenge) = &self.challenge {
+            response
+                .headers_mut()
+                .insert(http::header::WWW_AUTHENTICATE, challenge.clone());
+        }
         response.extensions_mut().insert(self);
         response
     }

@@ -30,6 +30,10 @@ async fn a_token_without_the_write_scope_is_403() {
         .await;
     assert_eq!(response.status, 403);
     assert_eq!(error_code(&response), "FORBIDDEN");
+    assert_eq!(
+        response.header("www-authenticate"),
+        Some(r#"Bearer error="insufficient_scope""#)
+    );
 }
 
 #[tokio::test]

@@ -121,6 +121,30 @@ async fn inventory_down_is_a_503_with_retry_after_and_the_retry_applies_once() {
 }
 
 #[tokio::test]
+async fn a_key_still_being_applied_is_a_503_with_retry_after_never_a_4xx() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(409))
+        .up_to_n_times(1)
+        .mount(&app.mocks.inventory)
+        .await;
+    let token = app.device_token("dev-1");
+    let message = samples::valid("dev-1", 4, 2).to_cbor();
+    let busy = app.post(Some(&token), message.clone()).await;
+    assert_eq!(busy.status, 503, "a device drops a message on a 4xx");
+    assert_eq!(busy.header("retry-after"), Some("5"));
+    assert_eq!(error_code(&busy), "UPSTREAM_UNAVAILABLE");
+    Mock::given(method("POST"))
+        .and(header("idempotency-key", "reading:dev-1:4"))
+        .respond_with(accepted(2))
+        .expect(1)
+        .mount(&app.mocks.inventory)
+        .await;
+    let retried = app.post(Some(&token), message).await;
+    assert_eq!(ack(&retried).accepted, 2, "nothing lost");
+}
+
+#[tokio::test]
 async fn per_reading_rejections_keep_the_device_indexes() {
     let app = spawn_app().await;
     // The BFF forwards readings 0 and 2 only; inventory refuses its index 1 (device index 2).

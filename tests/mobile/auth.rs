@@ -52,6 +52,57 @@ async fn missing_bad_and_expired_tokens_are_401_problems_without_upstream_calls(
 }
 
 #[tokio::test]
+async fn oversized_wrongly_typed_critical_and_future_tokens_are_refused_before_any_upstream_call() {
+    let app = spawn_app().await;
+    let key = &app.mocks.rsa;
+    let customer = Token::customer("cus_1");
+    let padded = Token {
+        sub: "x".repeat(9 * 1024),
+        ..customer.clone()
+    }
+    .sign(key);
+    let cases = [
+        (padded, "invalid token: token too large"),
+        (
+            customer.sign_with_header(key, |h| h.typ = Some("id_token+jwt".into())),
+            "invalid token: token type not accepted",
+        ),
+        (
+            customer.sign_with_header(key, |h| h.crit = Some(vec!["exp".into()])),
+            "invalid token: critical header parameters not supported",
+        ),
+        (
+            Token {
+                iat_in: 3_600,
+                nbf_in: -10,
+                ..customer.clone()
+            }
+            .sign(key),
+            "invalid token: token issued in the future",
+        ),
+    ];
+    for (token, detail) in &cases {
+        let response = app.get("/v2/orders", Some(token)).await;
+        assert_eq!(response.status, 401, "{detail}");
+        assert_eq!(response.json["detail"], *detail);
+    }
+    // `at+jwt` (RFC 9068 access tokens), and no `typ` at all, are accepted.
+    app.mocks.serve_orders(&[]).await;
+    for token in [
+        customer.sign_with_header(key, |h| h.typ = Some("at+jwt".into())),
+        customer.sign_with_header(key, |h| h.typ = None),
+    ] {
+        assert_eq!(app.get("/v2/orders", Some(&token)).await.status, 200);
+    }
+    let calls = app.mocks.orders.received_requests().await.map(|r| r.len());
+    assert_eq!(
+        calls,
+        Some(2),
+        "only the two accepted tokens reached the orders service"
+    );
+}
+
+#[tokio::test]
 async fn a_token_without_the_needed_scope_is_a_403_problem() {
     let app = spawn_app().await;
     let token = Token::customer("cus_1")
@@ -63,6 +114,10 @@ async fn a_token_without_the_needed_scope_is_a_403_problem() {
     assert_eq!(
         response.json["detail"],
         "insufficient scope: requires data:customers:read"
+    );
+    assert_eq!(
+        response.header("www-authenticate"),
+        Some(r#"Bearer error="insufficient_scope""#)
     );
 }
 

@@ -86,6 +86,10 @@ async fn a_partner_jwt_without_a_needed_scope_is_a_403_problem_without_upstream_
     let response = app.get("/partner/v1/orders", Some(&no_admin)).await;
     assert_eq!(response.status, 403);
     assert_eq!(response.json["code"], "FORBIDDEN");
+    assert_eq!(
+        response.header("www-authenticate"),
+        Some(r#"Bearer error="insufficient_scope""#)
+    );
     assert!(
         response.json["detail"]
             .as_str()

@@ -133,6 +133,8 @@ pub struct Token {
     pub nbf_in: i64,
     /// `kid` override (default: the signing key's).
     pub kid: Option<String>,
+    /// `iat` relative to now, in seconds.
+    pub iat_in: i64,
 }
 
 /// The scopes of an ordinary customer token.
@@ -150,6 +152,7 @@ impl Token {
             exp_in: 600,
             nbf_in: -10,
             kid: None,
+            iat_in: 0,
         }
     }
 
@@ -163,7 +166,7 @@ impl Token {
         let now = now();
         let mut claims = json!({
             "sub": self.sub, "scope": self.scope, "iss": self.iss, "aud": self.aud,
-            "iat": now, "exp": now + self.exp_in, "nbf": now + self.nbf_in,
+            "iat": now + self.iat_in, "exp": now + self.exp_in, "nbf": now + self.nbf_in,
         });
         if let Some(tier) = &self.tier {
             claims["tier"] = json!(tier);
@@ -173,8 +176,14 @@ impl Token {
 
     /// Signs with `key`.
     pub fn sign(&self, key: &TestKey) -> String {
+        self.sign_with_header(key, |_| {})
+    }
+
+    /// Signs with `key`, after `bend` has changed the header (`typ`, `crit`, …).
+    pub fn sign_with_header(&self, key: &TestKey, bend: impl FnOnce(&mut Header)) -> String {
         let mut header = Header::new(key.alg);
         header.kid = Some(self.kid.clone().unwrap_or_else(|| key.kid.to_owned()));
+        bend(&mut header);
         jsonwebtoken::encode(&header, &self.claims(), &key.encoding)
             .expect("signing test tokens works")
     }

@@ -19,6 +19,7 @@ pub struct DeviceError {
     code: ErrorCode,
     message: String,
     retry_after_secs: Option<u32>,
+    challenge: Option<HeaderValue>,
 }
 
 impl DeviceError {
@@ -28,6 +29,7 @@ impl DeviceError {
             code,
             message: message.into(),
             retry_after_secs: None,
+            challenge: None,
         }
     }
 
@@ -47,6 +49,11 @@ impl IntoResponse for DeviceError {
             error_to_cbor(self.code.as_str(), message),
         )
             .into_response();
+        if let Some(challenge) = self.challenge {
+            response
+                .headers_mut()
+                .insert(http::header::WWW_AUTHENTICATE, challenge);
+        }
         if let Some(secs) = self.retry_after_secs {
             response
                 .headers_mut()
@@ -57,8 +64,13 @@ impl IntoResponse for DeviceError {
 }
 
 impl From<switchyard_core::auth::AuthError> for DeviceError {
+    /// The error, with its `WWW-Authenticate` challenge (`insufficient_scope` for a
+    /// missing scope).
     fn from(error: switchyard_core::auth::AuthError) -> Self {
-        Self::new(error.code(), error.to_string())
+        Self {
+            challenge: Some(error.www_authenticate()),
+            ..Self::new(error.code(), error.to_string())
+        }
     }
 }
 

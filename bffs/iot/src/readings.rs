@@ -234,6 +234,13 @@ fn upstream_failure(error: &UpstreamError, retry_after_secs: u32) -> DeviceError
             format!("{}; retry later", error.public_message()),
         )
         .retry_after(retry_after_secs),
+        // The same key is still being applied (a concurrent delivery of this message):
+        // the device must come back, so never a 4xx, on which it would drop the message.
+        UpstreamError::Rejected { status: 409, .. } => DeviceError::new(
+            ErrorCode::UpstreamUnavailable,
+            "this message is still being applied; retry later",
+        )
+        .retry_after(retry_after_secs),
         UpstreamError::Rejected { status: 422, .. } => DeviceError::new(
             ErrorCode::BadRequest,
             "this seq was already used for a different message",

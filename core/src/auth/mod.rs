@@ -43,6 +43,8 @@ struct Claims {
     sub: String,
     exp: u64,
     #[serde(default)]
+    iat: Option<u64>,
+    #[serde(default)]
     scope: String,
     #[serde(default)]
     tier: Option<String>,
@@ -63,7 +65,12 @@ pub struct Authenticator {
     validations: Arc<Vec<(Algorithm, Validation)>>,
     /// The configured API keys (empty: the `ApiKey` scheme is not accepted).
     api_keys: Arc<ApiKeys>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    leeway_secs: u64,
 }
+
+/// Longest token accepted; a longer one is refused before it is decoded or hashed.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 impl Authenticator {
     /// An authenticator for `config`. A JWKS file is read now; a JWKS URL is fetched by
@@ -92,6 +99,7 @@ impl Authenticator {
             .map(Arc::new),
             validations: Arc::new(validations),
             api_keys: Arc::new(ApiKeys::new(&config.api_keys)),
+            leeway_secs: config.leeway_secs,
         })
     }
 
@@ -131,6 +139,9 @@ impl Authenticator {
 
     /// Verifies one compact JWT, or answers from the tokens verified recently.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Invalid("token too large"));
+        }
         let Some(verified) = &self.verified else {
             return self
                 .verify_signature(token)
@@ -172,6 +183,18 @@ impl Authenticator {
         // Headers naming `none` or an unknown algorithm do not even parse.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::Invalid("malformed token"))?;
+        // RFC 8725: only the token types meant for us, and no critical extensions we would
+        // have to understand.
+        if header.typ.as_deref().is_some_and(|typ| {
+            !typ.eq_ignore_ascii_case("JWT") && !typ.eq_ignore_ascii_case("at+jwt")
+        }) {
+            return Err(AuthError::Invalid("token type not accepted"));
+        }
+        if header.crit.is_some() {
+            return Err(AuthError::Invalid(
+                "critical header parameters not supported",
+            ));
+        }
         let validation = self
             .validations
             .iter()
@@ -185,6 +208,14 @@ impl Authenticator {
         }
         let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
             .map_err(|e| AuthError::Invalid(describe_jwt_error(e.kind())))?;
+        let now = jsonwebtoken::get_current_timestamp();
+        if data
+            .claims
+            .iat
+            .is_some_and(|iat| iat > now.saturating_add(self.leeway_secs))
+        {
+            return Err(AuthError::Invalid("token issued in the future"));
+        }
         let expires_at = data.claims.exp;
         Ok((principal_from_claims(data.claims)?, expires_at))
     }
