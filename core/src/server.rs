@@ -188,6 +188,8 @@ pub fn with_common_layers<R: ErrorResponder>(
             ))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
             .layer(trace)
+            .layer(axum::middleware::from_fn(ensure_retry_after))
+            .layer(from_fn_with_state(responder.clone(), catch_panics::<R>))
             .layer(from_fn_with_state(
                 Admission::new(config.max_in_flight, responder.clone()),
                 admit::<R>,
@@ -198,6 +200,56 @@ pub fn with_common_layers<R: ErrorResponder>(
             ))
             .layer(DefaultBodyLimit::max(config.body_limit_bytes)),
     )
+}
+
+/// Every 503 and 504 tells the client when to come back: `Retry-After: 1` unless whoever
+/// answered chose a value (admission control, an upstream's own, the IoT BFF's).
+async fn ensure_retry_after(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if (status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::GATEWAY_TIMEOUT)
+        && !response.headers().contains_key(http::header::RETRY_AFTER)
+    {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// A panic in a handler becomes a 500 `INTERNAL` in the client's format, with the request
+/// id (the response header, and in the body where the format has one), instead of a reset
+/// connection; the panic itself goes to the log.
+async fn catch_panics<R: ErrorResponder>(
+    State(responder): State<R>,
+    request: Request,
+    next: Next,
+) -> Response {
+    use futures_util::FutureExt as _;
+    // What the error response needs of the request, kept before the handler takes it.
+    let mut seen = http::Request::new(());
+    *seen.uri_mut() = request.uri().clone();
+    if let Some(id) = request.extensions().get::<RequestId>() {
+        seen.extensions_mut().insert(id.clone());
+    }
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            responder.respond_to(
+                &seen,
+                ErrorCode::Internal,
+                &format!("handler panicked: {what}"),
+            )
+        }
+    }
 }
 
 /// What [`admit`] needs: the permits of `server.max_in_flight` and the BFF's error format.

@@ -4,3 +4,4 @@ mod auth_middleware;
 mod cache;
 mod resilience;
 mod shutdown;
+mod skeleton;
