@@ -393,3 +393,39 @@ async fn non_idempotent_calls_are_never_retried() {
     assert!(result.is_err());
     assert_eq!(attempts.load(Ordering::Relaxed), 1);
 }
+
+#[tokio::test]
+async fn timeouts_caused_by_a_nearly_spent_deadline_do_not_open_a_healthy_services_breaker() {
+    let server = MockServer::start().await;
+    respond(
+        &server,
+        ResponseTemplate::new(200)
+            .set_body_json(stock_json("SKU-1", 1))
+            .set_delay(Duration::from_millis(300)),
+    )
+    .await;
+    let mut config = config(&server);
+    config.timeout_ms = 2_000;
+    let client = inventory(&config);
+    // Each request had 200 ms, and a slow sibling spent all but 20 ms of it before this
+    // service was called: every call times out, none of it the service's fault.
+    for _ in 0..6 {
+        let deadline = Deadline::after(Duration::from_millis(200));
+        let late = async {
+            tokio::time::sleep(Duration::from_millis(180)).await;
+            client.stock_level("SKU-1").await
+        };
+        let error = with_deadline(deadline, late)
+            .await
+            .expect_err("the deadline passes first");
+        assert_eq!(error.code(), ErrorCode::UpstreamTimeout);
+    }
+    assert_eq!(client.breaker_state(), BreakerState::Closed);
+    // Called first, with the request's whole budget, a service that does not answer in
+    // it is slow, and that counts.
+    for _ in 0..3 {
+        let deadline = Deadline::after(Duration::from_millis(100));
+        let _ = with_deadline(deadline, client.stock_level("SKU-1")).await;
+    }
+    assert_eq!(client.breaker_state(), BreakerState::Open);
+}

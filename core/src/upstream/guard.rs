@@ -6,7 +6,10 @@
 //!    [`with_deadline`](super::with_deadline). No
 //!    call starts once it has passed, and each attempt's timeout is the smaller of the
 //!    service's own timeout and what remains. The remaining budget goes upstream in the
-//!    [`DEADLINE_HEADER`](super::DEADLINE_HEADER) header.
+//!    [`DEADLINE_HEADER`](super::DEADLINE_HEADER) header. A timeout of an attempt that was
+//!    given less than half of a fair chance (the service's timeout, or the request's whole
+//!    budget if shorter), because the deadline was nearly spent by earlier calls, is not
+//!    held against the service's breaker.
 //! 2. **Circuit breaker** (the `failsafe` crate): it opens on consecutive failures, or on a
 //!    low success rate over a window. An open breaker fails fast with
 //!    `UPSTREAM_UNAVAILABLE` and never touches the network. After a jittered exponential
@@ -263,6 +266,16 @@ impl Guard {
                 }
                 Err(failure) => failure,
             };
+            // A fair chance is what the call would have had at the request's start: the
+            // service's timeout or the request's whole budget, whichever is shorter.
+            let fair = deadline.map_or(self.timeout, |d| d.budget().min(self.timeout));
+            if matches!(error, UpstreamError::Timeout { .. }) && timeout < fair / 2 {
+                // The call had less than half a fair chance because the request's deadline
+                // was nearly spent (say, by a slow sibling service): its silence says
+                // nothing about the service's health, so the breaker does not count it,
+                // and there is no time left to retry.
+                return Err(error);
+            }
             if counts_as_failure(&error) {
                 self.breaker.on_error();
             } else {

@@ -25,21 +25,33 @@ use super::api::Service;
 /// Header carrying the milliseconds left of the caller's deadline to the upstream.
 pub const DEADLINE_HEADER: &str = "x-switchyard-deadline-ms";
 
-/// The instant by which a whole client request must be answered.
+/// The instant by which a whole client request must be answered, and the budget it was
+/// given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Deadline(Instant);
+pub struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
 
 impl Deadline {
     /// A deadline `budget` from now.
     pub fn after(budget: Duration) -> Self {
-        Self(Instant::now() + budget)
+        Self {
+            at: Instant::now() + budget,
+            budget,
+        }
     }
 
     /// Time left, or `None` once the deadline has passed.
     pub fn remaining(&self) -> Option<Duration> {
-        self.0
+        self.at
             .checked_duration_since(Instant::now())
             .filter(|left| !left.is_zero())
+    }
+
+    /// The whole budget the request was given.
+    pub fn budget(&self) -> Duration {
+        self.budget
     }
 }
 
