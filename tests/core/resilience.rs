@@ -429,3 +429,46 @@ async fn timeouts_caused_by_a_nearly_spent_deadline_do_not_open_a_healthy_servic
     }
     assert_eq!(client.breaker_state(), BreakerState::Open);
 }
+
+#[tokio::test]
+async fn a_half_open_breaker_lets_one_probe_through_not_every_waiting_caller() {
+    let server = MockServer::start().await;
+    respond(&server, ResponseTemplate::new(503)).await;
+    let client = Arc::new(inventory(&config(&server)));
+    for _ in 0..3 {
+        let _ = client.stock_level("SKU-1").await;
+    }
+    assert_eq!(client.breaker_state(), BreakerState::Open);
+    respond(
+        &server,
+        ResponseTemplate::new(200)
+            .set_body_json(stock_json("SKU-1", 1))
+            .set_delay(Duration::from_millis(200)),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let callers: Vec<_> = (0..10)
+        .map(|_| {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move { client.stock_level("SKU-1").await })
+        })
+        .collect();
+    let mut served = 0;
+    for caller in callers {
+        if caller.await.expect("joined").is_ok() {
+            served += 1;
+        }
+    }
+    assert_eq!(
+        hits(&server).await,
+        1,
+        "one probe reached the recovering service"
+    );
+    assert_eq!(served, 1);
+    assert_eq!(
+        client.breaker_state(),
+        BreakerState::Closed,
+        "the probe closed it"
+    );
+    assert!(client.stock_level("SKU-1").await.is_ok());
+}

@@ -13,7 +13,8 @@
 //! 2. **Circuit breaker** (the `failsafe` crate): it opens on consecutive failures, or on a
 //!    low success rate over a window. An open breaker fails fast with
 //!    `UPSTREAM_UNAVAILABLE` and never touches the network. After a jittered exponential
-//!    backoff it lets probes through; a success closes it, a failure re-opens it. Failures
+//!    backoff it lets one probe through at a time (others fail fast meanwhile); a success
+//!    closes it, a failure re-opens it. Failures
 //!    are connect errors, timeouts, 5xx and malformed bodies; 4xx answers count as
 //!    successes (the service is healthy, the request was not).
 //! 3. **Bulkhead**: a bounded number of calls in flight per service. When it is full the
@@ -170,6 +171,9 @@ pub struct Guard {
     breaker: StateMachine<Policy, StateRecorder>,
     state: Arc<AtomicU8>,
     bulkhead: Arc<Semaphore>,
+    /// While half-open, one probe at a time: failsafe alone lets every concurrent caller
+    /// through, which would hit a recovering service with the whole backlog at once.
+    probe: Semaphore,
     retry: RetryConfig,
     budget: RetryBudget,
 }
@@ -208,6 +212,7 @@ impl Guard {
             breaker: StateMachine::new(policy, recorder),
             state,
             bulkhead: Arc::new(Semaphore::new(max_in_flight)),
+            probe: Semaphore::new(1),
             retry: retry.clone(),
             budget: RetryBudget::new(retry.budget_ratio, retry.min_per_sec),
         }
@@ -250,6 +255,17 @@ impl Guard {
                     detail: "circuit breaker open".into(),
                 });
             }
+            let _probe = if self.breaker_state() == BreakerState::HalfOpen {
+                let Ok(probe) = self.probe.try_acquire() else {
+                    return Err(UpstreamError::Unavailable {
+                        service,
+                        detail: "circuit breaker half-open; another call is probing".into(),
+                    });
+                };
+                Some(probe)
+            } else {
+                None
+            };
             let Ok(permit) = self.bulkhead.clone().try_acquire_owned() else {
                 return Err(UpstreamError::Unavailable {
                     service,
