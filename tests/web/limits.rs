@@ -158,3 +158,92 @@ async fn introspection_can_be_switched_off() {
         response.json
     );
 }
+
+#[tokio::test]
+async fn an_exponential_fragment_document_is_refused_at_once_while_others_are_served() {
+    // A kilobyte: 30 fragments each spreading the next twice, 2^30 fields once expanded.
+    let mut query = String::from("{ ...F0 }");
+    for n in 0..30 {
+        query.push_str(&format!(
+            " fragment F{n} on Query {{ ...F{} ...F{} }}",
+            n + 1,
+            n + 1
+        ));
+    }
+    query.push_str(" fragment F30 on Query { viewer { __typename } }");
+    assert!(query.len() < 2_048);
+    let app = spawn_app().await;
+    app.mocks
+        .serve_customers(&[switchyard_tests::customer_json("cus_1")])
+        .await;
+    let token = app.mocks.token("cus_1");
+    let (bomb, normal) = tokio::join!(
+        app.query(Some(&token), &query),
+        app.query(Some(&token), "{ viewer { name } }")
+    );
+    assert_eq!(bomb.status, 400, "{}", bomb.json);
+    assert_eq!(bomb.error_codes(), ["QUERY_TOO_COMPLEX"]);
+    assert!(
+        bomb.json["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("fields once its fragments are expanded")),
+        "{}",
+        bomb.json
+    );
+    assert_eq!(normal.status, 200, "{}", normal.json);
+    assert_eq!(normal.json["data"]["viewer"]["name"], "Name of cus_1");
+    assert_eq!(
+        app.mocks
+            .customers
+            .received_requests()
+            .await
+            .map(|r| r.len()),
+        Some(1),
+        "only the normal request reached an upstream"
+    );
+}
+
+#[tokio::test]
+async fn a_field_duplicated_five_hundred_times_is_refused_for_free() {
+    let fields = "__typename ".repeat(500);
+    assert_rejected_for_free(
+        &format!("{{ {fields} }}"),
+        "QUERY_TOO_COMPLEX",
+        "duplicates",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_deep_introspection_cycle_is_refused_for_free() {
+    let mut selection = "name".to_owned();
+    for _ in 0..20 {
+        selection = format!("fields {{ type {{ {selection} }} }}");
+    }
+    assert_rejected_for_free(
+        &format!("{{ __schema {{ types {{ {selection} }} }} }}"),
+        "QUERY_TOO_COMPLEX",
+        "introspection",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn too_many_directives_tokens_or_brackets_are_query_too_complex_for_free() {
+    let directives = "@include(if: true) ".repeat(11);
+    assert_rejected_for_free(
+        &format!("{{ viewer {directives} {{ id }} }}"),
+        "QUERY_TOO_COMPLEX",
+        "directives",
+    )
+    .await;
+    let tokens = "id ".repeat(16_000);
+    assert_rejected_for_free(
+        &format!("{{ viewer {{ {tokens} }} }}"),
+        "QUERY_TOO_COMPLEX",
+        "tokens",
+    )
+    .await;
+    let deep = format!("{}{}", "{ viewer ".repeat(5_000), "}".repeat(5_000));
+    assert_rejected_for_free(&deep, "QUERY_TOO_COMPLEX", "nesting").await;
+}

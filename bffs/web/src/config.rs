@@ -27,6 +27,16 @@ pub struct GraphqlConfig {
     pub max_aliases: usize,
     /// Most operations in one batched request.
     pub max_batch: usize,
+    /// Most lexical tokens in a query, counted before it is parsed.
+    pub max_tokens: usize,
+    /// Deepest nesting of brackets in a query, checked before it is parsed (the parser
+    /// recurses on nesting).
+    pub max_nesting: usize,
+    /// Most fields in one operation once its fragments are expanded (`__typename` and
+    /// introspection fields included).
+    pub max_fields: usize,
+    /// Most directives on one field.
+    pub max_directives: usize,
     /// Largest page (`first`) a connection accepts; larger values are rejected, not clamped.
     pub max_page_size: u32,
     /// Whether `__schema`/`__type` introspection is answered.
@@ -50,6 +60,10 @@ impl Default for GraphqlConfig {
             max_complexity: 1_000,
             max_aliases: 30,
             max_batch: 10,
+            max_tokens: 15_000,
+            max_nesting: 64,
+            max_fields: 300,
+            max_directives: 10,
             max_page_size: 100,
             introspection: true,
             suggestions: true,
@@ -66,6 +80,9 @@ impl Validate for GraphqlConfig {
             ("graphql.max_depth", self.max_depth),
             ("graphql.max_complexity", self.max_complexity),
             ("graphql.max_batch", self.max_batch),
+            ("graphql.max_tokens", self.max_tokens),
+            ("graphql.max_nesting", self.max_nesting),
+            ("graphql.max_fields", self.max_fields),
             ("graphql.max_page_size", self.max_page_size as usize),
             ("graphql.deadline_ms", self.deadline_ms as usize),
             ("graphql.cost_per_unit", self.cost_per_unit),

@@ -12,12 +12,16 @@ use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
 
+use crate::cost::Shape;
+
 /// A parsed document and what the handler checks about it.
 pub(crate) struct ParsedDocument {
     /// The document, cloned into each request that uses it.
     pub(crate) document: ExecutableDocument,
     /// Aliased fields across all operations and fragments.
     pub(crate) aliases: usize,
+    /// Fields after fragment expansion and directives per field.
+    pub(crate) shape: Shape,
 }
 
 impl ParsedDocument {
@@ -34,7 +38,12 @@ impl ParsedDocument {
         for fragment in document.fragments.values() {
             aliases += count_aliases(&fragment.node.selection_set);
         }
-        Self { document, aliases }
+        let shape = Shape::of(&document);
+        Self {
+            document,
+            aliases,
+            shape,
+        }
     }
 
     /// The type of the operation a request would run (`None` if it cannot be told: no such

@@ -25,6 +25,7 @@ use switchyard_core::response::ErrorResponder;
 use switchyard_core::upstream::{Freshness, within_budget};
 
 use crate::AppState;
+use crate::cost::{self, TooCostly};
 use crate::errors::{GRAPHQL_RESPONSE_JSON, GraphqlErrorResponder};
 use crate::fetchers::Loaders;
 use crate::schema::RequestData;
@@ -304,10 +305,18 @@ fn prepare(
     principal: &Principal,
     decisions: &Decisions,
 ) -> Result<Request, Rejection> {
+    let limits = &state.limits;
+    let too_costly =
+        |error: TooCostly| request_error(ErrorCode::QueryTooComplex, error.to_string());
+    cost::scan(&request.query, limits.max_tokens, limits.max_nesting).map_err(too_costly)?;
     let parsed = state
         .documents
         .get_or_parse(&request.query)
         .map_err(|e| request_error(ErrorCode::BadRequest, e.message))?;
+    parsed
+        .shape
+        .check(limits.max_fields, limits.max_directives)
+        .map_err(too_costly)?;
     if parsed.aliases > state.limits.max_aliases {
         return Err(request_error(
             ErrorCode::QueryTooComplex,
@@ -371,7 +380,7 @@ fn is_limit_message(message: &str) -> bool {
     message.starts_with("Query is nested too deep")
         || message.starts_with("Query is too complex")
         || message.starts_with("The recursion depth of the query")
-        || message.contains("directives, but the limit is")
+        || message.starts_with("The number of directives on the field")
 }
 
 /// A response as sent: `data` omitted when the request failed before execution.

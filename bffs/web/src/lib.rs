@@ -6,6 +6,7 @@
 //! `switchyard_core::bff::App`; `main.rs` only adds `--print-schema`.
 
 pub mod config;
+mod cost;
 mod document;
 pub mod errors;
 mod fetchers;
@@ -55,7 +56,7 @@ pub fn build_schema(limits: &GraphqlConfig, upstreams: Option<Upstreams>) -> Web
     let mut builder = Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
-        .limit_directives(10)
+        .limit_directives(limits.max_directives)
         .extension(usage::UsagePlan)
         .data(PageLimits {
             max_page_size: limits.max_page_size,
