@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 
 use crate::auth::{AuthConfig, Authenticator};
-use crate::config::{self, ConfigError, LogConfig, ServerConfig, Validate};
+use crate::config::{self, ConfigError, LogConfig, Profile, ServerConfig, Validate};
 use crate::ratelimit::{Limiter, RateLimitConfig};
 use crate::response::ErrorResponder;
 use crate::server::{self, Readiness};
@@ -36,6 +36,8 @@ use crate::upstream::{Upstreams, UpstreamsConfig};
 pub trait BffConfig:
     DeserializeOwned + Serialize + Default + Validate + Clone + Send + Sync + 'static
 {
+    /// What the deployment is for (key `profile`).
+    fn profile(&self) -> Profile;
     /// Address to listen on (key `listen`).
     fn listen(&self) -> SocketAddr;
     /// The upstream services (section `upstreams`).
@@ -90,6 +92,8 @@ macro_rules! bff_config {
         #[derive(Clone, Debug, ::serde::Serialize, ::serde::Deserialize)]
         #[serde(deny_unknown_fields, default)]
         pub struct $name {
+            /// `development` (the default) or `production` (`SWITCHYARD_PROFILE`).
+            pub profile: $crate::config::Profile,
             /// Listen address (`SWITCHYARD_LISTEN`).
             pub listen: ::std::net::SocketAddr,
             /// Upstream services.
@@ -110,6 +114,7 @@ macro_rules! bff_config {
         impl ::std::default::Default for $name {
             fn default() -> Self {
                 Self {
+                    profile: ::std::default::Default::default(),
                     listen: $crate::config::default_listen($port),
                     upstreams: ::std::default::Default::default(),
                     auth: ::std::default::Default::default(),
@@ -126,6 +131,7 @@ macro_rules! bff_config {
             fn validate(&self) -> ::std::result::Result<(), $crate::config::ConfigError> {
                 $crate::config::Validate::validate(&self.upstreams)?;
                 $crate::config::Validate::validate(&self.auth)?;
+                self.auth.validate_for(self.profile)?;
                 $crate::config::Validate::validate(&self.server)?;
                 $crate::config::Validate::validate(&self.ratelimit)?;
                 $crate::config::Validate::validate(&self.redis)?;
@@ -135,6 +141,9 @@ macro_rules! bff_config {
         }
 
         impl $crate::bff::BffConfig for $name {
+            fn profile(&self) -> $crate::config::Profile {
+                self.profile
+            }
             fn listen(&self) -> ::std::net::SocketAddr {
                 self.listen
             }
@@ -218,7 +227,7 @@ impl<B: Bff> App<B> {
     pub fn new(config: &B::Config) -> Result<Self, ConfigError> {
         let core = Core {
             upstreams: Upstreams::from_config(config.upstreams())?,
-            authenticator: Authenticator::new(config.auth())?,
+            authenticator: Authenticator::for_profile(config.auth(), config.profile())?,
             limiter: Limiter::new(config.ratelimit(), config.redis())?,
         };
         let state = B::state(config, &core)?;
@@ -262,7 +271,12 @@ impl<B: Bff> App<B> {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        self.prime().await;
+        if let Err(error) = self.core.authenticator.prime().await {
+            if error.is_fatal() {
+                return Err(std::io::Error::other(format!("refusing to start: {error}")));
+            }
+            tracing::warn!(%error, "signing keys not loaded yet; /readyz reports not ready");
+        }
         let router = self.router();
         server::serve(listener, router, shutdown, self.server.shutdown_grace()).await
     }

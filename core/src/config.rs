@@ -210,6 +210,35 @@ impl Validate for ServerConfig {
     }
 }
 
+/// What a deployment is for (top-level key `profile`).
+///
+/// `production` turns off what only helps while developing (GraphQL introspection, field
+/// suggestions, GraphiQL) and refuses what only the sandbox should ever use: its
+/// checked-in signing key, and a JWKS on loopback. Any single key can still be set
+/// explicitly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// The default, and the sandbox's.
+    #[default]
+    Development,
+    /// A real deployment.
+    Production,
+}
+
+impl Profile {
+    /// Whether this is `production`.
+    pub fn is_production(self) -> bool {
+        self == Self::Production
+    }
+}
+
+impl Validate for Profile {
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
 /// Log output.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

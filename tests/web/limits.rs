@@ -144,7 +144,7 @@ async fn introspection_can_be_switched_off() {
         "Query"
     );
 
-    let off = spawn_app_with(|config| config.graphql.introspection = false).await;
+    let off = spawn_app_with(|config| config.graphql.introspection = Some(false)).await;
     let response = off
         .query(
             Some(&off.mocks.token("cus_1")),

@@ -1,7 +1,7 @@
 //! The web BFF's configuration: the shared core sections plus GraphQL limits.
 
 use serde::{Deserialize, Serialize};
-use switchyard_core::config::{ConfigError, Validate};
+use switchyard_core::config::{ConfigError, Profile, Validate};
 
 /// Default listen port of the web BFF.
 pub const DEFAULT_PORT: u16 = 8081;
@@ -39,10 +39,15 @@ pub struct GraphqlConfig {
     pub max_directives: usize,
     /// Largest page (`first`) a connection accepts; larger values are rejected, not clamped.
     pub max_page_size: u32,
-    /// Whether `__schema`/`__type` introspection is answered.
-    pub introspection: bool,
-    /// Whether validation errors suggest similar field names ("did you mean …").
-    pub suggestions: bool,
+    /// Whether `__schema`/`__type` introspection is answered (unset: on in development,
+    /// off in production).
+    pub introspection: Option<bool>,
+    /// Whether validation errors suggest similar field names ("did you mean …"; unset: on
+    /// in development, off in production).
+    pub suggestions: Option<bool>,
+    /// Whether a browser's `GET /graphql` gets GraphiQL (unset: on in development, off in
+    /// production).
+    pub graphiql: Option<bool>,
     /// Parsed documents kept, keyed by query text.
     pub document_cache_entries: usize,
     /// Time budget of one GraphQL request across all its upstream calls; no upstream call
@@ -65,12 +70,35 @@ impl Default for GraphqlConfig {
             max_fields: 300,
             max_directives: 10,
             max_page_size: 100,
-            introspection: true,
-            suggestions: true,
+            introspection: None,
+            suggestions: None,
+            graphiql: None,
             document_cache_entries: 1_000,
             deadline_ms: 800,
             cost_per_unit: 100,
         }
+    }
+}
+
+/// A development aid: on unless the profile is production or the key says otherwise.
+fn development_aid(explicit: Option<bool>, profile: Profile) -> bool {
+    explicit.unwrap_or(!profile.is_production())
+}
+
+impl GraphqlConfig {
+    /// Whether introspection is answered under `profile`.
+    pub fn introspection_on(&self, profile: Profile) -> bool {
+        development_aid(self.introspection, profile)
+    }
+
+    /// Whether validation errors suggest field names under `profile`.
+    pub fn suggestions_on(&self, profile: Profile) -> bool {
+        development_aid(self.suggestions, profile)
+    }
+
+    /// Whether GraphiQL is served under `profile`.
+    pub fn graphiql_on(&self, profile: Profile) -> bool {
+        development_aid(self.graphiql, profile)
     }
 }
 

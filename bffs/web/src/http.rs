@@ -83,7 +83,7 @@ pub(crate) async fn graphql_get(
     headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
 ) -> Response {
-    if is_browser_page_request(&headers, raw_query.as_deref()) {
+    if state.graphiql && is_browser_page_request(&headers, raw_query.as_deref()) {
         return Html(GRAPHIQL_PAGE).into_response();
     }
     let request = match parse_query_string(raw_query.as_deref().unwrap_or("")) {

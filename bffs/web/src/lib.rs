@@ -20,7 +20,7 @@ use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 use axum::Router;
 use axum::routing::get;
 use switchyard_core::bff::{Bff, Core};
-use switchyard_core::config::ConfigError;
+use switchyard_core::config::{ConfigError, Profile};
 use switchyard_core::upstream::Upstreams;
 
 pub use crate::config::{GraphqlConfig, WebConfig};
@@ -52,7 +52,11 @@ impl Bff for WebBff {
 }
 
 /// Builds the schema with the configured limits (also used to print `schema/web.graphql`).
-pub fn build_schema(limits: &GraphqlConfig, upstreams: Option<Upstreams>) -> WebSchema {
+pub fn build_schema(
+    limits: &GraphqlConfig,
+    profile: Profile,
+    upstreams: Option<Upstreams>,
+) -> WebSchema {
     let mut builder = Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
@@ -64,10 +68,10 @@ pub fn build_schema(limits: &GraphqlConfig, upstreams: Option<Upstreams>) -> Web
     if let Some(upstreams) = upstreams {
         builder = builder.data(upstreams);
     }
-    if !limits.introspection {
+    if !limits.introspection_on(profile) {
         builder = builder.disable_introspection();
     }
-    if !limits.suggestions {
+    if !limits.suggestions_on(profile) {
         builder = builder.disable_suggestions();
     }
     builder.finish()
@@ -75,5 +79,5 @@ pub fn build_schema(limits: &GraphqlConfig, upstreams: Option<Upstreams>) -> Web
 
 /// The schema in SDL, exactly as checked in at `schema/web.graphql`.
 pub fn sdl() -> String {
-    build_schema(&GraphqlConfig::default(), None).sdl()
+    build_schema(&GraphqlConfig::default(), Profile::Development, None).sdl()
 }

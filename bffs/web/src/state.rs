@@ -26,16 +26,23 @@ pub struct AppStateInner {
     pub(crate) limiter: Option<Limiter>,
     pub(crate) documents: DocumentCache,
     pub(crate) limits: GraphqlConfig,
+    /// Whether browsers get GraphiQL (off in production unless `graphql.graphiql`).
+    pub(crate) graphiql: bool,
 }
 
 /// Wires the schema and the document cache for `config` over core's clients.
 pub(crate) fn build(config: &WebConfig, core: &Core) -> Result<AppState, ConfigError> {
     Ok(Arc::new(AppStateInner {
-        schema: build_schema(&config.graphql, Some(core.upstreams.clone())),
+        schema: build_schema(
+            &config.graphql,
+            config.profile,
+            Some(core.upstreams.clone()),
+        ),
         upstreams: core.upstreams.clone(),
         authenticator: core.authenticator.clone(),
         limiter: core.limiter.clone(),
         documents: DocumentCache::new(config.graphql.document_cache_entries),
         limits: config.graphql.clone(),
+        graphiql: config.graphql.graphiql_on(config.profile),
     }))
 }

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::principal::Scope;
 use crate::config::{
-    ConfigError, DEFAULT_AUDIENCE, SANDBOX_ISSUER, SANDBOX_ISSUER_ADDR, Validate, require_positive,
-    validate_http_url,
+    ConfigError, DEFAULT_AUDIENCE, Profile, SANDBOX_ISSUER, SANDBOX_ISSUER_ADDR, Validate,
+    require_positive, validate_http_url,
 };
 use crate::domain::Tier;
 
@@ -140,6 +140,34 @@ pub fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, ConfigError>
             Ok(alg)
         })
         .collect()
+}
+
+impl AuthConfig {
+    /// What `profile` adds to validation: production refuses a JWKS on loopback, which is
+    /// where the sandbox's issuer runs.
+    pub fn validate_for(&self, profile: Profile) -> Result<(), ConfigError> {
+        if !profile.is_production() || self.jwks_file.is_some() {
+            return Ok(());
+        }
+        let Some(url) = &self.jwks_url else {
+            return Ok(());
+        };
+        let url = validate_http_url("auth.jwks_url", url)?;
+        let host = url.host_str().unwrap_or_default();
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            return Err(ConfigError::invalid(
+                "auth.jwks_url",
+                "profile \"production\" refuses a JWKS on loopback (the sandbox's issuer); point it at your identity provider",
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn validate_api_keys(keys: &[ApiKeyConfig]) -> Result<(), ConfigError> {

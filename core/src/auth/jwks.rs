@@ -36,7 +36,22 @@ pub enum JwksFetchError {
     /// The body is not a JWKS with at least one usable key.
     #[error("the JWKS is invalid: {0}")]
     Invalid(String),
+    /// The JWKS holds the sandbox's checked-in development key, which anyone can sign
+    /// with (refused by the production profile).
+    #[error("the JWKS holds the sandbox's development signing key, which anyone can sign with")]
+    SandboxKey,
 }
+
+impl JwksFetchError {
+    /// Whether the BFF must not start with it (a retry cannot fix it).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::SandboxKey)
+    }
+}
+
+/// The `x` coordinate of the sandbox's checked-in P-256 development key
+/// (`tests/sandbox/keys/dev-es256.pem`), by which the production profile recognises it.
+const SANDBOX_KEY_X: &str = "1eiM0mpeANC8IFRnac4Aecf__pNDJogClDQ9xISXOY0";
 
 struct Remote {
     url: Url,
@@ -53,11 +68,14 @@ pub struct KeyStore {
     /// against the old ones can be told apart.
     generation: AtomicU64,
     remote: Option<Remote>,
+    /// Whether a JWKS holding the sandbox's key is refused (production).
+    refuse_sandbox_key: bool,
 }
 
 impl KeyStore {
-    /// Loads `auth.jwks_file` now, or prepares to fetch `auth.jwks_url`.
-    pub fn from_config(config: &AuthConfig) -> Result<Self, ConfigError> {
+    /// Loads `auth.jwks_file` now, or prepares to fetch `auth.jwks_url`; `production`
+    /// refuses the sandbox's development key.
+    pub fn from_config(config: &AuthConfig, production: bool) -> Result<Self, ConfigError> {
         if let Some(path) = &config.jwks_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 ConfigError::invalid(
@@ -65,12 +83,13 @@ impl KeyStore {
                     format!("cannot read {}: {e}", path.display()),
                 )
             })?;
-            let keys = parse_jwks(&text)
+            let keys = parse_jwks(&text, production)
                 .map_err(|e| ConfigError::invalid("auth.jwks_file", e.to_string()))?;
             return Ok(Self {
                 keys: RwLock::new(Arc::new(keys)),
                 generation: AtomicU64::new(0),
                 remote: None,
+                refuse_sandbox_key: production,
             });
         }
         let url = config
@@ -91,6 +110,7 @@ impl KeyStore {
                 cooldown: Duration::from_secs(config.jwks_refresh_cooldown_secs),
                 last_fetch: tokio::sync::Mutex::new(None),
             }),
+            refuse_sandbox_key: production,
         })
     }
 
@@ -190,7 +210,7 @@ impl KeyStore {
             .text()
             .await
             .map_err(|e| JwksFetchError::Http(e.to_string()))?;
-        let keys = parse_jwks(&text)?;
+        let keys = parse_jwks(&text, self.refuse_sandbox_key)?;
         tracing::info!(keys = keys.len(), url = %remote.url, "JWKS loaded");
         *self
             .keys
@@ -201,10 +221,14 @@ impl KeyStore {
     }
 }
 
-/// Parses a JWKS, keeping the asymmetric signature keys and skipping others.
-fn parse_jwks(text: &str) -> Result<KeyMap, JwksFetchError> {
+/// Parses a JWKS, keeping the asymmetric signature keys and skipping others; with
+/// `refuse_sandbox_key`, a set holding the sandbox's development key is refused whole.
+fn parse_jwks(text: &str, refuse_sandbox_key: bool) -> Result<KeyMap, JwksFetchError> {
     let set: JwkSet =
         serde_json::from_str(text).map_err(|e| JwksFetchError::Invalid(e.to_string()))?;
+    if refuse_sandbox_key && set.keys.iter().any(is_sandbox_key) {
+        return Err(JwksFetchError::SandboxKey);
+    }
     let mut keys = KeyMap::new();
     for jwk in &set.keys {
         if let Some(key) = verification_key(jwk) {
@@ -215,6 +239,11 @@ fn parse_jwks(text: &str) -> Result<KeyMap, JwksFetchError> {
         return Err(JwksFetchError::Invalid("no usable signature keys".into()));
     }
     Ok(keys)
+}
+
+fn is_sandbox_key(jwk: &Jwk) -> bool {
+    use jsonwebtoken::jwk::AlgorithmParameters;
+    matches!(&jwk.algorithm, AlgorithmParameters::EllipticCurve(ec) if ec.x == SANDBOX_KEY_X)
 }
 
 fn verification_key(jwk: &Jwk) -> Option<VerificationKey> {

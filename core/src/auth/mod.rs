@@ -33,7 +33,7 @@ pub use self::config::{ApiKeyConfig, AuthConfig, parse_algorithms};
 pub use self::error::AuthError;
 pub use self::jwks::{JwksFetchError, KeyStore};
 pub use self::principal::{Principal, Scope, mask_email, mask_phone};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Profile};
 use crate::domain::Tier;
 use crate::response::ErrorResponder;
 
@@ -76,8 +76,14 @@ impl Authenticator {
     /// An authenticator for `config`. A JWKS file is read now; a JWKS URL is fetched by
     /// [`Authenticator::prime`] or on the first token.
     pub fn new(config: &AuthConfig) -> Result<Self, ConfigError> {
+        Self::for_profile(config, Profile::Development)
+    }
+
+    /// Like [`Authenticator::new`]; the production profile refuses the sandbox's
+    /// development signing key.
+    pub fn for_profile(config: &AuthConfig, profile: Profile) -> Result<Self, ConfigError> {
         let algorithms = parse_algorithms(&config.algorithms)?;
-        let keys = KeyStore::from_config(config)?;
+        let keys = KeyStore::from_config(config, profile.is_production())?;
         let validations = algorithms
             .into_iter()
             .map(|alg| {
