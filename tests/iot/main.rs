@@ -29,6 +29,10 @@ pub(crate) async fn spawn_app() -> IotApp {
     IotApp(TestApp::spawn().await)
 }
 
+pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut iot_bff::IotConfig)) -> IotApp {
+    IotApp(TestApp::spawn_with(adjust).await)
+}
+
 impl IotApp {
     /// A device token for `device` with `data:inventory:write`.
     pub(crate) fn device_token(&self, device: &str) -> String {

@@ -4,7 +4,7 @@ use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::{ack, error_code, spawn_app};
+use crate::{ack, error_code, spawn_app, spawn_app_with};
 use iot_bff::message::DeviceReading;
 use iot_bff::samples;
 
@@ -225,4 +225,69 @@ async fn config_returns_the_device_settings_in_cbor() {
         })
         .collect();
     assert_eq!(values, [60, 10, 100, 16_384]);
+}
+
+#[tokio::test]
+async fn one_device_cannot_push_another_devices_recent_acks_out_of_the_book() {
+    // Room for two devices, two acks each.
+    let app = spawn_app_with(|config| {
+        config.devices.ack_cache_entries = 4;
+        config.devices.acks_per_device = 2;
+    })
+    .await;
+    Mock::given(method("POST"))
+        .respond_with(accepted(1))
+        .mount(&app.mocks.inventory)
+        .await;
+    let calls_for = |key: String| {
+        let app = &app;
+        async move {
+            app.mocks
+                .inventory
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| {
+                    r.headers
+                        .get("idempotency-key")
+                        .is_some_and(|v| v.to_str().is_ok_and(|v| v == key))
+                })
+                .count()
+        }
+    };
+    let (a, b) = (app.device_token("dev-A"), app.device_token("dev-B"));
+    let b1 = samples::valid("dev-B", 1, 1).to_cbor();
+    let first = app.post(Some(&b), b1.clone()).await;
+    assert_eq!(ack(&first).accepted, 1);
+    for seq in 1..=20 {
+        let message = samples::valid("dev-A", seq, 1).to_cbor();
+        assert_eq!(app.post(Some(&a), message).await.status, 200);
+    }
+    // B's ack survived A's flood: the replay is answered from the book.
+    let replay = app.post(Some(&b), b1).await;
+    assert_eq!(replay.body, first.body);
+    assert_eq!(calls_for("reading:dev-B:1".into()).await, 1);
+    // A keeps only its two most recent acks.
+    let recent = app
+        .post(Some(&a), samples::valid("dev-A", 20, 1).to_cbor())
+        .await;
+    assert_eq!(recent.status, 200);
+    assert_eq!(calls_for("reading:dev-A:20".into()).await, 1);
+    let old = app
+        .post(Some(&a), samples::valid("dev-A", 1, 1).to_cbor())
+        .await;
+    assert_eq!(old.status, 200);
+    assert_eq!(
+        calls_for("reading:dev-A:1".into()).await,
+        2,
+        "an old ack was forgotten; the inventory's idempotency key still holds"
+    );
+    // A third device is admitted to the full book (least recently used goes).
+    let c = app.device_token("dev-C");
+    let c1 = samples::valid("dev-C", 1, 1).to_cbor();
+    let given = app.post(Some(&c), c1.clone()).await;
+    let again = app.post(Some(&c), c1).await;
+    assert_eq!(again.body, given.body);
+    assert_eq!(calls_for("reading:dev-C:1".into()).await, 1);
 }

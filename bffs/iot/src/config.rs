@@ -35,8 +35,10 @@ pub struct DevicesConfig {
     pub deadline_ms: u64,
     /// How long an ack is remembered for replays of the same `(device, seq)`.
     pub ack_retention_secs: u64,
-    /// Most acks remembered.
+    /// Most acks remembered, in all.
     pub ack_cache_entries: u64,
+    /// Most acks remembered per device (its most recent messages).
+    pub acks_per_device: u32,
 }
 
 impl Default for DevicesConfig {
@@ -51,6 +53,7 @@ impl Default for DevicesConfig {
             deadline_ms: 2_000,
             ack_retention_secs: 24 * 3600,
             ack_cache_entries: 100_000,
+            acks_per_device: 64,
         }
     }
 }
@@ -67,6 +70,7 @@ impl Validate for DevicesConfig {
             ("devices.retry_after_secs", u64::from(self.retry_after_secs)),
             ("devices.deadline_ms", self.deadline_ms),
             ("devices.ack_retention_secs", self.ack_retention_secs),
+            ("devices.acks_per_device", u64::from(self.acks_per_device)),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -6,9 +6,12 @@
 //! answered with the same bytes without an upstream call. A message that fails upstream is
 //! not remembered: the device is told to retry (503 + `Retry-After`) and loses nothing.
 
+use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -27,18 +30,67 @@ use crate::errors::{CBOR, DeviceError};
 use crate::message::{self, Ack, ReadingMessage, Rejection};
 
 /// Acks already given, by `(device, seq)`, with a hash of the message they answered.
+///
+/// Kept per device, the most recent `per_device` of each: a device resends a message
+/// whose ack it lost within seconds, so its recent acks are what matter, and no device
+/// can push other devices' acks out by numbering messages without end. Devices are
+/// evicted least recently used first (moka's default admission policy would refuse new
+/// devices once the book is full) and forgotten after `retention` without a message.
 pub struct AckBook {
-    acks: moka::sync::Cache<(String, u64), (u64, Bytes)>,
+    devices: moka::sync::Cache<String, Arc<Mutex<VecDeque<RememberedAck>>>>,
+    per_device: usize,
+    retention: Duration,
+}
+
+/// One ack: the message's `seq` and content hash, the ack's bytes, and when it was given.
+struct RememberedAck {
+    seq: u64,
+    hash: u64,
+    ack: Bytes,
+    at: Instant,
 }
 
 impl AckBook {
-    /// A book keeping up to `entries` acks for `retention`.
-    pub fn new(entries: u64, retention: Duration) -> Self {
+    /// A book keeping up to `entries` acks in all, `per_device` per device, each for
+    /// `retention`.
+    pub fn new(entries: u64, per_device: u32, retention: Duration) -> Self {
+        let per_device = per_device.max(1);
         Self {
-            acks: moka::sync::Cache::builder()
-                .max_capacity(entries)
-                .time_to_live(retention)
+            devices: moka::sync::Cache::builder()
+                .max_capacity((entries / u64::from(per_device)).max(1))
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .time_to_idle(retention)
                 .build(),
+            per_device: per_device as usize,
+            retention,
+        }
+    }
+
+    /// The ack given to `device`'s message `seq`, with that message's hash.
+    pub fn get(&self, device: &str, seq: u64) -> Option<(u64, Bytes)> {
+        let acks = self.devices.get(device)?;
+        let acks = acks.lock().unwrap_or_else(PoisonError::into_inner);
+        acks.iter()
+            .rev()
+            .find(|remembered| remembered.seq == seq && remembered.at.elapsed() < self.retention)
+            .map(|remembered| (remembered.hash, remembered.ack.clone()))
+    }
+
+    /// Remembers the ack given to `device`'s message `seq` of content `hash`.
+    pub fn remember(&self, device: &str, seq: u64, hash: u64, ack: Bytes) {
+        let acks = self
+            .devices
+            .get_with_by_ref(device, || Arc::new(Mutex::new(VecDeque::new())));
+        let mut acks = acks.lock().unwrap_or_else(PoisonError::into_inner);
+        acks.retain(|remembered| remembered.seq != seq);
+        acks.push_back(RememberedAck {
+            seq,
+            hash,
+            ack,
+            at: Instant::now(),
+        });
+        while acks.len() > self.per_device {
+            acks.pop_front();
         }
     }
 }
@@ -114,8 +166,7 @@ pub(crate) async fn post_readings(
     }
 
     let hash = content_hash(&message);
-    let book_key = (message.device_id.clone(), message.seq);
-    if let Some((seen_hash, ack)) = state.acks.acks.get(&book_key) {
+    if let Some((seen_hash, ack)) = state.acks.get(&message.device_id, message.seq) {
         return if seen_hash == hash {
             Ok(cbor(ack))
         } else {
@@ -131,7 +182,9 @@ pub(crate) async fn post_readings(
 
     let ack = apply(&state, &message).await?;
     let bytes = Bytes::from(ack.to_cbor());
-    state.acks.acks.insert(book_key, (hash, bytes.clone()));
+    state
+        .acks
+        .remember(&message.device_id, message.seq, hash, bytes.clone());
     Ok(cbor(bytes))
 }
 

@@ -48,6 +48,7 @@ pub(crate) fn build(config: &IotConfig, core: &Core) -> Result<AppState, ConfigE
         },
         acks: Arc::new(AckBook::new(
             devices.ack_cache_entries,
+            devices.acks_per_device,
             Duration::from_secs(devices.ack_retention_secs),
         )),
         devices: devices.clone(),
