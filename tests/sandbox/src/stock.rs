@@ -1,7 +1,9 @@
 //! The inventory service's mutable state: stock levels moved by device readings, and the
 //! idempotency records that make `POST /inventory/readings` safe to retry.
 //!
-//! Levels start as the dataset's and change only through readings. Applying a batch and
+//! Levels start as the dataset's and change only through readings, and only to a newer
+//! observation than the one last applied (a late retry of an old message is acknowledged
+//! but changes nothing). Applying a batch and
 //! recording its `Idempotency-Key` happen under one lock, so concurrent deliveries of the
 //! same batch apply it once.
 
@@ -134,10 +136,18 @@ impl StockBook {
                 .or_else(|| self.data.stock_level(&reading.sku))
                 .cloned();
             if let Some(mut level) = current {
-                level.available = reading.quantity;
-                level.updated_at = reading.observed_at;
-                state.overrides.insert(reading.sku.clone(), level);
                 accepted += 1;
+                // Last observation wins: a reading older than one already applied (a late
+                // retry of an old message) is received but changes nothing.
+                let superseded = state
+                    .overrides
+                    .get(&reading.sku)
+                    .is_some_and(|applied| applied.updated_at > reading.observed_at);
+                if !superseded {
+                    level.available = reading.quantity;
+                    level.updated_at = reading.observed_at;
+                    state.overrides.insert(reading.sku.clone(), level);
+                }
             }
         }
         let ack = ReadingsAck { accepted, rejected };
@@ -152,5 +162,44 @@ impl StockBook {
         state.order.push(key.to_owned());
         state.answers.insert(key.to_owned(), (hash, ack.clone()));
         Delivery::Applied(ack)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_core::domain::Reading;
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn batch(quantity: i64, observed_at: time::OffsetDateTime) -> ReadingsBatch {
+        ReadingsBatch {
+            device_id: "dev-1".into(),
+            warehouse_id: "wh-1".into(),
+            readings: vec![Reading {
+                sku: "SKU-00001".into(),
+                quantity,
+                observed_at,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_late_older_reading_does_not_overwrite_a_newer_count() {
+        let book = StockBook::new(Arc::new(Dataset::generate(crate::data::DEFAULT_SEED)));
+        let newer = book.deliver("k2", &batch(7, datetime!(2026-12-01 10:00 UTC)));
+        assert!(matches!(
+            newer,
+            Delivery::Applied(ReadingsAck { accepted: 1, .. })
+        ));
+        let older = book.deliver("k1", &batch(3, datetime!(2026-12-01 09:00 UTC)));
+        assert!(matches!(
+            older,
+            Delivery::Applied(ReadingsAck { accepted: 1, .. })
+        ));
+        assert_eq!(book.level("SKU-00001").map(|l| l.available), Some(7));
+        let newest = book.deliver("k3", &batch(5, datetime!(2026-12-01 11:00 UTC)));
+        assert!(matches!(newest, Delivery::Applied(_)));
+        assert_eq!(book.level("SKU-00001").map(|l| l.available), Some(5));
     }
 }
