@@ -48,8 +48,10 @@ pub struct GraphqlConfig {
     /// Whether a browser's `GET /graphql` gets GraphiQL (unset: on in development, off in
     /// production).
     pub graphiql: Option<bool>,
-    /// Parsed documents kept, keyed by query text.
+    /// Parsed documents kept, keyed by query text (only documents that validated).
     pub document_cache_entries: usize,
+    /// About how much memory parsed documents may take, estimated from their text.
+    pub document_cache_bytes: usize,
     /// Time budget of one GraphQL request across all its upstream calls; no upstream call
     /// starts after it, and each call's timeout is cut to what remains.
     pub deadline_ms: u64,
@@ -74,6 +76,7 @@ impl Default for GraphqlConfig {
             suggestions: None,
             graphiql: None,
             document_cache_entries: 1_000,
+            document_cache_bytes: 8 * 1024 * 1024,
             deadline_ms: 800,
             cost_per_unit: 100,
         }

@@ -26,6 +26,7 @@ use switchyard_core::upstream::{Freshness, within_budget};
 
 use crate::AppState;
 use crate::cost::{self, TooCostly};
+use crate::document::Miss;
 use crate::errors::{GRAPHQL_RESPONSE_JSON, GraphqlErrorResponder};
 use crate::fetchers::Loaders;
 use crate::schema::RequestData;
@@ -202,7 +203,7 @@ async fn execute(
     let mut prepared = Vec::with_capacity(requests.len());
     for request in requests {
         match prepare(state, request, method, &principal, &decisions) {
-            Ok(request) => prepared.push(Ok(request)),
+            Ok(ready) => prepared.push(Ok(ready)),
             Err(Rejection::MutationOverGet) => {
                 let mut response = reject(
                     ErrorCode::BadRequest,
@@ -222,7 +223,16 @@ async fn execute(
     let budget = Duration::from_millis(state.limits.deadline_ms);
     let executions = futures_util::future::join_all(prepared.into_iter().map(|prepared| async {
         match prepared {
-            Ok(request) => classify_errors(state.schema.execute(request).await),
+            Ok((request, miss)) => {
+                let response = classify_errors(state.schema.execute(request).await);
+                // Only a document that validated is worth keeping parsed.
+                if let Some(miss) = miss
+                    && !is_request_error(&response)
+                {
+                    state.documents.remember(miss);
+                }
+                response
+            }
             Err(response) => response,
         }
     }));
@@ -304,12 +314,12 @@ fn prepare(
     method: Method,
     principal: &Principal,
     decisions: &Decisions,
-) -> Result<Request, Rejection> {
+) -> Result<(Request, Option<Miss>), Rejection> {
     let limits = &state.limits;
     let too_costly =
         |error: TooCostly| request_error(ErrorCode::QueryTooComplex, error.to_string());
     cost::scan(&request.query, limits.max_tokens, limits.max_nesting).map_err(too_costly)?;
-    let parsed = state
+    let (parsed, miss) = state
         .documents
         .get_or_parse(&request.query)
         .map_err(|e| request_error(ErrorCode::BadRequest, e.message))?;
@@ -340,10 +350,11 @@ fn prepare(
             decisions: decisions.clone(),
         });
     }
-    Ok(request.data(RequestData {
+    let request = request.data(RequestData {
         principal: principal.clone(),
         loaders: Loaders::new(&state.upstreams),
-    }))
+    });
+    Ok((request, miss))
 }
 
 /// Gives every error a `code`: async-graphql's own validation and input errors have none.

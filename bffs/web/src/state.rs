@@ -41,7 +41,10 @@ pub(crate) fn build(config: &WebConfig, core: &Core) -> Result<AppState, ConfigE
         upstreams: core.upstreams.clone(),
         authenticator: core.authenticator.clone(),
         limiter: core.limiter.clone(),
-        documents: DocumentCache::new(config.graphql.document_cache_entries),
+        documents: DocumentCache::new(
+            config.graphql.document_cache_entries,
+            config.graphql.document_cache_bytes,
+        ),
         limits: config.graphql.clone(),
         graphiql: config.graphql.graphiql_on(config.profile),
     }))
