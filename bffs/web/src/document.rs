@@ -208,6 +208,9 @@ mod bounds {
         cache.remember(miss.expect("a miss"));
         assert_eq!(cache.len(), 1);
         let (_, first_again) = cache.get_or_parse("{ viewer { id } }").expect("parses");
-        assert!(first_again.is_some(), "the first query went with the emptying");
+        assert!(
+            first_again.is_some(),
+            "the first query went with the emptying"
+        );
     }
 }
