@@ -26,7 +26,7 @@ async fn past_max_in_flight_a_request_is_shed_at_once_and_probes_still_answer() 
             ResponseTemplate::new(200)
                 .set_body_json(serde_json::json!({"data": [], "next_cursor": null}))
                 // Slow, but within the mobile BFF's 800 ms deadline.
-                .set_delay(Duration::from_millis(600)),
+                .set_delay(Duration::from_millis(400)),
         )
         .mount(&app.mocks.orders)
         .await;
