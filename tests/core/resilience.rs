@@ -443,7 +443,8 @@ async fn a_half_open_breaker_lets_one_probe_through_not_every_waiting_caller() {
         &server,
         ResponseTemplate::new(200)
             .set_body_json(stock_json("SKU-1", 1))
-            .set_delay(Duration::from_millis(200)),
+            // Long enough that every caller arrives while the probe is out.
+            .set_delay(Duration::from_millis(500)),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
