@@ -185,7 +185,7 @@ async fn a_device_over_its_plan_gets_a_cbor_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn rejections_before_the_plan_are_not_charged_and_health_is_never_limited() {
+async fn failed_authentication_and_probes_leave_a_consumers_budget_untouched() {
     let app = TestApp::<MobileBff>::spawn_with(|config| config.ratelimit = tight(1)).await;
     app.mocks.serve_orders(&[]).await;
     for _ in 0..5 {

@@ -345,7 +345,6 @@ fn prepare(
     if let Some(limiter) = &state.limiter {
         request = request.data(Charge {
             limiter: limiter.clone(),
-            principal: principal.clone(),
             cost_per_unit: state.limits.cost_per_unit,
             decisions: decisions.clone(),
         });

@@ -4,8 +4,8 @@
 //! one operation at a time.
 //!
 //! The charge is an async-graphql extension on the validation step. The handler gives
-//! each operation a [`Charge`] (the limiter, the principal, and where to record the
-//! decision), then reads the decisions back to set `RateLimit-Policy`, `RateLimit` and,
+//! each operation a [`Charge`] (the limiter and where to record the decision; the principal
+//! is the operation's `RequestData`'s), then reads the decisions back to set `RateLimit-Policy`, `RateLimit` and,
 //! when refused, 429 with `Retry-After`.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
 use async_graphql::{Pos, ServerError, ValidationResult};
 use switchyard_core::ErrorCode;
-use switchyard_core::auth::Principal;
 use switchyard_core::ratelimit::{Decision, Limiter};
 
 use crate::errors::graphql_error;
+use crate::schema::RequestData;
 
 /// The decisions of one HTTP request's operations, in the order they were charged.
 #[derive(Clone, Default)]
@@ -39,7 +39,6 @@ impl Decisions {
 /// What an operation is charged to: request data of every operation when plans apply.
 pub(crate) struct Charge {
     pub(crate) limiter: Limiter,
-    pub(crate) principal: Principal,
     pub(crate) cost_per_unit: usize,
     pub(crate) decisions: Decisions,
 }
@@ -69,11 +68,13 @@ impl Extension for UsagePlanCharge {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
-        let Some(charge) = ctx.data_opt::<Charge>() else {
+        let (Some(charge), Some(request)) =
+            (ctx.data_opt::<Charge>(), ctx.data_opt::<RequestData>())
+        else {
             return Ok(result);
         };
         let cost = units(result.complexity, charge.cost_per_unit);
-        let decision = charge.limiter.charge(&charge.principal, cost).await;
+        let decision = charge.limiter.charge(&request.principal, cost).await;
         let allowed = decision.allowed;
         let message = decision
             .message
