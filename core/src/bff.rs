@@ -26,7 +26,7 @@ use crate::auth::{AuthConfig, Authenticator};
 use crate::config::{self, ConfigError, LogConfig, Profile, ServerConfig, Validate};
 use crate::ratelimit::{Limiter, RateLimitConfig};
 use crate::response::ErrorResponder;
-use crate::server::{self, Readiness};
+use crate::server::{self, ConnectionLimits, Readiness};
 use crate::shared_state::RedisConfig;
 use crate::telemetry;
 use crate::upstream::{Upstreams, UpstreamsConfig};
@@ -278,7 +278,14 @@ impl<B: Bff> App<B> {
             tracing::warn!(%error, "signing keys not loaded yet; /readyz reports not ready");
         }
         let router = self.router();
-        server::serve(listener, router, shutdown, self.server.shutdown_grace()).await
+        server::serve(
+            listener,
+            router,
+            ConnectionLimits::from(&self.server),
+            shutdown,
+            self.server.shutdown_grace(),
+        )
+        .await
     }
 }
 

@@ -184,6 +184,17 @@ pub struct ServerConfig {
     /// Requests processed at once (admission control); beyond it a request is answered
     /// 503 `OVERLOADED` with `Retry-After: 1` at once instead of queueing.
     pub max_in_flight: usize,
+    /// Time a request head may take to arrive, from the connection opening or the head's
+    /// first byte; then the connection is dropped.
+    pub header_read_timeout_ms: u64,
+    /// Time a request body may take to arrive after its head; then the request fails
+    /// `BAD_REQUEST`.
+    pub body_read_timeout_ms: u64,
+    /// Time a keep-alive connection with no request in flight stays open. Keep it above
+    /// the idle timeout of any load balancer in front (AWS ALB: 60 s; raise both together).
+    pub idle_timeout_secs: u64,
+    /// Open connections at once; further ones wait in the accept backlog.
+    pub max_connections: usize,
 }
 
 impl ServerConfig {
@@ -199,6 +210,10 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             shutdown_grace_secs: 10,
             max_in_flight: 1024,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            idle_timeout_secs: 60,
+            max_connections: 10_000,
         }
     }
 }
@@ -206,7 +221,11 @@ impl Default for ServerConfig {
 impl Validate for ServerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         require_positive("server.body_limit_bytes", self.body_limit_bytes as u64)?;
-        require_positive("server.max_in_flight", self.max_in_flight as u64)
+        require_positive("server.max_in_flight", self.max_in_flight as u64)?;
+        require_positive("server.header_read_timeout_ms", self.header_read_timeout_ms)?;
+        require_positive("server.body_read_timeout_ms", self.body_read_timeout_ms)?;
+        require_positive("server.idle_timeout_secs", self.idle_timeout_secs)?;
+        require_positive("server.max_connections", self.max_connections as u64)
     }
 }
 

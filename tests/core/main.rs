@@ -2,6 +2,7 @@
 
 mod auth_middleware;
 mod cache;
+mod connections;
 mod resilience;
 mod shutdown;
 mod skeleton;

@@ -17,6 +17,7 @@ async fn serve_drains_and_returns_when_shutdown_completes() {
     let server = tokio::spawn(server::serve(
         listener,
         router,
+        server::ConnectionLimits::from(&switchyard_core::config::ServerConfig::default()),
         async move {
             let _ = stopped.await;
         },

@@ -153,7 +153,8 @@ pub(crate) async fn post_readings(
                 format!("body over {} bytes", state.devices.max_body_bytes),
             )
         } else {
-            DeviceError::new(ErrorCode::BadRequest, "unreadable body")
+            // e.g. the body did not arrive within `server.body_read_timeout_ms`
+            DeviceError::new(ErrorCode::BadRequest, rejection.body_text())
         }
     })?;
     let message = message::decode(&body, &state.limits)

@@ -1,9 +1,14 @@
 //! Server plumbing every BFF shares: health and readiness routes, request ids, access
-//! logging, admission control, the limit per client address, body limits and graceful
-//! shutdown.
+//! logging, admission control, the limit per client address, body limits, and the
+//! listener with its connection limits and graceful shutdown ([`listener`]).
 
-use std::future::Future;
-use std::net::SocketAddr;
+mod listener;
+
+pub use listener::{
+    BodyReadTimeout, ConnectionLimits, MAX_CONCURRENT_STREAMS, MAX_HEADER_BYTES,
+    MAX_REQUEST_HEADERS, serve,
+};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +19,6 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
@@ -292,34 +296,6 @@ pub async fn admit<R: ErrorResponder>(
         return response;
     };
     next.run(request).await
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish for at most `grace`.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    // The peer address reaches the handlers (and the limit per client address).
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let deadline = async move {
-        let _ = stop_rx.wait_for(|stopped| *stopped).await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        result = server => result,
-        () = deadline => {
-            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; exiting");
-            Ok(())
-        }
-    }
 }
 
 /// Completes on ctrl-c or SIGTERM.
