@@ -121,6 +121,72 @@ async fn browsers_get_graphiql_without_a_token() {
     assert!(String::from_utf8_lossy(&response.body).contains("GraphiQL"));
 }
 
+/// Every file the page loads from the CDN is pinned to a version and carries an integrity
+/// hash; the policy allows scripts only from the CDN and the page's own inline script, by
+/// its hash, and no framing.
+#[tokio::test]
+async fn graphiql_pins_its_cdn_files_by_hash_under_a_content_security_policy() {
+    use base64::Engine as _;
+    let app = spawn_app().await;
+    let request = Request::get("/graphql")
+        .header("accept", "text/html")
+        .body(Body::empty())
+        .expect("request");
+    let response = app.send(request).await;
+    let page = String::from_utf8_lossy(&response.body).into_owned();
+    let external: Vec<&str> = page
+        .lines()
+        .filter(|line| line.contains("https://"))
+        .collect();
+    assert_eq!(external.len(), 4, "{page}");
+    for line in external {
+        assert!(
+            line.contains(r#"integrity="sha384-"#),
+            "no integrity: {line}"
+        );
+        assert!(line.contains(r#"crossorigin="anonymous""#), "{line}");
+        let version = line
+            .split('@')
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .expect("a version");
+        assert_eq!(version.split('.').count(), 3, "not pinned: {line}");
+        assert!(
+            version.split('.').all(|n| n.parse::<u32>().is_ok()),
+            "{line}"
+        );
+    }
+    let policy = response
+        .header("content-security-policy")
+        .expect("a policy");
+    for directive in [
+        "default-src 'none'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(policy.contains(directive), "{directive} missing: {policy}");
+    }
+    let inline = page
+        .split("<script>")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .expect("the boot script");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, inline.as_bytes());
+    let hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+    let scripts = policy
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("script-src"))
+        .expect("script-src");
+    assert_eq!(
+        scripts,
+        format!("script-src 'sha256-{hash}' https://unpkg.com"),
+        "only the CDN and the boot script"
+    );
+    assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+}
+
 #[tokio::test]
 async fn request_ids_are_generated_or_echoed_and_bad_ones_replaced() {
     let app = spawn_app().await;

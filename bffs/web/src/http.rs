@@ -16,7 +16,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{self, AuthError, Principal, Scope};
@@ -85,7 +85,7 @@ pub(crate) async fn graphql_get(
     RawQuery(raw_query): RawQuery,
 ) -> Response {
     if state.graphiql && is_browser_page_request(&headers, raw_query.as_deref()) {
-        return Html(GRAPHIQL_PAGE).into_response();
+        return crate::graphiql::page();
     }
     let request = match parse_query_string(raw_query.as_deref().unwrap_or("")) {
         Ok(request) if !request.query.is_empty() => request,
@@ -443,32 +443,3 @@ fn render(media_type: MediaType, responses: &[GqlResponse], is_batch: bool) -> R
         .insert(CONTENT_TYPE, media_type.header());
     response
 }
-
-/// GraphiQL, loaded from a CDN by the browser; paste a token into its Headers tab as
-/// `{"Authorization": "Bearer …"}`.
-const GRAPHIQL_PAGE: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Switchyard web BFF · GraphiQL</title>
-<style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
-<link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
-</head>
-<body>
-<div id="graphiql">Loading GraphiQL…</div>
-<script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
-<script crossorigin src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
-<script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
-<script>
-  const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
-  ReactDOM.createRoot(document.getElementById('graphiql')).render(
-    React.createElement(GraphiQL, {
-      fetcher,
-      defaultHeaders: '{"Authorization": "Bearer <paste a token from `switchyard-sandbox token`>"}',
-      defaultQuery: 'query Dashboard {\n  viewer {\n    name\n    orders(first: 5) {\n      nodes { id status total { formatted } items { sku quantity stock { name available } } }\n    }\n  }\n}\n',
-    }),
-  );
-</script>
-</body>
-</html>
-"#;

@@ -10,6 +10,7 @@ mod cost;
 mod document;
 pub mod errors;
 mod fetchers;
+mod graphiql;
 mod http;
 pub mod loader;
 pub mod schema;
