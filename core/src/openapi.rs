@@ -22,9 +22,21 @@ impl OpenApiDocument {
     /// Parses an embedded YAML document. It is part of the binary, so a failure is a build
     /// defect that the tests catch; `name` says which document in the error.
     pub fn from_yaml(name: &str, yaml: &str) -> Result<Self, crate::config::ConfigError> {
-        let value: serde_json::Value = serde_norway::from_str(yaml).map_err(|error| {
+        Self::from_yaml_adjusted(name, yaml, |_| {})
+    }
+
+    /// [`from_yaml`](Self::from_yaml), then `adjust`ed before it is frozen: for what the
+    /// configuration decides, such as page-size limits, so that the served document states
+    /// what this process accepts.
+    pub fn from_yaml_adjusted(
+        name: &str,
+        yaml: &str,
+        adjust: impl FnOnce(&mut serde_json::Value),
+    ) -> Result<Self, crate::config::ConfigError> {
+        let mut value: serde_json::Value = serde_norway::from_str(yaml).map_err(|error| {
             crate::config::ConfigError::Malformed(format!("embedded {name}: {error}"))
         })?;
+        adjust(&mut value);
         let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
         let etag = strong_etag(&json);
         Ok(Self { json, etag })
@@ -52,5 +64,35 @@ impl OpenApiDocument {
             self.json.clone(),
         )
             .into_response()
+    }
+}
+
+/// Sets `keyword` (e.g. `maximum`) of the schema of parameter `parameter` of operation
+/// `method` (lower case) on `path` to `value`; a document without that parameter is left
+/// as it is (the BFF's contract tests would notice).
+pub fn set_parameter_schema(
+    document: &mut serde_json::Value,
+    path: &str,
+    method: &str,
+    parameter: &str,
+    keyword: &str,
+    value: serde_json::Value,
+) {
+    let parameters = document
+        .get_mut("paths")
+        .and_then(|paths| paths.get_mut(path))
+        .and_then(|item| item.get_mut(method))
+        .and_then(|operation| operation.get_mut("parameters"))
+        .and_then(serde_json::Value::as_array_mut);
+    let Some(parameters) = parameters else {
+        return;
+    };
+    let schema = parameters
+        .iter_mut()
+        .find(|p| p.get("name").and_then(serde_json::Value::as_str) == Some(parameter))
+        .and_then(|p| p.get_mut("schema"))
+        .and_then(serde_json::Value::as_object_mut);
+    if let Some(schema) = schema {
+        schema.insert(keyword.to_owned(), value);
     }
 }

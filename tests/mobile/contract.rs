@@ -75,3 +75,36 @@ async fn openapi_json_serves_the_checked_in_document() {
     assert_eq!(response.status, 200);
     assert_eq!(response.json, DOCUMENT.document);
 }
+
+/// The served document states the configured page sizes, so that what it calls valid is
+/// what this process accepts.
+#[tokio::test]
+async fn the_served_document_carries_the_configured_page_sizes() {
+    let app = crate::spawn_app_with(|config| {
+        config.api.max_page_size = 30;
+        config.api.default_page_size = 10;
+    })
+    .await;
+    let document = app.get("/openapi.json", None).await.json;
+    let parameter = |path: &str, name: &str| {
+        document["paths"][path]["get"]["parameters"]
+            .as_array()
+            .and_then(|all| all.iter().find(|p| p["name"] == name))
+            .map(|p| p["schema"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(parameter("/v2/orders", "limit")["maximum"], 30);
+    assert_eq!(parameter("/v2/orders", "limit")["default"], 10);
+    assert_eq!(parameter("/v1/orders", "per_page")["maximum"], 30);
+    assert_eq!(parameter("/v1/orders", "page")["maximum"], 33);
+    let token = app.token("cus_1");
+    for (query, status) in [("page=33&per_page=30", 200), ("page=34&per_page=1", 400)] {
+        app.mocks
+            .serve_orders(&[])
+            .await;
+        let response = app.get(&format!("/v1/orders?{query}"), Some(&token)).await;
+        assert_eq!(response.status, status, "{query}: {}", response.json);
+    }
+    let response = app.get("/v2/orders?limit=31", Some(&token)).await;
+    assert_eq!(response.status, 400);
+}

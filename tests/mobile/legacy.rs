@@ -110,13 +110,23 @@ async fn a_deep_v1_page_walks_the_upstream_cursor_pages() {
 }
 
 #[tokio::test]
-async fn v1_pages_deeper_than_a_thousand_orders_are_refused() {
+async fn v1_pages_past_the_last_one_are_refused_whatever_the_page_size() {
     let app = spawn_app().await;
-    let response = app
-        .get("/v1/orders?page=21&per_page=50", Some(&app.token("cus_1")))
-        .await;
-    assert_eq!(response.status, 400);
-    assert_eq!(response.json["code"], "BAD_USER_INPUT");
+    // 20 pages of the largest page size (50) reach the thousandth order.
+    for query in ["page=21&per_page=50", "page=21&per_page=5"] {
+        let response = app
+            .get(&format!("/v1/orders?{query}"), Some(&app.token("cus_1")))
+            .await;
+        assert_eq!(response.status, 400, "{query}");
+        assert_eq!(response.json["code"], "BAD_USER_INPUT");
+        assert!(
+            response.json["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("from 1 to 20")),
+            "{}",
+            response.json
+        );
+    }
     assert_eq!(
         app.mocks.orders.received_requests().await.map(|r| r.len()),
         Some(0)

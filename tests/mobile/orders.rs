@@ -298,3 +298,15 @@ async fn another_customers_order_is_indistinguishable_from_an_unknown_one() {
         200
     );
 }
+
+#[tokio::test]
+async fn an_empty_cursor_asks_for_the_first_page() {
+    let app = spawn_app().await;
+    serve_pages(&app).await;
+    let response = app
+        .get("/v2/orders?limit=2&cursor=", Some(&app.token("cus_1")))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.json);
+    assert_eq!(response.json["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(response.json["pagination"]["hasMore"], true);
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use switchyard_core::auth::Authenticator;
 use switchyard_core::bff::Core;
 use switchyard_core::config::ConfigError;
-use switchyard_core::openapi::OpenApiDocument;
+use switchyard_core::openapi::{OpenApiDocument, set_parameter_schema};
 use switchyard_core::problem::ProblemResponder;
 use switchyard_core::ratelimit::Limiter;
 use switchyard_core::upstream::{Freshness, Upstreams, within_budget};
@@ -46,6 +46,28 @@ fn successor_of(path: &str) -> Option<String> {
     path.strip_prefix("/v1/").map(|rest| format!("/v2/{rest}"))
 }
 
+/// The OpenAPI document as this BFF serves it: the page-size bounds are the configured
+/// ones, so that clients and fuzzers generating from it send what is accepted.
+fn served_document(api: &ApiConfig) -> Result<OpenApiDocument, ConfigError> {
+    OpenApiDocument::from_yaml_adjusted("schema/mobile.openapi.yaml", OPENAPI_YAML, |document| {
+        let bounds = [
+            ("/v2/orders", "limit", "maximum", api.max_page_size),
+            ("/v2/orders", "limit", "default", api.default_page_size),
+            ("/v1/orders", "per_page", "maximum", api.max_page_size),
+            ("/v1/orders", "per_page", "default", api.default_page_size),
+            (
+                "/v1/orders",
+                "page",
+                "maximum",
+                crate::v1::last_page(api.max_page_size),
+            ),
+        ];
+        for (path, parameter, keyword, value) in bounds {
+            set_parameter_schema(document, path, "get", parameter, keyword, value.into());
+        }
+    })
+}
+
 /// Wires the API for `config` over core's clients and authenticator.
 pub(crate) fn build(config: &MobileConfig, core: &Core) -> Result<AppState, ConfigError> {
     Ok(Arc::new(AppStateInner {
@@ -54,6 +76,6 @@ pub(crate) fn build(config: &MobileConfig, core: &Core) -> Result<AppState, Conf
         limiter: core.limiter.clone(),
         api: config.api.clone(),
         retirement: Retirement::new(&config.v1, successor_of, ProblemResponder),
-        openapi: OpenApiDocument::from_yaml("schema/mobile.openapi.yaml", OPENAPI_YAML)?,
+        openapi: served_document(&config.api)?,
     }))
 }

@@ -21,9 +21,15 @@ use crate::AppState;
 use crate::representation::cacheable_json;
 use crate::v2::{fetch_dashboard, rfc3339};
 
-/// Deepest v1 page reachable: `page × per_page` is at most this, so that walking the
-/// upstream's cursor pages costs at most ten calls. Deeper lists need v2's cursors.
+/// Deepest v1 order reachable, so that walking the upstream's cursor pages costs at most
+/// ten calls. Deeper lists need v2's cursors.
 const MAX_V1_DEPTH: u32 = 1_000;
+
+/// The last v1 page: the one that reaches [`MAX_V1_DEPTH`] at the largest page size. One
+/// bound whatever `per_page` is, so that the OpenAPI document can state it.
+pub fn last_page(max_page_size: u32) -> u32 {
+    (MAX_V1_DEPTH / max_page_size.max(1)).max(1)
+}
 /// Largest page the orders service serves.
 const UPSTREAM_PAGE: u32 = 100;
 
@@ -121,7 +127,7 @@ pub(crate) async fn orders(
         params.page.as_deref(),
         1,
         1,
-        MAX_V1_DEPTH / per_page,
+        last_page(state.api.max_page_size),
     )?;
     let offset = ((page - 1) * per_page) as usize;
     let wanted = offset + per_page as usize;

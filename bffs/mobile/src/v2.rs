@@ -203,9 +203,11 @@ pub(crate) async fn orders(
         state.api.max_page_size,
     )?;
     let status = parse_status(params.status.as_deref())?;
+    // An empty cursor is the first page, as a client that templated a `null` one meant.
     let upstream_cursor = params
         .cursor
         .as_deref()
+        .filter(|c| !c.is_empty())
         .map(|c| ORDER_CURSORS.decode(c, status.map_or("", OrderStatus::as_str)))
         .transpose()
         .map_err(|error: CursorError| Problem::new(ErrorCode::BadRequest, error.to_string()))?;
