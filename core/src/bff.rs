@@ -23,7 +23,8 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 
 use crate::auth::{AuthConfig, Authenticator};
-use crate::config::{self, ConfigError, LogConfig, Profile, ServerConfig, Validate};
+use crate::config::{self, ConfigError, LogConfig, MetricsConfig, Profile, ServerConfig, Validate};
+use crate::metrics::Metrics;
 use crate::ratelimit::{Limiter, RateLimitConfig};
 use crate::response::ErrorResponder;
 use crate::server::{self, ConnectionLimits, Readiness};
@@ -52,6 +53,8 @@ pub trait BffConfig:
     fn ratelimit(&self) -> &RateLimitConfig;
     /// Shared state across replicas (section `redis`).
     fn redis(&self) -> &RedisConfig;
+    /// Prometheus metrics (section `metrics`).
+    fn metrics(&self) -> &MetricsConfig;
     /// Sets the listen address (the sandbox launcher and tests choose their own).
     fn set_listen(&mut self, listen: SocketAddr);
     /// The upstream services, to point them elsewhere (the sandbox launcher and tests).
@@ -64,7 +67,8 @@ pub trait BffConfig:
 
 /// Declares a BFF's top-level config struct: the shared sections every BFF has, with the
 /// keys documented in the README (`listen`, `upstreams`, `auth`, `server`, `log`), followed
-/// by the BFF's own sections. The shared sections also include `ratelimit` and `redis`.
+/// by the BFF's own sections. The shared sections also include `ratelimit`, `redis` and
+/// `metrics`.
 /// Each own section's type implements `Default`, serde's traits
 /// and [`Validate`]; the BFF crate depends on `serde`.
 ///
@@ -108,6 +112,8 @@ macro_rules! bff_config {
             pub ratelimit: $crate::ratelimit::RateLimitConfig,
             /// Shared state across replicas (unset: in-process).
             pub redis: $crate::shared_state::RedisConfig,
+            /// Prometheus metrics.
+            pub metrics: $crate::config::MetricsConfig,
             $( $(#[$field_meta])* pub $field: $ty, )*
         }
 
@@ -122,6 +128,7 @@ macro_rules! bff_config {
                     log: ::std::default::Default::default(),
                     ratelimit: ::std::default::Default::default(),
                     redis: ::std::default::Default::default(),
+                    metrics: ::std::default::Default::default(),
                     $( $field: ::std::default::Default::default(), )*
                 }
             }
@@ -135,6 +142,7 @@ macro_rules! bff_config {
                 $crate::config::Validate::validate(&self.server)?;
                 $crate::config::Validate::validate(&self.ratelimit)?;
                 $crate::config::Validate::validate(&self.redis)?;
+                $crate::config::Validate::validate(&self.metrics)?;
                 $( $crate::config::Validate::validate(&self.$field)?; )*
                 Ok(())
             }
@@ -165,6 +173,9 @@ macro_rules! bff_config {
             fn redis(&self) -> &$crate::shared_state::RedisConfig {
                 &self.redis
             }
+            fn metrics(&self) -> &$crate::config::MetricsConfig {
+                &self.metrics
+            }
             fn set_listen(&mut self, listen: ::std::net::SocketAddr) {
                 self.listen = listen;
             }
@@ -190,6 +201,8 @@ pub struct Core {
     pub authenticator: Authenticator,
     /// Usage plans (`None` when `ratelimit.enabled` is false).
     pub limiter: Option<Limiter>,
+    /// This BFF's Prometheus metrics, exported at `/metrics`.
+    pub metrics: Metrics,
 }
 
 /// A BFF: its name, its config, its state and its router. Everything else is core's.
@@ -229,6 +242,7 @@ impl<B: Bff> App<B> {
             upstreams: Upstreams::from_config(config.upstreams())?,
             authenticator: Authenticator::for_profile(config.auth(), config.profile())?,
             limiter: Limiter::new(config.ratelimit(), config.redis())?,
+            metrics: Metrics::new(B::NAME, config.metrics().max_consumers),
         };
         let state = B::state(config, &core)?;
         Ok(Self {
@@ -255,11 +269,14 @@ impl<B: Bff> App<B> {
             self.core.authenticator.clone(),
             self.core.upstreams.guards().clone(),
         );
-        let routes = B::router(self.state.clone()).merge(server::health_routes(readiness));
+        let routes = B::router(self.state.clone())
+            .merge(server::health_routes(readiness))
+            .merge(server::metrics_route(self.core.metrics.clone()));
         server::with_common_layers(
             routes,
             &self.server,
             self.core.limiter.clone(),
+            self.core.metrics.clone(),
             B::Responder::default(),
         )
     }

@@ -229,6 +229,29 @@ impl Validate for ServerConfig {
     }
 }
 
+/// Prometheus metrics (section `metrics`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Consumers counted by name in `switchyard_consumer_requests_total`; the rest are
+    /// `consumer="other"`, so a flood of new consumers cannot grow the series without bound.
+    pub max_consumers: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            max_consumers: 1000,
+        }
+    }
+}
+
+impl Validate for MetricsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
 /// What a deployment is for (top-level key `profile`).
 ///
 /// `production` turns off what only helps while developing (GraphQL introspection, field

@@ -67,6 +67,25 @@ impl ErrorCode {
         }
     }
 
+    /// The code a response with `status` most likely carries, for responses that did not
+    /// say (404 from the router's fallback, 413 from the body limit); `None` below 400.
+    pub fn for_status(status: StatusCode) -> Option<Self> {
+        Some(match status.as_u16() {
+            0..=399 => return None,
+            401 => Self::Unauthenticated,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            410 => Self::Gone,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            429 => Self::RateLimited,
+            503 => Self::UpstreamUnavailable,
+            504 => Self::UpstreamTimeout,
+            500..=599 => Self::Internal,
+            _ => Self::BadRequest,
+        })
+    }
+
     /// The HTTP status a response failing as a whole with this code carries.
     pub fn status(self) -> StatusCode {
         StatusCode::from(self)

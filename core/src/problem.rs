@@ -96,6 +96,7 @@ impl IntoResponse for Problem {
                 .headers_mut()
                 .insert(http::header::WWW_AUTHENTICATE, challenge.clone());
         }
+        response.extensions_mut().insert(self.code);
         response.extensions_mut().insert(self);
         response
     }

@@ -37,10 +37,11 @@ static TARGET: LazyLock<Target> = LazyLock::new(|| {
 
     let mut config = WebConfig::default();
     config.auth_mut().jwks_file = Some(path);
+    let upstreams = config.upstreams_mut();
     for upstream in [
-        &mut config.upstreams_mut().customers,
-        &mut config.upstreams_mut().orders,
-        &mut config.upstreams_mut().inventory,
+        &mut upstreams.customers,
+        &mut upstreams.orders,
+        &mut upstreams.inventory,
     ] {
         // The discard port: connections are refused at once.
         upstream.url = "http://127.0.0.1:9".to_owned();

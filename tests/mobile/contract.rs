@@ -99,9 +99,7 @@ async fn the_served_document_carries_the_configured_page_sizes() {
     assert_eq!(parameter("/v1/orders", "page")["maximum"], 33);
     let token = app.token("cus_1");
     for (query, status) in [("page=33&per_page=30", 200), ("page=34&per_page=1", 400)] {
-        app.mocks
-            .serve_orders(&[])
-            .await;
+        app.mocks.serve_orders(&[]).await;
         let response = app.get(&format!("/v1/orders?{query}"), Some(&token)).await;
         assert_eq!(response.status, status, "{query}: {}", response.json);
     }

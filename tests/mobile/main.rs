@@ -8,6 +8,7 @@ mod config;
 mod contract;
 mod dashboard;
 mod legacy;
+mod metrics;
 mod orders;
 
 use std::ops::Deref;

@@ -49,6 +49,7 @@ impl IntoResponse for DeviceError {
             error_to_cbor(self.code.as_str(), message),
         )
             .into_response();
+        response.extensions_mut().insert(self.code);
         if let Some(challenge) = self.challenge {
             response
                 .headers_mut()

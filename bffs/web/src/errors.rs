@@ -49,6 +49,7 @@ impl ErrorResponder for GraphqlErrorResponder {
             axum::http::header::CONTENT_TYPE,
             HeaderValue::from_static(GRAPHQL_RESPONSE_JSON),
         );
+        response.extensions_mut().insert(code);
         response
     }
 }

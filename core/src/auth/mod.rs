@@ -35,6 +35,7 @@ pub use self::jwks::{JwksFetchError, KeyStore};
 pub use self::principal::{Principal, Scope, mask_email, mask_phone};
 use crate::config::{ConfigError, Profile};
 use crate::domain::Tier;
+use crate::metrics::RequestRecord;
 use crate::response::ErrorResponder;
 
 /// The claims Switchyard reads; `exp`, `nbf`, `iss` and `aud` are checked by the validator.
@@ -134,13 +135,16 @@ impl Authenticator {
 
     /// Authenticates the credentials in `headers`: a bearer token, or an API key when any
     /// are configured.
+    /// The request's [`RequestRecord`] notes the consumer.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        match credentials(headers)? {
+        let principal = match credentials(headers)? {
             Credentials::Bearer(token) => self.verify(token).await,
             Credentials::ApiKey(key) if !self.api_keys.is_empty() => self.api_keys.verify(key),
             // Without configured keys the scheme means nothing here, like any other scheme.
             Credentials::ApiKey(_) => Err(AuthError::Missing),
-        }
+        }?;
+        RequestRecord::note_consumer(&principal.subject, principal.tier.as_str());
+        Ok(principal)
     }
 
     /// Verifies one compact JWT, or answers from the tokens verified recently.

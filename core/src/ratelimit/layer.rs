@@ -26,9 +26,9 @@ use crate::response::ErrorResponder;
 
 type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-/// Paths that are never limited: probes must see the BFF as it is.
+/// Paths that are never limited: probes and scrapes must see the BFF as it is.
 fn is_probe(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz")
+    matches!(path, "/healthz" | "/readyz" | crate::metrics::METRICS_PATH)
 }
 
 /// See the module documentation. `limiter` `None` (usage plans off) passes everything.

@@ -29,6 +29,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::Authenticator;
 use crate::config::ServerConfig;
 use crate::error::ErrorCode;
+use crate::metrics::{METRICS_PATH, Metrics, RequestRecord};
 use crate::ratelimit::{AddressLimit, Limiter, limit_by_address};
 use crate::response::ErrorResponder;
 use crate::upstream::{Guards, UpstreamsHealth};
@@ -162,6 +163,7 @@ pub fn with_common_layers<R: ErrorResponder>(
     router: Router,
     config: &ServerConfig,
     limiter: Option<Limiter>,
+    metrics: Metrics,
     responder: R,
 ) -> Router {
     let trace = TraceLayer::new_for_http()
@@ -192,6 +194,7 @@ pub fn with_common_layers<R: ErrorResponder>(
             ))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
             .layer(trace)
+            .layer(from_fn_with_state(metrics, record_metrics))
             .layer(axum::middleware::from_fn(ensure_retry_after))
             .layer(from_fn_with_state(responder.clone(), catch_panics::<R>))
             .layer(from_fn_with_state(
@@ -204,6 +207,60 @@ pub fn with_common_layers<R: ErrorResponder>(
             ))
             .layer(DefaultBodyLimit::max(config.body_limit_bytes)),
     )
+}
+
+/// `GET /metrics`: the Prometheus text exposition of `metrics`.
+pub fn metrics_route<S: Clone + Send + Sync + 'static>(metrics: Metrics) -> Router<S> {
+    Router::new().route(
+        METRICS_PATH,
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    )],
+                    metrics.encode(),
+                )
+            }
+        }),
+    )
+}
+
+/// Requests that are never shed or limited: probes and scrapes, which must keep working
+/// when the BFF is at its capacity (that is when they matter).
+fn is_operational(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | METRICS_PATH)
+}
+
+/// Counts every request in `metrics`: by route template (`unmatched` for the fallback),
+/// status, error code (the one the responder set, else the status's, `OK` below 400) and
+/// tier, with its latency, its consumer and the in-flight gauge. The request runs inside a
+/// fresh [`RequestRecord`], which auth fills in.
+async fn record_metrics(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let _in_flight = metrics.in_flight();
+    let (response, record) = RequestRecord::scope(next.run(request)).await;
+    let status = response.status();
+    let code = response
+        .extensions()
+        .get::<ErrorCode>()
+        .copied()
+        .or_else(|| ErrorCode::for_status(status))
+        .map_or("OK", ErrorCode::as_str);
+    metrics.record_request(
+        route.as_deref().unwrap_or("unmatched"),
+        status.as_u16(),
+        code,
+        &record,
+        started.elapsed(),
+    );
+    response
 }
 
 /// Every 503 and 504 tells the client when to come back: `Retry-After: 1` unless whoever
@@ -281,7 +338,7 @@ pub async fn admit<R: ErrorResponder>(
     request: Request,
     next: Next,
 ) -> Response {
-    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+    if is_operational(request.uri().path()) {
         return next.run(request).await;
     }
     let Ok(_permit) = Arc::clone(&admission.permits).try_acquire_owned() else {

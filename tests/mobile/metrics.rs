@@ -1,0 +1,178 @@
+//! `/metrics` after a scripted mix of requests, parsed as Prometheus text: each counter moved
+//! by exactly what the mix implies, and the consumer cardinality cap holds.
+
+use axum::body::Body;
+use http::Request;
+use prometheus_parse::{Sample, Scrape, Value};
+
+use crate::{spawn_app, spawn_app_with};
+
+async fn scrape(app: &crate::MobileApp) -> Scrape {
+    let response = app
+        .send(
+            Request::get("/metrics")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(response.status, 200);
+    assert!(
+        response
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        response.header("content-type")
+    );
+    let text = String::from_utf8(response.body.to_vec()).expect("utf-8");
+    Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).expect("Prometheus text")
+}
+
+/// The value of the one sample of `metric` whose labels include `labels`.
+fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<&Sample> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .collect();
+    assert!(matching.len() <= 1, "{metric} {labels:?}: {matching:?}");
+    matching.first().map(|s| match s.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+        _ => panic!("{metric} is not a counter or gauge"),
+    })
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_route_status_code_tier_and_consumer() {
+    let app = spawn_app().await;
+    app.mocks.serve_orders(&[]).await;
+    let token = app.token("cus_1");
+    for _ in 0..2 {
+        assert_eq!(app.get("/v2/orders", Some(&token)).await.status, 200);
+    }
+    assert_eq!(app.get("/v2/orders", None).await.status, 401);
+    assert_eq!(
+        app.get("/v2/orders?limit=0", Some(&token)).await.status,
+        400
+    );
+    let missing = app
+        .send(
+            Request::get("/no/such/path")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+
+    let scrape = scrape(&app).await;
+    let requests = "switchyard_http_requests_total";
+    let route = ("route", "/v2/orders");
+    assert_eq!(
+        value(
+            &scrape,
+            requests,
+            &[route, ("status", "200"), ("code", "OK"), ("tier", "pro")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            requests,
+            &[
+                route,
+                ("status", "401"),
+                ("code", "UNAUTHENTICATED"),
+                ("tier", "none")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            requests,
+            &[
+                route,
+                ("status", "400"),
+                ("code", "BAD_USER_INPUT"),
+                ("tier", "pro")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            requests,
+            &[("route", "unmatched"), ("status", "404")]
+        ),
+        Some(1.0)
+    );
+    let consumer = "switchyard_consumer_requests_total";
+    assert_eq!(
+        value(&scrape, consumer, &[("consumer", "cus_1"), ("tier", "pro")]),
+        Some(3.0)
+    );
+    // The scrape itself is the one request in flight.
+    assert_eq!(
+        value(&scrape, "switchyard_in_flight_requests", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
+    let durations = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "switchyard_http_request_duration_seconds"
+                && s.labels.get("route") == Some("/v2/orders")
+        })
+        .expect("a latency histogram per route");
+    match &durations.value {
+        Value::Histogram(buckets) => {
+            let total = buckets.last().map(|b| b.count).unwrap_or_default();
+            assert_eq!(total, 4.0, "{buckets:?}");
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+    // Every series names its BFF.
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .all(|s| s.labels.get("bff") == Some("mobile-bff")),
+        "a series without bff=\"mobile-bff\""
+    );
+}
+
+#[tokio::test]
+async fn consumers_past_the_cap_are_counted_as_other() {
+    let app = spawn_app_with(|config| config.metrics.max_consumers = 2).await;
+    app.mocks.serve_orders(&[]).await;
+    for consumer in ["cus_1", "cus_2", "cus_3", "cus_4", "cus_1"] {
+        let token = app.token(consumer);
+        assert_eq!(app.get("/v2/orders", Some(&token)).await.status, 200);
+    }
+    let scrape = scrape(&app).await;
+    let consumer = "switchyard_consumer_requests_total";
+    assert_eq!(
+        value(&scrape, consumer, &[("consumer", "cus_1")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&scrape, consumer, &[("consumer", "cus_2")]),
+        Some(1.0)
+    );
+    assert_eq!(value(&scrape, consumer, &[("consumer", "cus_3")]), None);
+    assert_eq!(
+        value(&scrape, consumer, &[("consumer", "other")]),
+        Some(2.0)
+    );
+}
