@@ -233,6 +233,7 @@ pub struct App<B: Bff> {
     core: Core,
     state: B::State,
     server: ServerConfig,
+    profile: Profile,
 }
 
 impl<B: Bff> App<B> {
@@ -249,6 +250,7 @@ impl<B: Bff> App<B> {
             core,
             state,
             server: config.server().clone(),
+            profile: config.profile(),
         })
     }
 
@@ -269,9 +271,10 @@ impl<B: Bff> App<B> {
             self.core.authenticator.clone(),
             self.core.upstreams.guards().clone(),
         );
-        let routes = B::router(self.state.clone())
-            .merge(server::health_routes(readiness))
-            .merge(server::metrics_route(self.core.metrics.clone()));
+        let mut routes = B::router(self.state.clone()).merge(server::health_routes(readiness));
+        if self.metrics_on_main_port() {
+            routes = routes.merge(server::metrics_route(self.core.metrics.clone()));
+        }
         server::with_common_layers(
             routes,
             &self.server,
@@ -281,13 +284,66 @@ impl<B: Bff> App<B> {
         )
     }
 
-    /// Primes the keys, then serves on `listener` until `shutdown` completes, giving
-    /// in-flight requests `server.shutdown_grace_secs` to finish.
+    /// Whether `/metrics` is served beside the API: unless `server.admin_listen` is set,
+    /// and never in production, where metrics need the admin port (they say who calls
+    /// what, and should not face the internet).
+    fn metrics_on_main_port(&self) -> bool {
+        self.server.admin_listen.is_none() && self.profile != Profile::Production
+    }
+
+    /// What `server.admin_listen` serves: `/metrics`, `/healthz` and `/readyz`, with no
+    /// admission control or limits.
+    pub fn admin_router(&self) -> Router {
+        let readiness = Readiness::new(
+            self.core.authenticator.clone(),
+            self.core.upstreams.guards().clone(),
+        );
+        server::health_routes(readiness).merge(server::metrics_route(self.core.metrics.clone()))
+    }
+
+    /// Primes the keys, then serves on `listener` (and the admin routes on
+    /// `server.admin_listen`, when set) until `shutdown` completes, giving in-flight
+    /// requests `server.shutdown_grace_secs` to finish.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = move || {
+            let mut stop_rx = stop_rx.clone();
+            async move {
+                let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            }
+        };
+        if let Some(admin) = self.server.admin_listen {
+            let admin_listener = TcpListener::bind(admin).await.map_err(|error| {
+                std::io::Error::other(format!(
+                    "cannot listen on {admin} (key `server.admin_listen`): {error}"
+                ))
+            })?;
+            tracing::info!(%admin, "metrics and probes on the admin port");
+            let admin_router = self.admin_router();
+            let limits = ConnectionLimits::from(&self.server);
+            let grace = self.server.shutdown_grace();
+            let stop = stopped();
+            tokio::spawn(async move {
+                if let Err(error) =
+                    server::serve(admin_listener, admin_router, limits, stop, grace).await
+                {
+                    tracing::error!(%error, "admin listener failed");
+                }
+            });
+        } else if self.profile == Profile::Production {
+            tracing::warn!(
+                "metrics are not served: production serves them only on `server.admin_listen`"
+            );
+        }
+        let shutdown = stopped();
         if let Err(error) = self.core.authenticator.prime().await {
             if error.is_fatal() {
                 return Err(std::io::Error::other(format!("refusing to start: {error}")));

@@ -195,6 +195,10 @@ pub struct ServerConfig {
     pub idle_timeout_secs: u64,
     /// Open connections at once; further ones wait in the accept backlog.
     pub max_connections: usize,
+    /// A second address serving only `/metrics`, `/healthz` and `/readyz`, to keep metrics
+    /// off the internet-facing port. Unset: `/metrics` is on the main port, except in
+    /// production, which serves metrics only here.
+    pub admin_listen: Option<std::net::SocketAddr>,
 }
 
 impl ServerConfig {
@@ -214,6 +218,7 @@ impl Default for ServerConfig {
             body_read_timeout_ms: 30_000,
             idle_timeout_secs: 60,
             max_connections: 10_000,
+            admin_listen: None,
         }
     }
 }

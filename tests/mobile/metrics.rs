@@ -176,3 +176,67 @@ async fn consumers_past_the_cap_are_counted_as_other() {
         Some(2.0)
     );
 }
+
+#[tokio::test]
+async fn production_serves_metrics_only_on_the_admin_port() {
+    let app = spawn_app_with(|config| {
+        config.profile = switchyard_core::config::Profile::Production;
+    })
+    .await;
+    let response = app
+        .send(
+            Request::get("/metrics")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(
+        response.status, 404,
+        "no metrics beside the API in production"
+    );
+}
+
+#[tokio::test]
+async fn with_an_admin_port_metrics_and_probes_are_there_and_not_beside_the_api() {
+    use switchyard_core::bff::{App, BffConfig as _};
+    let mocks = switchyard_tests::MockUpstreams::start().await;
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let admin = free.local_addr().expect("addr");
+    drop(free);
+    let mut config = mobile_bff::MobileConfig::default();
+    *config.upstreams_mut() = mocks.upstreams_config();
+    *config.auth_mut() = mocks.auth_config();
+    config.server.admin_listen = Some(admin);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let main = listener.local_addr().expect("addr");
+    let app = App::<mobile_bff::MobileBff>::new(&config).expect("app");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(app.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            for _ in 0..50 {
+                if let Ok(response) = client.get(&url).send().await {
+                    return response;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("{url} never answered");
+        }
+    };
+    assert_eq!(get(format!("http://{main}/metrics")).await.status(), 404);
+    assert_eq!(get(format!("http://{main}/healthz")).await.status(), 200);
+    let metrics = get(format!("http://{admin}/metrics")).await;
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.expect("body");
+    assert!(text.contains("switchyard_build_info"), "{text}");
+    assert_eq!(get(format!("http://{admin}/healthz")).await.status(), 200);
+    assert_eq!(get(format!("http://{admin}/v2/orders")).await.status(), 404);
+    stop.send(()).expect("serving");
+    served.await.expect("joined").expect("served");
+}
