@@ -234,6 +234,7 @@ pub struct App<B: Bff> {
     state: B::State,
     server: ServerConfig,
     profile: Profile,
+    access_log: bool,
 }
 
 impl<B: Bff> App<B> {
@@ -251,6 +252,7 @@ impl<B: Bff> App<B> {
             state,
             server: config.server().clone(),
             profile: config.profile(),
+            access_log: config.log().access,
         })
     }
 
@@ -273,13 +275,20 @@ impl<B: Bff> App<B> {
         );
         let mut routes = B::router(self.state.clone()).merge(server::health_routes(readiness));
         if self.metrics_on_main_port() {
-            routes = routes.merge(server::metrics_route(self.core.metrics.clone()));
+            routes = routes.merge(server::metrics_route(
+                self.core.metrics.clone(),
+                self.core.upstreams.guards().clone(),
+            ));
         }
         server::with_common_layers(
             routes,
             &self.server,
             self.core.limiter.clone(),
-            self.core.metrics.clone(),
+            server::Observer {
+                bff: B::NAME,
+                metrics: self.core.metrics.clone(),
+                access_log: self.access_log,
+            },
             B::Responder::default(),
         )
     }
@@ -298,7 +307,10 @@ impl<B: Bff> App<B> {
             self.core.authenticator.clone(),
             self.core.upstreams.guards().clone(),
         );
-        server::health_routes(readiness).merge(server::metrics_route(self.core.metrics.clone()))
+        server::health_routes(readiness).merge(server::metrics_route(
+            self.core.metrics.clone(),
+            self.core.upstreams.guards().clone(),
+        ))
     }
 
     /// Primes the keys, then serves on `listener` (and the admin routes on

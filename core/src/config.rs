@@ -294,6 +294,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// `tracing` filter directives, e.g. `info,web_bff=debug`; `RUST_LOG` wins when set.
     pub filter: String,
+    /// One JSON line per request on standard output (the access log).
+    pub access: bool,
 }
 
 impl Default for LogConfig {
@@ -301,6 +303,7 @@ impl Default for LogConfig {
         Self {
             format: LogFormat::Json,
             filter: "info".into(),
+            access: true,
         }
     }
 }

@@ -10,13 +10,14 @@
 //! | 5 | [`server`]: health and readiness, the common layers (admission control among them), serving with graceful shutdown |
 //! | 4 | [`ratelimit`]: usage plans (GCRA and quotas, in-process or in Redis) and the pre-auth limit per address |
 //! | 3 | [`auth`]: JWTs, API keys, principals; [`versioning`]: retiring old API versions |
-//! | 2 | [`upstream`]: the upstream call path; [`response`]: the `ErrorResponder` seam; [`shared_state`]: the `redis` section; [`openapi`]; [`telemetry`] |
+//! | 2 | [`upstream`]: the upstream call path; [`response`]: the `ErrorResponder` seam; [`shared_state`]: the `redis` section; [`openapi`]; [`telemetry`]; [`access_log`]: one JSON line per request |
 //! | 1 | [`error`]: `ErrorCode`; [`domain`]: entities from upstream JSON; [`config`]: loader, errors, validation, `server`/`log` sections; [`conditional`]: ETags; [`cursor`]; [`metrics`]: the Prometheus registry and the record of the request being served |
 //!
 //! Core knows HTTP, tower and serde, but no client protocol: no GraphQL, no CBOR. BFFs
 //! convert the domain structs into their wire types and render errors through
 //! [`response::ErrorResponder`].
 
+pub mod access_log;
 pub mod auth;
 pub mod bff;
 pub mod conditional;

@@ -10,6 +10,7 @@
 //! that auth and the upstream clients can report without being handed anything.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub const OTHER_CONSUMER: &str = "other";
 /// `tier` label value of a request whose consumer is not known (not authenticated).
 pub const NO_TIER: &str = "none";
 
+/// Data-age buckets, in seconds: 1 s to 1 h.
+const AGE_BUCKETS: [f64; 9] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 3600.0];
 /// Latency buckets, in seconds: 1 ms to 10 s.
 const LATENCY_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -53,6 +56,35 @@ struct ConsumerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    service: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    entity: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    tier: &'static str,
+    policy: &'static str,
+    decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransportLabels {
+    transport: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
 }
@@ -72,6 +104,14 @@ struct Inner {
     consumers: Mutex<HashSet<String>>,
     max_consumers: usize,
     in_flight: Gauge,
+    upstream_requests: Family<UpstreamLabels, Counter>,
+    upstream_duration: Family<ServiceLabels, Histogram>,
+    breaker_state: Family<ServiceLabels, Gauge>,
+    cache_lookups: Family<CacheLabels, Counter>,
+    ratelimit_decisions: Family<DecisionLabels, Counter>,
+    served_data_age: Histogram,
+    streams_active: Family<TransportLabels, Gauge>,
+    stream_events: Family<TransportLabels, Counter>,
 }
 
 impl Metrics {
@@ -116,6 +156,58 @@ impl Metrics {
             in_flight.clone(),
         );
         root.register("build_info", "Always 1; the version", build_info);
+        let upstream_requests = Family::<UpstreamLabels, Counter>::default();
+        let upstream_duration = Family::<ServiceLabels, Histogram>::new_with_constructor(
+            histogram as fn() -> Histogram,
+        );
+        let breaker_state = Family::<ServiceLabels, Gauge>::default();
+        let cache_lookups = Family::<CacheLabels, Counter>::default();
+        let ratelimit_decisions = Family::<DecisionLabels, Counter>::default();
+        let served_data_age = Histogram::new(AGE_BUCKETS);
+        let streams_active = Family::<TransportLabels, Gauge>::default();
+        let stream_events = Family::<TransportLabels, Counter>::default();
+        root.register(
+            "upstream_requests",
+            "Upstream call attempts (retries count again), by service and outcome",
+            upstream_requests.clone(),
+        );
+        root.register_with_unit(
+            "upstream_request_duration",
+            "Time of one upstream attempt",
+            Unit::Seconds,
+            upstream_duration.clone(),
+        );
+        root.register(
+            "breaker_state",
+            "Circuit breaker per service: 0 closed, 1 half-open, 2 open",
+            breaker_state.clone(),
+        );
+        root.register(
+            "cache_lookups",
+            "Entity cache lookups: hit (fresh), miss (fetched), stale (served after a failure)",
+            cache_lookups.clone(),
+        );
+        root.register(
+            "ratelimit_decisions",
+            "Usage-plan decisions by tier, policy and decision",
+            ratelimit_decisions.clone(),
+        );
+        root.register_with_unit(
+            "served_data_age",
+            "Age of the oldest cached data in a response served stale",
+            Unit::Seconds,
+            served_data_age.clone(),
+        );
+        root.register(
+            "streams_active",
+            "Open event streams by transport",
+            streams_active.clone(),
+        );
+        root.register(
+            "stream_events",
+            "Events sent on streams by transport",
+            stream_events.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry: root,
@@ -125,6 +217,14 @@ impl Metrics {
                 consumers: Mutex::new(HashSet::new()),
                 max_consumers,
                 in_flight,
+                upstream_requests,
+                upstream_duration,
+                breaker_state,
+                cache_lookups,
+                ratelimit_decisions,
+                served_data_age,
+                streams_active,
+                stream_events,
             }),
         }
     }
@@ -154,6 +254,9 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(duration.as_secs_f64());
+        if let Some(age) = record.stale_age() {
+            self.inner.served_data_age.observe(age.as_secs_f64());
+        }
         if let Some(consumer) = record.consumer() {
             let consumer = self.consumer_label(consumer);
             self.inner
@@ -178,6 +281,80 @@ impl Metrics {
         OTHER_CONSUMER.to_owned()
     }
 
+    /// Counts one upstream attempt.
+    pub fn record_upstream(&self, service: &'static str, outcome: &'static str, took: Duration) {
+        self.inner
+            .upstream_requests
+            .get_or_create(&UpstreamLabels { service, outcome })
+            .inc();
+        self.inner
+            .upstream_duration
+            .get_or_create(&ServiceLabels { service })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts an upstream call refused before any attempt (`breaker_open`, `shed`).
+    pub fn record_upstream_refused(&self, service: &'static str, outcome: &'static str) {
+        self.inner
+            .upstream_requests
+            .get_or_create(&UpstreamLabels { service, outcome })
+            .inc();
+    }
+
+    /// Sets a service's breaker state: 0 closed, 1 half-open, 2 open.
+    pub fn set_breaker_state(&self, service: &'static str, state: i64) {
+        self.inner
+            .breaker_state
+            .get_or_create(&ServiceLabels { service })
+            .set(state);
+    }
+
+    /// Counts `lookups` entity-cache lookups of `entity` with `result`.
+    pub fn record_cache(&self, entity: &'static str, result: &'static str, lookups: u64) {
+        if lookups > 0 {
+            self.inner
+                .cache_lookups
+                .get_or_create(&CacheLabels { entity, result })
+                .inc_by(lookups);
+        }
+    }
+
+    /// Counts one usage-plan decision.
+    pub fn record_decision(
+        &self,
+        tier: &'static str,
+        policy: &'static str,
+        decision: &'static str,
+    ) {
+        self.inner
+            .ratelimit_decisions
+            .get_or_create(&DecisionLabels {
+                tier,
+                policy,
+                decision,
+            })
+            .inc();
+    }
+
+    /// A stream opened on `transport`, counted until the guard is dropped.
+    pub fn stream_opened(&self, transport: &'static str) -> StreamGuard {
+        let gauge = self
+            .inner
+            .streams_active
+            .get_or_create(&TransportLabels { transport })
+            .clone();
+        gauge.inc();
+        StreamGuard(gauge)
+    }
+
+    /// Counts one event sent on a `transport` stream.
+    pub fn record_stream_event(&self, transport: &'static str) {
+        self.inner
+            .stream_events
+            .get_or_create(&TransportLabels { transport })
+            .inc();
+    }
+
     /// Counts a request as in flight until the guard is dropped.
     pub fn in_flight(&self) -> InFlightGuard {
         self.inner.in_flight.inc();
@@ -198,6 +375,15 @@ fn bff_label() -> std::borrow::Cow<'static, str> {
     std::borrow::Cow::Borrowed("bff")
 }
 
+/// Keeps `switchyard_streams_active` counting one stream.
+pub struct StreamGuard(Gauge);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Keeps `switchyard_in_flight_requests` counting one request.
 pub struct InFlightGuard(Gauge);
 
@@ -211,27 +397,180 @@ tokio::task_local! {
     static CURRENT: Arc<RequestRecord>;
 }
 
-/// What one request learned while it ran, for its metrics and log line.
-#[derive(Debug, Default)]
+/// What one request learned while it ran, for its metrics and access-log line. Written
+/// through the `note_*` functions, which act on the current request's record (a no-op
+/// outside one), so that auth, the upstream clients, the caches and the limiter can report
+/// without being handed anything.
+#[derive(Default)]
 pub struct RequestRecord {
+    metrics: Option<Metrics>,
+    request_id: Option<String>,
     principal: OnceLock<(String, &'static str)>,
+    client_id: OnceLock<String>,
+    operation: OnceLock<String>,
+    /// The upstream services the response drew on (from the network or a cache).
+    data_products: Mutex<Vec<&'static str>>,
+    upstream_calls: AtomicU32,
+    upstream_micros: AtomicU64,
+    /// Milliseconds + 1 of the oldest stale data served (0: none).
+    stale_age_plus_one_ms: AtomicU64,
+    /// Remaining units of the consumer's most binding policy, + 1 (0: not charged).
+    ratelimit_remaining_plus_one: AtomicU64,
+}
+
+impl std::fmt::Debug for RequestRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestRecord")
+            .field("consumer", &self.consumer())
+            .field("upstream_calls", &self.upstream_calls())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RequestRecord {
-    /// Runs `work` with a fresh record as the current one, then returns its output and the
-    /// record.
-    pub async fn scope<F: Future>(work: F) -> (F::Output, Arc<Self>) {
-        let record = Arc::new(Self::default());
+    /// Runs `work` with a fresh record, reporting into `metrics`, as the current one; then
+    /// returns its output and the record.
+    pub async fn scope<F: Future>(
+        metrics: Option<Metrics>,
+        request_id: Option<String>,
+        work: F,
+    ) -> (F::Output, Arc<Self>) {
+        let record = Arc::new(Self {
+            metrics,
+            request_id,
+            ..Self::default()
+        });
         let output = CURRENT.scope(Arc::clone(&record), work).await;
         (output, record)
     }
 
-    /// Notes on the current request's record (if any) that it is `consumer`'s, on `tier`.
-    /// The first principal of a request is the one kept.
-    pub fn note_consumer(consumer: &str, tier: &'static str) {
-        let _ = CURRENT.try_with(|record| {
-            let _ = record.principal.set((consumer.to_owned(), tier));
+    fn with_current(note: impl FnOnce(&Self)) {
+        let _ = CURRENT.try_with(|record| note(record));
+    }
+
+    /// Notes that the request is `consumer`'s, on `tier`, of OAuth client `client_id`. The
+    /// first principal of a request is the one kept.
+    pub fn note_consumer(consumer: &str, tier: &'static str, client_id: Option<&str>) {
+        Self::with_current(|record| {
+            if record.principal.set((consumer.to_owned(), tier)).is_ok()
+                && let Some(client) = client_id
+            {
+                let _ = record.client_id.set(client.to_owned());
+            }
         });
+    }
+
+    /// Notes the GraphQL operation's name.
+    pub fn note_operation(name: &str) {
+        Self::with_current(|record| {
+            let _ = record.operation.set(name.to_owned());
+        });
+    }
+
+    /// Notes that the response draws on `service`'s data.
+    pub fn note_data_product(service: &'static str) {
+        Self::with_current(|record| record.add_data_product(service));
+    }
+
+    fn add_data_product(&self, service: &'static str) {
+        let mut products = self
+            .data_products
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !products.contains(&service) {
+            products.push(service);
+        }
+    }
+
+    /// Notes one upstream attempt and counts it in the metrics.
+    pub fn note_upstream(service: &'static str, outcome: &'static str, took: Duration) {
+        Self::with_current(|record| {
+            record.add_data_product(service);
+            record.upstream_calls.fetch_add(1, Ordering::Relaxed);
+            let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+            record.upstream_micros.fetch_add(micros, Ordering::Relaxed);
+            if let Some(metrics) = &record.metrics {
+                metrics.record_upstream(service, outcome, took);
+            }
+        });
+    }
+
+    /// Notes an upstream call refused before any attempt (`breaker_open`, `shed`).
+    pub fn note_upstream_refused(service: &'static str, outcome: &'static str) {
+        Self::with_current(|record| {
+            if let Some(metrics) = &record.metrics {
+                metrics.record_upstream_refused(service, outcome);
+            }
+        });
+    }
+
+    /// Notes a breaker's state (0 closed, 1 half-open, 2 open) in the metrics.
+    pub fn note_breaker_state(service: &'static str, state: i64) {
+        Self::with_current(|record| {
+            if let Some(metrics) = &record.metrics {
+                metrics.set_breaker_state(service, state);
+            }
+        });
+    }
+
+    /// Notes entity-cache lookups of `entity`: fresh hits, misses fetched, stale served.
+    pub fn note_cache(entity: &'static str, hits: u64, misses: u64, stale: u64) {
+        Self::with_current(|record| {
+            if hits + stale > 0 {
+                record.add_data_product(entity);
+            }
+            if let Some(metrics) = &record.metrics {
+                metrics.record_cache(entity, "hit", hits);
+                metrics.record_cache(entity, "miss", misses);
+                metrics.record_cache(entity, "stale", stale);
+            }
+        });
+    }
+
+    /// Notes that data `age` old was served stale.
+    pub fn note_stale(age: Duration) {
+        Self::with_current(|record| {
+            let millis = u64::try_from(age.as_millis()).unwrap_or(u64::MAX - 1);
+            record
+                .stale_age_plus_one_ms
+                .fetch_max(millis + 1, Ordering::Relaxed);
+        });
+    }
+
+    /// Notes a usage-plan decision and the units left under the consumer's plan.
+    pub fn note_decision(
+        tier: &'static str,
+        policy: &'static str,
+        decision: &'static str,
+        remaining: Option<u64>,
+    ) {
+        Self::with_current(|record| {
+            if let Some(remaining) = remaining {
+                record
+                    .ratelimit_remaining_plus_one
+                    .store(remaining.saturating_add(1), Ordering::Relaxed);
+            }
+            if let Some(metrics) = &record.metrics {
+                metrics.record_decision(tier, policy, decision);
+            }
+        });
+    }
+
+    /// The current request's id and consumer, for the headers of upstream calls.
+    pub fn identity() -> (Option<String>, Option<String>) {
+        CURRENT
+            .try_with(|record| {
+                (
+                    record.request_id.clone(),
+                    record.consumer().map(str::to_owned),
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
 
     /// The consumer, once authenticated.
@@ -242,5 +581,49 @@ impl RequestRecord {
     /// The consumer's tier, once authenticated.
     pub fn tier(&self) -> Option<&'static str> {
         self.principal.get().map(|(_, tier)| *tier)
+    }
+
+    /// The OAuth client, if the token named one.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.get().map(String::as_str)
+    }
+
+    /// The GraphQL operation's name, if any.
+    pub fn operation(&self) -> Option<&str> {
+        self.operation.get().map(String::as_str)
+    }
+
+    /// The upstream services the response drew on, in the order first used.
+    pub fn data_products(&self) -> Vec<&'static str> {
+        self.data_products
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Upstream attempts made.
+    pub fn upstream_calls(&self) -> u32 {
+        self.upstream_calls.load(Ordering::Relaxed)
+    }
+
+    /// Time spent in upstream attempts (summed; parallel calls overlap).
+    pub fn upstream_time(&self) -> Duration {
+        Duration::from_micros(self.upstream_micros.load(Ordering::Relaxed))
+    }
+
+    /// Age of the oldest stale data served, if any was.
+    pub fn stale_age(&self) -> Option<Duration> {
+        match self.stale_age_plus_one_ms.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(Duration::from_millis(n - 1)),
+        }
+    }
+
+    /// Units left under the consumer's plan, if the request was charged.
+    pub fn ratelimit_remaining(&self) -> Option<u64> {
+        match self.ratelimit_remaining_plus_one.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n - 1),
+        }
     }
 }

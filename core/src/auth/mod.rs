@@ -143,7 +143,11 @@ impl Authenticator {
             // Without configured keys the scheme means nothing here, like any other scheme.
             Credentials::ApiKey(_) => Err(AuthError::Missing),
         }?;
-        RequestRecord::note_consumer(&principal.subject, principal.tier.as_str());
+        RequestRecord::note_consumer(
+            &principal.subject,
+            principal.tier.as_str(),
+            principal.client_id.as_deref(),
+        );
         Ok(principal)
     }
 

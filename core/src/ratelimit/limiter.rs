@@ -16,6 +16,7 @@ use super::redis::{RedisStore, StoreError};
 use crate::auth::Principal;
 use crate::config::ConfigError;
 use crate::domain::Tier;
+use crate::metrics::RequestRecord;
 use crate::shared_state::RedisConfig;
 
 /// Wall-clock milliseconds that advance with tokio's clock: anchored to the system clock
@@ -182,12 +183,38 @@ impl Limiter {
     }
 
     /// Decides `cost` units for `principal`, and charges them if the request is admitted.
+    /// The decision is noted on the request's record (metrics, access log).
     pub async fn charge(&self, principal: &Principal, cost: u32) -> Decision {
+        let (decision, store_failed) = self.decide(principal, cost).await;
+        let binding = decision
+            .policies
+            .iter()
+            .find(|p| p.violated)
+            .or_else(|| decision.policies.iter().min_by_key(|p| p.remaining));
+        let outcome = match (store_failed, decision.allowed) {
+            (true, _) => "store_error",
+            (false, true) => "allowed",
+            (false, false) => "limited",
+        };
+        RequestRecord::note_decision(
+            principal.tier.as_str(),
+            binding.map_or("none", |p| p.name),
+            outcome,
+            binding.map(|p| p.remaining),
+        );
+        decision
+    }
+
+    /// The decision, and whether the shared store failed (or was skipped by its breaker).
+    async fn decide(&self, principal: &Principal, cost: u32) -> (Decision, bool) {
         let consumer = self.consumer(principal);
         let inner = &self.0;
         let now_ms = inner.clock.now_ms();
         let Some(shared) = &inner.shared else {
-            return inner.local.decide(consumer.id, consumer.plan, cost, now_ms);
+            return (
+                inner.local.decide(consumer.id, consumer.plan, cost, now_ms),
+                false,
+            );
         };
         if inner.breaker.permits() {
             match shared
@@ -196,16 +223,17 @@ impl Limiter {
             {
                 Ok(decision) => {
                     inner.breaker.succeeded();
-                    return decision;
+                    return (decision, false);
                 }
                 Err(error) => inner.breaker.failed(&error, inner.on_store_error),
             }
         }
-        match inner.on_store_error {
+        let decision = match inner.on_store_error {
             OnStoreError::Local => inner.local.decide(consumer.id, consumer.plan, cost, now_ms),
             OnStoreError::Allow => Decision::unlimited(consumer.plan),
             OnStoreError::Deny => Decision::store_unavailable(consumer.plan),
-        }
+        };
+        (decision, true)
     }
 
     /// Decides one request from `address` before authentication (always in this process:

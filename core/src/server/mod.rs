@@ -163,7 +163,7 @@ pub fn with_common_layers<R: ErrorResponder>(
     router: Router,
     config: &ServerConfig,
     limiter: Option<Limiter>,
-    metrics: Metrics,
+    observer: Observer,
     responder: R,
 ) -> Router {
     let trace = TraceLayer::new_for_http()
@@ -175,16 +175,9 @@ pub fn with_common_layers<R: ErrorResponder>(
                 path = request.uri().path(),
             )
         })
+        // The access log (below) is the one line per request.
         .on_request(())
-        .on_response(
-            |response: &http::Response<_>, latency: Duration, _span: &tracing::Span| {
-                tracing::info!(
-                    status = response.status().as_u16(),
-                    latency_ms = latency.as_secs_f64() * 1e3,
-                    "request served"
-                );
-            },
-        );
+        .on_response(());
     router.layer(
         ServiceBuilder::new()
             .layer(axum::middleware::from_fn(sanitize_request_id))
@@ -194,7 +187,7 @@ pub fn with_common_layers<R: ErrorResponder>(
             ))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
             .layer(trace)
-            .layer(from_fn_with_state(metrics, record_metrics))
+            .layer(from_fn_with_state(observer, observe))
             .layer(axum::middleware::from_fn(ensure_retry_after))
             .layer(from_fn_with_state(responder.clone(), catch_panics::<R>))
             .layer(from_fn_with_state(
@@ -209,13 +202,25 @@ pub fn with_common_layers<R: ErrorResponder>(
     )
 }
 
-/// `GET /metrics`: the Prometheus text exposition of `metrics`.
-pub fn metrics_route<S: Clone + Send + Sync + 'static>(metrics: Metrics) -> Router<S> {
+/// `GET /metrics`: the Prometheus text exposition of `metrics`, with the breaker states
+/// of `guards` read at scrape time.
+pub fn metrics_route<S: Clone + Send + Sync + 'static>(
+    metrics: Metrics,
+    guards: Guards,
+) -> Router<S> {
     Router::new().route(
         METRICS_PATH,
         get(move || {
             let metrics = metrics.clone();
+            let health = guards.health();
             async move {
+                for (service, state) in [
+                    ("customers", health.customers),
+                    ("orders", health.orders),
+                    ("inventory", health.inventory),
+                ] {
+                    metrics.set_breaker_state(service, state.gauge_value());
+                }
                 (
                     [(
                         http::header::CONTENT_TYPE,
@@ -234,18 +239,35 @@ fn is_operational(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | METRICS_PATH)
 }
 
-/// Counts every request in `metrics`: by route template (`unmatched` for the fallback),
-/// status, error code (the one the responder set, else the status's, `OK` below 400) and
-/// tier, with its latency, its consumer and the in-flight gauge. The request runs inside a
-/// fresh [`RequestRecord`], which auth fills in.
-async fn record_metrics(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+/// What [`observe`] needs: the BFF's name and metrics, and whether to write access lines.
+#[derive(Clone)]
+pub struct Observer {
+    /// The BFF's name, in access lines.
+    pub bff: &'static str,
+    /// Its metrics.
+    pub metrics: Metrics,
+    /// Whether to write the access log (`log.access`).
+    pub access_log: bool,
+}
+
+/// Counts every request in the metrics (route template, `unmatched` for the fallback;
+/// status; error code, the one the responder set, else the status's, `OK` below 400; tier;
+/// consumer; latency; in flight) and writes its access-log line. The request runs inside a
+/// fresh [`RequestRecord`], which auth, the upstream clients, the caches and the limiter
+/// fill in.
+async fn observe(State(observer): State<Observer>, request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map(|path| path.as_str().to_owned());
+    let method = request.method().clone();
+    let metrics = &observer.metrics;
     let _in_flight = metrics.in_flight();
-    let (response, record) = RequestRecord::scope(next.run(request)).await;
+    let request_id = request_id_of(request.extensions()).to_owned();
+    let (response, record) =
+        RequestRecord::scope(Some(metrics.clone()), Some(request_id), next.run(request)).await;
+    let latency = started.elapsed();
     let status = response.status();
     let code = response
         .extensions()
@@ -253,14 +275,44 @@ async fn record_metrics(State(metrics): State<Metrics>, request: Request, next: 
         .copied()
         .or_else(|| ErrorCode::for_status(status))
         .map_or("OK", ErrorCode::as_str);
-    metrics.record_request(
-        route.as_deref().unwrap_or("unmatched"),
-        status.as_u16(),
-        code,
-        &record,
-        started.elapsed(),
-    );
+    let route = route.as_deref().unwrap_or("unmatched");
+    metrics.record_request(route, status.as_u16(), code, &record, latency);
+    if observer.access_log {
+        let stale_age = record.stale_age();
+        crate::access_log::write(&crate::access_log::AccessLine {
+            ts: now_rfc3339(),
+            request_id: record.request_id().unwrap_or("-"),
+            trace_id: None,
+            bff: observer.bff,
+            method: method.as_str(),
+            route,
+            operation: record.operation(),
+            status: status.as_u16(),
+            code,
+            latency_ms: millis(latency),
+            consumer: record.consumer(),
+            client_id: record.client_id(),
+            tier: record.tier(),
+            data_products: record.data_products(),
+            upstream_calls: record.upstream_calls(),
+            upstream_ms: millis(record.upstream_time()),
+            bytes: http_body::Body::size_hint(response.body()).exact(),
+            ratelimit_remaining: record.ratelimit_remaining(),
+            stale: stale_age.is_some(),
+            data_age_s: stale_age.map(|age| age.as_secs()),
+        });
+    }
     response
+}
+
+fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Every 503 and 504 tells the client when to come back: `Retry-After: 1` unless whoever

@@ -27,6 +27,7 @@ use super::api::{
 use super::config::CacheConfig;
 use super::scope::record_stale;
 use crate::domain::{Customer, Order, Page, ReadingsAck, ReadingsBatch, StockLevel};
+use crate::metrics::RequestRecord;
 
 struct Entry<V> {
     value: Arc<V>,
@@ -110,6 +111,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
     {
         let mut found = HashMap::with_capacity(keys.len());
         let mut stale_age = None;
+        let mut lookups = Lookups::default();
         let mut pending: Vec<String> = keys.to_vec();
         // A key whose fetch (by another caller) was abandoned goes round again; after a few
         // rounds this caller fetches it itself, so the loop always ends.
@@ -118,13 +120,27 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                 break;
             }
             pending = self
-                .round(&pending, key_of, &fetch, &mut found, &mut stale_age)
+                .round(
+                    &pending,
+                    key_of,
+                    &fetch,
+                    &mut found,
+                    &mut stale_age,
+                    &mut lookups,
+                )
                 .await?;
         }
         if !pending.is_empty() {
+            lookups.misses += pending.len() as u64;
             let fetched = fetch(pending).await?;
             let _ = self.store(fetched, key_of, &mut found, None);
         }
+        RequestRecord::note_cache(
+            self.service.as_str(),
+            lookups.hits,
+            lookups.misses,
+            lookups.stale,
+        );
         if let Some(age) = stale_age {
             tracing::info!(service = %self.service, age_ms = age.as_millis() as u64, "served stale data");
             record_stale(self.service, age);
@@ -141,6 +157,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         fetch: &F,
         found: &mut HashMap<String, Arc<V>>,
         stale_age: &mut Option<Duration>,
+        lookups: &mut Lookups,
     ) -> UpstreamResult<Vec<String>>
     where
         F: Fn(Vec<String>) -> Fut,
@@ -158,6 +175,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                     continue;
                 }
                 if let Some(value) = self.fresh(key) {
+                    lookups.hits += 1;
                     found.insert(key.clone(), value);
                 } else if let Some(pending) = in_flight.get(key) {
                     theirs.push((key.clone(), pending.clone()));
@@ -165,6 +183,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                     mine.push(key.clone());
                 }
             }
+            lookups.misses += (mine.len() + theirs.len()) as u64;
             if mine.is_empty() {
                 None
             } else {
@@ -208,7 +227,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
             }
             match (answered, other_failure) {
                 (false, _) => retry.push(key),
-                (true, Some(error)) => self.serve_stale(&key, error, found, stale_age)?,
+                (true, Some(error)) => self.serve_stale(&key, error, found, stale_age, lookups)?,
                 // Answered without it: the upstream does not know the key.
                 (true, None) => {}
             }
@@ -216,7 +235,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         if let Some(error) = failure {
             for key in &mine {
                 if !found.contains_key(key) {
-                    self.serve_stale(key, error.clone(), found, stale_age)?;
+                    self.serve_stale(key, error.clone(), found, stale_age, lookups)?;
                 }
             }
         }
@@ -259,12 +278,23 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         error: UpstreamError,
         found: &mut HashMap<String, Arc<V>>,
         stale_age: &mut Option<Duration>,
+        lookups: &mut Lookups,
     ) -> UpstreamResult<()> {
         let (value, age) = self.usable(key).ok_or(error)?;
         *stale_age = (*stale_age).max(Some(age));
+        lookups.stale += 1;
         found.insert(key.to_owned(), value);
         Ok(())
     }
+}
+
+/// What one [`EntityCache::get_many`] found where: fresh hits, misses (fetched, or waited
+/// for another caller's fetch) and misses served stale after a failure.
+#[derive(Default)]
+struct Lookups {
+    hits: u64,
+    misses: u64,
+    stale: u64,
 }
 
 /// Removes a fetch's keys from the in-flight map however the fetch ends (even if the caller

@@ -35,6 +35,8 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::metrics::RequestRecord;
+
 use super::api::{Service, UpstreamError, UpstreamResult};
 use super::config::{BreakerConfig, RetryConfig};
 use super::scope::current_deadline;
@@ -82,6 +84,17 @@ pub enum BreakerState {
     Open,
     /// Probes are let through.
     HalfOpen,
+}
+
+impl BreakerState {
+    /// The `switchyard_breaker_state` value: 0 closed, 1 half-open, 2 open.
+    pub fn gauge_value(self) -> i64 {
+        match self {
+            Self::Closed => 0,
+            Self::HalfOpen => 1,
+            Self::Open => 2,
+        }
+    }
 }
 
 /// Records state changes (and logs them) for [`Guard::breaker_state`].
@@ -250,6 +263,7 @@ impl Guard {
                 None => None,
             };
             if !self.breaker.is_call_permitted() {
+                RequestRecord::note_upstream_refused(service.as_str(), "breaker_open");
                 return Err(UpstreamError::Unavailable {
                     service,
                     detail: "circuit breaker open".into(),
@@ -257,6 +271,7 @@ impl Guard {
             }
             let _probe = if self.breaker_state() == BreakerState::HalfOpen {
                 let Ok(probe) = self.probe.try_acquire() else {
+                    RequestRecord::note_upstream_refused(service.as_str(), "breaker_open");
                     return Err(UpstreamError::Unavailable {
                         service,
                         detail: "circuit breaker half-open; another call is probing".into(),
@@ -267,14 +282,21 @@ impl Guard {
                 None
             };
             let Ok(permit) = self.bulkhead.clone().try_acquire_owned() else {
+                RequestRecord::note_upstream_refused(service.as_str(), "shed");
                 return Err(UpstreamError::Unavailable {
                     service,
                     detail: "too many calls in flight (bulkhead full)".into(),
                 });
             };
             let timeout = remaining.map_or(self.timeout, |left| left.min(self.timeout));
+            let started = tokio::time::Instant::now();
             let outcome = attempt(timeout, remaining).await;
             drop(permit);
+            RequestRecord::note_upstream(
+                service.as_str(),
+                outcome_label(outcome.as_ref().err().map(|(error, _)| error)),
+                started.elapsed(),
+            );
             let (error, retry_after) = match outcome {
                 Ok(value) => {
                     self.breaker.on_success();
@@ -311,6 +333,18 @@ impl Guard {
             tokio::time::sleep(pause).await;
             retried = true;
         }
+    }
+}
+
+/// The `outcome` label of an attempt that ended with `error` (none: `ok`).
+fn outcome_label(error: Option<&UpstreamError>) -> &'static str {
+    match error {
+        None => "ok",
+        Some(UpstreamError::NotFound { .. }) => "not_found",
+        Some(UpstreamError::Rejected { .. }) => "rejected",
+        Some(UpstreamError::Unavailable { .. }) => "unavailable",
+        Some(UpstreamError::Timeout { .. }) => "timeout",
+        Some(UpstreamError::Malformed { .. }) => "malformed",
     }
 }
 

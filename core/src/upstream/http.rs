@@ -22,9 +22,15 @@ use super::guard::{AttemptResult, BreakerState, Guard};
 use super::scope::DEADLINE_HEADER;
 use crate::config::{ConfigError, validate_http_url};
 use crate::domain::{Customer, Order, Page, ReadingsAck, ReadingsBatch, StockLevel};
+use crate::metrics::RequestRecord;
 
 /// Most ids the upstream batch endpoints accept in one call; larger sets are split.
 pub const MAX_IDS_PER_CALL: usize = 100;
+
+/// The request id, forwarded so an upstream's logs can be joined with ours.
+const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The authenticated consumer (the principal's subject) the call is made for.
+pub const CONSUMER_ID_HEADER: &str = "x-consumer-id";
 
 /// Header that makes a write safe to repeat (IETF `draft-ietf-httpapi-idempotency-key-header`).
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -136,6 +142,15 @@ impl HttpUpstream {
             .header(http::header::ACCEPT, "application/json");
         if let Some(budget) = budget {
             request = request.header(DEADLINE_HEADER, budget.as_millis().to_string());
+        }
+        // Only what upstreams need (DESIGN.md "Header hygiene"): nothing the client sent is
+        // forwarded; the consumer is the authenticated principal, never a client header.
+        let (request_id, consumer) = RequestRecord::identity();
+        if let Some(id) = request_id {
+            request = request.header(REQUEST_ID_HEADER, id);
+        }
+        if let Some(consumer) = consumer {
+            request = request.header(CONSUMER_ID_HEADER, consumer);
         }
         let response = request
             .send()

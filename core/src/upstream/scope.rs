@@ -114,6 +114,7 @@ pub async fn within_budget<F: Future>(budget: Duration, future: F) -> (F::Output
 
 /// Records that `service`'s data served to the current request was `age` old.
 pub(crate) fn record_stale(service: Service, age: Duration) {
+    crate::metrics::RequestRecord::note_stale(age);
     let _ = FRESHNESS.try_with(|report| {
         let mut report = report.lock().unwrap_or_else(PoisonError::into_inner);
         let oldest = report.stale.entry(service).or_default();

@@ -34,6 +34,8 @@ impl Target {
             .arg(what)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("SWITCHYARD_LOG__FILTER", "error")
+            // Only the first line of stdout is read: access lines would fill the pipe.
+            .env("SWITCHYARD_LOG__ACCESS", "false")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

@@ -213,6 +213,7 @@ async fn main() -> ExitCode {
     telemetry::init(&LogConfig {
         format: switchyard_core::config::LogFormat::Pretty,
         filter: "warn".into(),
+        access: true,
     });
     let listeners = BffListeners {
         web: args.web_listen,
@@ -325,6 +326,7 @@ async fn simulate_devices(
     telemetry::init(&LogConfig {
         format: switchyard_core::config::LogFormat::Pretty,
         filter: "warn".into(),
+        access: true,
     });
     println!(
         "{} devices posting {} readings per message at {} messages/s to {}",
