@@ -6,6 +6,7 @@ mod batching;
 mod config;
 mod graphql_http;
 mod limits;
+mod observability;
 mod profile;
 mod resilience;
 mod schema_contract;

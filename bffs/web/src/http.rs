@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{self, AuthError, Principal, Scope};
+use switchyard_core::metrics::RequestRecord;
 use switchyard_core::ratelimit::Decision;
 use switchyard_core::response::ErrorResponder;
 use switchyard_core::upstream::{Freshness, within_budget};
@@ -202,6 +203,9 @@ async fn execute(
     let decisions = Decisions::default();
     let mut prepared = Vec::with_capacity(requests.len());
     for request in requests {
+        if let Some(name) = &request.operation_name {
+            RequestRecord::note_operation(name);
+        }
         match prepare(state, request, method, &principal, &decisions) {
             Ok(ready) => prepared.push(Ok(ready)),
             Err(Rejection::MutationOverGet) => {

@@ -1,0 +1,257 @@
+//! What a dashboard request leaves behind: its access-log line (consumer, tier, the three
+//! data products, three upstream calls; no token, no contact details), the metrics it
+//! moved, and the headers its upstream calls carried (the principal's consumer id and the
+//! request id; nothing the client tried to slip through).
+
+use axum::body::Body;
+use http::Request;
+use serde_json::{Value, json};
+use switchyard_core::access_log::Capture;
+use switchyard_tests::{customer_json, order_json, stock_json};
+use wiremock::matchers::method;
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::{WebApp, spawn_app, spawn_app_with};
+
+const DASHBOARD: &str = "query Dashboard { viewer { name orders(first: 5) { nodes { id items { sku stock { available } } } } } }";
+
+async fn serve_dashboard(app: &WebApp) {
+    app.mocks.serve_customers(&[customer_json("cus_1")]).await;
+    let orders = [order_json(
+        "ord_1",
+        "cus_1",
+        &["SKU-1".to_owned(), "SKU-2".to_owned()],
+    )];
+    app.mocks.serve_orders(&orders).await;
+    app.mocks
+        .serve_stock(&[stock_json("SKU-1", 5), stock_json("SKU-2", 0)])
+        .await;
+}
+
+/// POSTs the dashboard with `token`, request id `id` and any `extra` headers.
+async fn dashboard(app: &WebApp, token: &str, id: &str, extra: &[(&str, &str)]) -> Value {
+    let mut builder = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("accept", "application/graphql-response+json")
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-request-id", id);
+    for (name, value) in extra {
+        builder = builder.header(*name, *value);
+    }
+    let body = json!({"query": DASHBOARD, "operationName": "Dashboard"}).to_string();
+    let response = app
+        .send(builder.body(Body::from(body)).expect("request"))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.json);
+    response.json
+}
+
+fn line_of(capture: &Capture, id: &str) -> Value {
+    let lines: Vec<Value> = capture
+        .lines()
+        .into_iter()
+        .filter(|line| line["request_id"] == id)
+        .collect();
+    assert_eq!(lines.len(), 1, "one access line for {id}: {lines:?}");
+    lines.into_iter().next().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_dashboard_request_logs_its_consumer_data_products_and_upstream_calls_and_nothing_secret()
+{
+    let app = spawn_app().await;
+    serve_dashboard(&app).await;
+    let capture = Capture::start();
+    let token = app.mocks.token("cus_1");
+    let body = dashboard(&app, &token, "obs-dashboard-1", &[]).await;
+    assert_eq!(body["data"]["viewer"]["name"], "Name of cus_1");
+
+    let line = line_of(&capture, "obs-dashboard-1");
+    assert_eq!(line["bff"], "web-bff");
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["route"], "/graphql");
+    assert_eq!(line["operation"], "Dashboard");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["code"], "OK");
+    assert_eq!(line["consumer"], "cus_1");
+    assert_eq!(line["tier"], "pro");
+    let mut products: Vec<&str> = line["data_products"]
+        .as_array()
+        .expect("data products")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    products.sort_unstable();
+    assert_eq!(products, ["customers", "inventory", "orders"]);
+    assert_eq!(line["upstream_calls"], 3);
+    assert!(
+        line["upstream_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{line}"
+    );
+    assert!(
+        line["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{line}"
+    );
+    assert_eq!(line["stale"], false);
+    assert!(line["ratelimit_remaining"].as_u64().is_some(), "{line}");
+    let text = line.to_string();
+    for secret in [
+        token.as_str(),
+        "cus_1@example.com",
+        "+1 555 0100 1234",
+        "Name of cus_1",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the access log: {text}");
+    }
+}
+
+#[tokio::test]
+async fn upstream_calls_carry_the_principal_and_request_id_and_nothing_the_client_slipped_in() {
+    let app = spawn_app().await;
+    serve_dashboard(&app).await;
+    let token = app.mocks.token("cus_1");
+    dashboard(
+        &app,
+        &token,
+        "obs-headers-1",
+        &[
+            ("x-consumer-id", "someone-else"),
+            ("x-internal-user", "root"),
+            ("x-switchyard-deadline-ms", "999999"),
+            ("cookie", "session=secret"),
+        ],
+    )
+    .await;
+    let mut seen = 0;
+    for server in [
+        &app.mocks.customers,
+        &app.mocks.orders,
+        &app.mocks.inventory,
+    ] {
+        for request in server.received_requests().await.unwrap_or_default() {
+            seen += 1;
+            let header = |name: &str| {
+                request
+                    .headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            assert_eq!(
+                header("x-consumer-id").as_deref(),
+                Some("cus_1"),
+                "{}",
+                request.url
+            );
+            assert_eq!(header("x-request-id").as_deref(), Some("obs-headers-1"));
+            assert_eq!(header("x-internal-user"), None);
+            assert_eq!(header("cookie"), None);
+            assert_eq!(header("authorization"), None, "the token stays at the edge");
+            let deadline: u64 = header("x-switchyard-deadline-ms")
+                .and_then(|v| v.parse().ok())
+                .expect("our deadline");
+            assert!(
+                deadline < 999_999,
+                "the client's deadline header passed through"
+            );
+        }
+    }
+    assert_eq!(seen, 3);
+}
+
+#[tokio::test]
+async fn stale_served_data_is_logged_with_its_age_and_counted() {
+    let app = spawn_app_with(|config| {
+        config.upstreams.customers.cache.ttl_ms = 0;
+        config.upstreams.customers.retry.enabled = false;
+    })
+    .await;
+    serve_dashboard(&app).await;
+    let token = app.mocks.token("cus_1");
+    let capture = Capture::start();
+    dashboard(&app, &token, "obs-fresh-1", &[]).await;
+    assert_eq!(line_of(&capture, "obs-fresh-1")["stale"], false);
+
+    app.mocks.customers.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&app.mocks.customers)
+        .await;
+    let body = dashboard(&app, &token, "obs-stale-1", &[]).await;
+    assert_eq!(body["extensions"]["freshness"]["stale"], true, "{body}");
+    let line = line_of(&capture, "obs-stale-1");
+    assert_eq!(line["stale"], true, "{line}");
+    assert!(line["data_age_s"].as_u64().is_some(), "{line}");
+
+    let metrics = app.get("/metrics").await;
+    let text = String::from_utf8(metrics.body.to_vec()).expect("utf-8");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("Prometheus text");
+    let count = |metric: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == metric)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    let lookups = "switchyard_cache_lookups_total";
+    assert_eq!(
+        count(lookups, &[("entity", "customers"), ("result", "miss")]),
+        2.0
+    );
+    assert_eq!(
+        count(lookups, &[("entity", "customers"), ("result", "stale")]),
+        1.0
+    );
+    let upstream = "switchyard_upstream_requests_total";
+    assert_eq!(
+        count(upstream, &[("service", "customers"), ("outcome", "ok")]),
+        1.0
+    );
+    assert_eq!(
+        count(
+            upstream,
+            &[("service", "customers"), ("outcome", "unavailable")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(upstream, &[("service", "orders"), ("outcome", "ok")]),
+        2.0
+    );
+    assert_eq!(
+        count(upstream, &[("service", "inventory"), ("outcome", "ok")]),
+        2.0
+    );
+    for service in ["customers", "orders", "inventory"] {
+        assert_eq!(
+            count("switchyard_breaker_state", &[("service", service)]),
+            0.0
+        );
+    }
+    assert_eq!(
+        count(
+            "switchyard_ratelimit_decisions_total",
+            &[("tier", "pro"), ("decision", "allowed")]
+        ),
+        2.0
+    );
+    let ages = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "switchyard_served_data_age_seconds")
+        .expect("a data-age histogram");
+    match &ages.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert_eq!(buckets.last().map(|b| b.count), Some(1.0), "{buckets:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
