@@ -199,6 +199,10 @@ pub struct ServerConfig {
     /// off the internet-facing port. Unset: `/metrics` is on the main port, except in
     /// production, which serves metrics only here.
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// Request headers dropped at the edge besides `x-consumer-id`, `x-switchyard-*` and
+    /// `x-internal-*` (which always are), e.g. headers your proxy adds that no handler
+    /// should trust. Case-insensitive.
+    pub strip_request_headers: Vec<String>,
 }
 
 impl ServerConfig {
@@ -219,6 +223,7 @@ impl Default for ServerConfig {
             idle_timeout_secs: 60,
             max_connections: 10_000,
             admin_listen: None,
+            strip_request_headers: Vec::new(),
         }
     }
 }
@@ -230,7 +235,16 @@ impl Validate for ServerConfig {
         require_positive("server.header_read_timeout_ms", self.header_read_timeout_ms)?;
         require_positive("server.body_read_timeout_ms", self.body_read_timeout_ms)?;
         require_positive("server.idle_timeout_secs", self.idle_timeout_secs)?;
-        require_positive("server.max_connections", self.max_connections as u64)
+        require_positive("server.max_connections", self.max_connections as u64)?;
+        for name in &self.strip_request_headers {
+            if http::HeaderName::try_from(name.as_str()).is_err() {
+                return Err(ConfigError::invalid(
+                    "server.strip_request_headers",
+                    format!("{name:?} is not a header name"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

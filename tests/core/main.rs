@@ -3,6 +3,7 @@
 mod auth_middleware;
 mod cache;
 mod connections;
+mod edge_headers;
 mod resilience;
 mod shutdown;
 mod skeleton;

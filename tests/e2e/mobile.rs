@@ -98,3 +98,49 @@ async fn walking_v2_cursors_visits_every_order_once() {
     }
     assert_eq!(seen.len(), expected);
 }
+
+/// The sandbox's `/__requests` shows what the BFF sent: the request id the client chose,
+/// the principal as `x-consumer-id` (never the client's), and the deadline.
+#[tokio::test]
+async fn upstreams_see_the_request_id_and_the_principal_never_what_the_client_claims() {
+    let fleet = start().await;
+    let response = fleet
+        .http
+        .get(format!("{}/v2/dashboard", fleet.base))
+        .bearer_auth(&fleet.token)
+        .header("x-request-id", "e2e-trace-1")
+        .header("x-consumer-id", "someone-else")
+        .header("x-internal-user", "root")
+        .send()
+        .await
+        .expect("mobile-bff answers");
+    assert_eq!(response.status(), 200);
+    let received: Value = fleet
+        .http
+        .get(format!("{}/__requests?limit=5", fleet.sandbox.orders.url))
+        .send()
+        .await
+        .expect("the orders service answers")
+        .json()
+        .await
+        .expect("JSON");
+    let ours: Vec<&Value> = received
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|r| r["headers"]["x-request-id"] == "e2e-trace-1")
+        .collect();
+    assert_eq!(ours.len(), 1, "{received}");
+    let headers = &ours[0]["headers"];
+    assert_eq!(headers["x-consumer-id"], DEMO_CUSTOMER_ID, "{headers}");
+    assert!(
+        headers["x-switchyard-deadline-ms"].as_str().is_some(),
+        "{headers}"
+    );
+    assert!(
+        ours[0]["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/orders?"))
+    );
+    assert!(headers.get("x-internal-user").is_none());
+}

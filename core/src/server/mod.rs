@@ -133,6 +133,49 @@ impl MakeRequestId for SequentialRequestId {
     }
 }
 
+/// Headers no client may set: ones only Switchyard itself sends upstream, and the
+/// configured `server.strip_request_headers`.
+#[derive(Clone)]
+struct StrippedHeaders(Arc<[HeaderName]>);
+
+impl StrippedHeaders {
+    fn new(configured: &[String]) -> Self {
+        let names: Vec<HeaderName> = configured
+            .iter()
+            .filter_map(|name| HeaderName::try_from(name.to_ascii_lowercase()).ok())
+            .collect();
+        Self(names.into())
+    }
+
+    fn strips(&self, name: &HeaderName) -> bool {
+        let text = name.as_str();
+        text == "x-consumer-id"
+            || text.starts_with("x-switchyard-")
+            || text.starts_with("x-internal-")
+            || self.0.contains(name)
+    }
+}
+
+/// Drops, at the edge, headers a client could use to pass as someone or something else
+/// (`x-consumer-id`, `x-switchyard-*`, `x-internal-*`, `server.strip_request_headers`),
+/// so that no handler, and no upstream, ever sees them.
+async fn strip_internal_headers(
+    State(stripped): State<StrippedHeaders>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let doomed: Vec<HeaderName> = request
+        .headers()
+        .keys()
+        .filter(|name| stripped.strips(name))
+        .cloned()
+        .collect();
+    for name in doomed {
+        request.headers_mut().remove(name);
+    }
+    next.run(request).await
+}
+
 /// Drops a client-supplied request id that is not a short printable token, so log lines
 /// and upstream headers cannot be polluted through it; a fresh id is generated instead.
 async fn sanitize_request_id(mut request: Request, next: axum::middleware::Next) -> Response {
@@ -153,8 +196,8 @@ async fn sanitize_request_id(mut request: Request, next: axum::middleware::Next)
     next.run(request).await
 }
 
-/// Wraps a BFF's router in the layers every BFF has, outermost first: request-id
-/// sanitising → request id (set, then echoed) → access log → body limit.
+/// Wraps a BFF's router in the layers every BFF has, outermost first: internal headers
+/// stripped → request-id sanitising → request id (set, then echoed) → access log → body limit.
 ///
 /// Between the access log and the body limit sit admission control
 /// (`server.max_in_flight`) and the limit per client address (`ratelimit.anonymous`), both
@@ -178,8 +221,10 @@ pub fn with_common_layers<R: ErrorResponder>(
         // The access log (below) is the one line per request.
         .on_request(())
         .on_response(());
+    let stripped = StrippedHeaders::new(&config.strip_request_headers);
     router.layer(
         ServiceBuilder::new()
+            .layer(from_fn_with_state(stripped, strip_internal_headers))
             .layer(axum::middleware::from_fn(sanitize_request_id))
             .layer(SetRequestIdLayer::new(
                 REQUEST_ID_HEADER,

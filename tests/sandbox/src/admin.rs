@@ -4,6 +4,10 @@
 //! resets it. `PUT /__faults` sets `{latency_ms, jitter_ms, error_rate, outage}`: added
 //! delay, random extra delay up to `jitter_ms`, the fraction of calls answered 500, and
 //! `outage: true` = every call answered 503. Faulted calls are counted like any other.
+//! `GET /__requests?limit=N` returns the last N requests received (at most
+//! [`REQUESTS_KEPT`]), newest last: method, path and the headers a BFF is meant to send
+//! (`traceparent`, `x-request-id`, `x-consumer-id`, `x-switchyard-deadline-ms`,
+//! `idempotency-key`), so tests and demos can see what reached the service.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -67,8 +71,33 @@ pub struct Admin {
 #[derive(Default)]
 struct AdminState {
     calls: BTreeMap<String, u64>,
+    /// The last [`REQUESTS_KEPT`] requests, oldest first.
+    requests: std::collections::VecDeque<ReceivedRequest>,
     faults: Faults,
     rng: Option<Rng>,
+}
+
+/// Requests remembered for `GET /__requests`.
+pub const REQUESTS_KEPT: usize = 200;
+
+/// The headers `GET /__requests` reports.
+const REPORTED_HEADERS: [&str; 5] = [
+    "traceparent",
+    "x-request-id",
+    "x-consumer-id",
+    "x-switchyard-deadline-ms",
+    "idempotency-key",
+];
+
+/// One request a simulated service received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The reported headers that were present.
+    pub headers: BTreeMap<String, String>,
 }
 
 /// What `GET /__stats` returns.
@@ -119,10 +148,26 @@ impl Admin {
         self.lock().faults = faults;
     }
 
-    /// Counts a call to `endpoint` and decides its fate under the current faults.
-    fn record(&self, endpoint: String) -> (Duration, Option<StatusCode>) {
+    /// The last `limit` requests received, oldest first.
+    pub fn requests(&self, limit: usize) -> Vec<ReceivedRequest> {
+        let state = self.lock();
+        let skip = state.requests.len().saturating_sub(limit);
+        state.requests.iter().skip(skip).cloned().collect()
+    }
+
+    /// Counts a call to `endpoint`, remembers `received`, and decides the call's fate under
+    /// the current faults.
+    fn record(
+        &self,
+        endpoint: String,
+        received: ReceivedRequest,
+    ) -> (Duration, Option<StatusCode>) {
         let mut state = self.lock();
         *state.calls.entry(endpoint).or_default() += 1;
+        if state.requests.len() == REQUESTS_KEPT {
+            state.requests.pop_front();
+        }
+        state.requests.push_back(received);
         let faults = state.faults;
         let rng = state.rng.get_or_insert_with(|| Rng::new(0xFA017));
         let jitter = if faults.jitter_ms > 0 {
@@ -146,6 +191,7 @@ impl Admin {
         let admin_routes = Router::new()
             .route("/__stats", get(get_stats).delete(reset_stats))
             .route("/__faults", get(get_faults).put(put_faults))
+            .route("/__requests", get(get_requests))
             .with_state(self.clone());
         service_routes
             .layer(axum::middleware::from_fn_with_state(
@@ -161,7 +207,22 @@ async fn count_and_fault(State(admin): State<Admin>, request: Request, next: Nex
         || request.uri().path().to_owned(),
         |p| p.as_str().to_owned(),
     );
-    let (delay, fail) = admin.record(format!("{} {route}", request.method()));
+    let headers = REPORTED_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = request.headers().get(*name)?.to_str().ok()?;
+            Some(((*name).to_owned(), value.to_owned()))
+        })
+        .collect();
+    let received = ReceivedRequest {
+        method: request.method().to_string(),
+        path: request.uri().path_and_query().map_or_else(
+            || request.uri().path().to_owned(),
+            |p| p.as_str().to_owned(),
+        ),
+        headers,
+    };
+    let (delay, fail) = admin.record(format!("{} {route}", request.method()), received);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -175,6 +236,18 @@ async fn count_and_fault(State(admin): State<Admin>, request: Request, next: Nex
 
 async fn get_stats(State(admin): State<Admin>) -> Json<Stats> {
     Json(admin.stats())
+}
+
+#[derive(Deserialize)]
+struct RequestsQuery {
+    limit: Option<usize>,
+}
+
+async fn get_requests(
+    State(admin): State<Admin>,
+    axum::extract::Query(query): axum::extract::Query<RequestsQuery>,
+) -> Json<Vec<ReceivedRequest>> {
+    Json(admin.requests(query.limit.unwrap_or(20).min(REQUESTS_KEPT)))
 }
 
 async fn reset_stats(State(admin): State<Admin>) -> StatusCode {
