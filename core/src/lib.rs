@@ -11,7 +11,7 @@
 //! | 4 | [`ratelimit`]: usage plans (GCRA and quotas, in-process or in Redis) and the pre-auth limit per address |
 //! | 3 | [`auth`]: JWTs, API keys, principals; [`versioning`]: retiring old API versions |
 //! | 2 | [`upstream`]: the upstream call path; [`response`]: the `ErrorResponder` seam; [`shared_state`]: the `redis` section; [`openapi`]; [`telemetry`]; [`access_log`]: one JSON line per request |
-//! | 1 | [`error`]: `ErrorCode`; [`domain`]: entities from upstream JSON; [`config`]: loader, errors, validation, `server`/`log` sections; [`conditional`]: ETags; [`cursor`]; [`metrics`]: the Prometheus registry and the record of the request being served |
+//! | 1 | [`error`]: `ErrorCode`; [`domain`]: entities from upstream JSON; [`config`]: loader, errors, validation, `server`/`log` sections; [`conditional`]: ETags; [`cursor`]; [`metrics`]: the Prometheus registry and the record of the request being served; [`trace_context`]: W3C Trace Context |
 //!
 //! Core knows HTTP, tower and serde, but no client protocol: no GraphQL, no CBOR. BFFs
 //! convert the domain structs into their wire types and render errors through
@@ -34,6 +34,7 @@ pub mod response;
 pub mod server;
 pub mod shared_state;
 pub mod telemetry;
+pub mod trace_context;
 pub mod upstream;
 pub mod versioning;
 

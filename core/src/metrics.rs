@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
+
+use crate::trace_context::TraceContext;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -393,6 +395,17 @@ impl Drop for InFlightGuard {
     }
 }
 
+/// What an upstream call carries of the request it is made for.
+#[derive(Debug, Default)]
+pub struct UpstreamIdentity {
+    /// The request id.
+    pub request_id: Option<String>,
+    /// The authenticated consumer.
+    pub consumer: Option<String>,
+    /// The request's trace.
+    pub trace: Option<TraceContext>,
+}
+
 tokio::task_local! {
     static CURRENT: Arc<RequestRecord>;
 }
@@ -405,6 +418,7 @@ tokio::task_local! {
 pub struct RequestRecord {
     metrics: Option<Metrics>,
     request_id: Option<String>,
+    trace: Option<TraceContext>,
     principal: OnceLock<(String, &'static str)>,
     client_id: OnceLock<String>,
     operation: OnceLock<String>,
@@ -433,11 +447,13 @@ impl RequestRecord {
     pub async fn scope<F: Future>(
         metrics: Option<Metrics>,
         request_id: Option<String>,
+        trace: Option<TraceContext>,
         work: F,
     ) -> (F::Output, Arc<Self>) {
         let record = Arc::new(Self {
             metrics,
             request_id,
+            trace,
             ..Self::default()
         });
         let output = CURRENT.scope(Arc::clone(&record), work).await;
@@ -556,16 +572,21 @@ impl RequestRecord {
         });
     }
 
-    /// The current request's id and consumer, for the headers of upstream calls.
-    pub fn identity() -> (Option<String>, Option<String>) {
+    /// What an upstream call of the current request carries: its request id, consumer, and
+    /// trace context.
+    pub fn identity() -> UpstreamIdentity {
         CURRENT
-            .try_with(|record| {
-                (
-                    record.request_id.clone(),
-                    record.consumer().map(str::to_owned),
-                )
+            .try_with(|record| UpstreamIdentity {
+                request_id: record.request_id.clone(),
+                consumer: record.consumer().map(str::to_owned),
+                trace: record.trace.clone(),
             })
             .unwrap_or_default()
+    }
+
+    /// The request's trace context.
+    pub fn trace(&self) -> Option<&TraceContext> {
+        self.trace.as_ref()
     }
 
     /// The request id.

@@ -109,6 +109,10 @@ async fn upstreams_see_the_request_id_and_the_principal_never_what_the_client_cl
         .get(format!("{}/v2/dashboard", fleet.base))
         .bearer_auth(&fleet.token)
         .header("x-request-id", "e2e-trace-1")
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
         .header("x-consumer-id", "someone-else")
         .header("x-internal-user", "root")
         .send()
@@ -143,4 +147,10 @@ async fn upstreams_see_the_request_id_and_the_principal_never_what_the_client_cl
             .is_some_and(|p| p.starts_with("/orders?"))
     );
     assert!(headers.get("x-internal-user").is_none());
+    assert!(
+        headers["traceparent"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("00-0af7651916cd43dd8448eb211c80319c-")),
+        "{headers}"
+    );
 }

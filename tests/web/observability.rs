@@ -255,3 +255,89 @@ async fn stale_served_data_is_logged_with_its_age_and_counted() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_incoming_traceparent_is_continued_into_every_upstream_call() {
+    let app = spawn_app().await;
+    serve_dashboard(&app).await;
+    let capture = Capture::start();
+    let token = app.mocks.token("cus_1");
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    dashboard(
+        &app,
+        &token,
+        "obs-trace-1",
+        &[
+            ("traceparent", &format!("00-{trace_id}-00f067aa0ba902b7-01")),
+            ("tracestate", "vendor=abc"),
+        ],
+    )
+    .await;
+    assert_eq!(line_of(&capture, "obs-trace-1")["trace_id"], trace_id);
+    let mut spans = std::collections::HashSet::new();
+    for server in [
+        &app.mocks.customers,
+        &app.mocks.orders,
+        &app.mocks.inventory,
+    ] {
+        for request in server.received_requests().await.unwrap_or_default() {
+            let traceparent = request
+                .headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .expect("a traceparent upstream")
+                .to_owned();
+            let fields: Vec<&str> = traceparent.split('-').collect();
+            assert_eq!(fields.len(), 4, "{traceparent}");
+            assert_eq!((fields[0], fields[1], fields[3]), ("00", trace_id, "01"));
+            assert_ne!(
+                fields[2], "00f067aa0ba902b7",
+                "a span of our own, not the caller's"
+            );
+            spans.insert(fields[2].to_owned());
+            assert_eq!(
+                request
+                    .headers
+                    .get("tracestate")
+                    .and_then(|v| v.to_str().ok()),
+                Some("vendor=abc")
+            );
+        }
+    }
+    assert_eq!(spans.len(), 3, "one span per upstream attempt");
+}
+
+#[tokio::test]
+async fn without_a_traceparent_each_request_starts_a_trace_of_its_own() {
+    let app = spawn_app().await;
+    serve_dashboard(&app).await;
+    let capture = Capture::start();
+    let token = app.mocks.token("cus_1");
+    dashboard(&app, &token, "obs-trace-2", &[]).await;
+    dashboard(&app, &token, "obs-trace-3", &[]).await;
+    let first = line_of(&capture, "obs-trace-2")["trace_id"].clone();
+    let second = line_of(&capture, "obs-trace-3")["trace_id"].clone();
+    assert_eq!(first.as_str().map(str::len), Some(32), "{first}");
+    assert_ne!(first, second);
+    let orders = app
+        .mocks
+        .orders
+        .received_requests()
+        .await
+        .unwrap_or_default();
+    let carried: Vec<String> = orders
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .get("traceparent")?
+                .to_str()
+                .ok()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(carried.len(), 2);
+    assert!(
+        carried[0].contains(first.as_str().unwrap_or_default()),
+        "{carried:?}"
+    );
+}

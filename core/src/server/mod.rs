@@ -32,6 +32,7 @@ use crate::error::ErrorCode;
 use crate::metrics::{METRICS_PATH, Metrics, RequestRecord};
 use crate::ratelimit::{AddressLimit, Limiter, limit_by_address};
 use crate::response::ErrorResponder;
+use crate::trace_context::TraceContext;
 use crate::upstream::{Guards, UpstreamsHealth};
 
 /// Header carrying the request id, accepted from clients and echoed on every response.
@@ -310,8 +311,14 @@ async fn observe(State(observer): State<Observer>, request: Request, next: Next)
     let metrics = &observer.metrics;
     let _in_flight = metrics.in_flight();
     let request_id = request_id_of(request.extensions()).to_owned();
-    let (response, record) =
-        RequestRecord::scope(Some(metrics.clone()), Some(request_id), next.run(request)).await;
+    let trace = TraceContext::from_headers(request.headers());
+    let (response, record) = RequestRecord::scope(
+        Some(metrics.clone()),
+        Some(request_id),
+        Some(trace),
+        next.run(request),
+    )
+    .await;
     let latency = started.elapsed();
     let status = response.status();
     let code = response
@@ -324,10 +331,11 @@ async fn observe(State(observer): State<Observer>, request: Request, next: Next)
     metrics.record_request(route, status.as_u16(), code, &record, latency);
     if observer.access_log {
         let stale_age = record.stale_age();
+        let trace_id = record.trace().map(TraceContext::trace_id);
         crate::access_log::write(&crate::access_log::AccessLine {
             ts: now_rfc3339(),
             request_id: record.request_id().unwrap_or("-"),
-            trace_id: None,
+            trace_id: trace_id.as_deref(),
             bff: observer.bff,
             method: method.as_str(),
             route,

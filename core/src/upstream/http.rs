@@ -23,6 +23,7 @@ use super::scope::DEADLINE_HEADER;
 use crate::config::{ConfigError, validate_http_url};
 use crate::domain::{Customer, Order, Page, ReadingsAck, ReadingsBatch, StockLevel};
 use crate::metrics::RequestRecord;
+use crate::trace_context::{TRACEPARENT, TRACESTATE};
 
 /// Most ids the upstream batch endpoints accept in one call; larger sets are split.
 pub const MAX_IDS_PER_CALL: usize = 100;
@@ -145,12 +146,20 @@ impl HttpUpstream {
         }
         // Only what upstreams need (DESIGN.md "Header hygiene"): nothing the client sent is
         // forwarded; the consumer is the authenticated principal, never a client header.
-        let (request_id, consumer) = RequestRecord::identity();
-        if let Some(id) = request_id {
+        let identity = RequestRecord::identity();
+        if let Some(id) = identity.request_id {
             request = request.header(REQUEST_ID_HEADER, id);
         }
-        if let Some(consumer) = consumer {
+        if let Some(consumer) = identity.consumer {
             request = request.header(CONSUMER_ID_HEADER, consumer);
+        }
+        if let Some(trace) = &identity.trace {
+            // Each attempt is a span of its own, a child of the request's.
+            let (_span, traceparent) = trace.child();
+            request = request.header(TRACEPARENT, traceparent);
+            if let Some(state) = trace.tracestate() {
+                request = request.header(TRACESTATE, state.clone());
+            }
         }
         let response = request
             .send()
