@@ -23,13 +23,16 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 
 use crate::auth::{AuthConfig, Authenticator};
-use crate::config::{self, ConfigError, LogConfig, MetricsConfig, Profile, ServerConfig, Validate};
+use crate::config::{
+    self, ConfigError, LogConfig, MetricsConfig, Profile, ServerConfig, TelemetryConfig, Validate,
+};
 use crate::metrics::Metrics;
 use crate::ratelimit::{Limiter, RateLimitConfig};
 use crate::response::ErrorResponder;
 use crate::server::{self, ConnectionLimits, Readiness};
 use crate::shared_state::RedisConfig;
 use crate::telemetry;
+use crate::trace_export::SpanSink;
 use crate::upstream::{Upstreams, UpstreamsConfig};
 
 /// The top-level configuration of a BFF: the shared sections, as the skeleton needs them.
@@ -55,6 +58,8 @@ pub trait BffConfig:
     fn redis(&self) -> &RedisConfig;
     /// Prometheus metrics (section `metrics`).
     fn metrics(&self) -> &MetricsConfig;
+    /// Span export (section `telemetry`).
+    fn telemetry(&self) -> &TelemetryConfig;
     /// Sets the listen address (the sandbox launcher and tests choose their own).
     fn set_listen(&mut self, listen: SocketAddr);
     /// The upstream services, to point them elsewhere (the sandbox launcher and tests).
@@ -114,6 +119,8 @@ macro_rules! bff_config {
             pub redis: $crate::shared_state::RedisConfig,
             /// Prometheus metrics.
             pub metrics: $crate::config::MetricsConfig,
+            /// Span export over OTLP.
+            pub telemetry: $crate::config::TelemetryConfig,
             $( $(#[$field_meta])* pub $field: $ty, )*
         }
 
@@ -129,6 +136,7 @@ macro_rules! bff_config {
                     ratelimit: ::std::default::Default::default(),
                     redis: ::std::default::Default::default(),
                     metrics: ::std::default::Default::default(),
+                    telemetry: ::std::default::Default::default(),
                     $( $field: ::std::default::Default::default(), )*
                 }
             }
@@ -143,6 +151,7 @@ macro_rules! bff_config {
                 $crate::config::Validate::validate(&self.ratelimit)?;
                 $crate::config::Validate::validate(&self.redis)?;
                 $crate::config::Validate::validate(&self.metrics)?;
+                $crate::config::Validate::validate(&self.telemetry)?;
                 $( $crate::config::Validate::validate(&self.$field)?; )*
                 Ok(())
             }
@@ -175,6 +184,9 @@ macro_rules! bff_config {
             }
             fn metrics(&self) -> &$crate::config::MetricsConfig {
                 &self.metrics
+            }
+            fn telemetry(&self) -> &$crate::config::TelemetryConfig {
+                &self.telemetry
             }
             fn set_listen(&mut self, listen: ::std::net::SocketAddr) {
                 self.listen = listen;
@@ -235,6 +247,8 @@ pub struct App<B: Bff> {
     server: ServerConfig,
     profile: Profile,
     access_log: bool,
+    spans: Option<SpanSink>,
+    sample_ratio: f64,
 }
 
 impl<B: Bff> App<B> {
@@ -253,6 +267,8 @@ impl<B: Bff> App<B> {
             server: config.server().clone(),
             profile: config.profile(),
             access_log: config.log().access,
+            spans: SpanSink::from_config(config.telemetry(), B::NAME)?,
+            sample_ratio: config.telemetry().sample_ratio,
         })
     }
 
@@ -288,6 +304,8 @@ impl<B: Bff> App<B> {
                 bff: B::NAME,
                 metrics: self.core.metrics.clone(),
                 access_log: self.access_log,
+                spans: self.spans.clone(),
+                sample_ratio: self.sample_ratio,
             },
             B::Responder::default(),
         )
@@ -363,14 +381,19 @@ impl<B: Bff> App<B> {
             tracing::warn!(%error, "signing keys not loaded yet; /readyz reports not ready");
         }
         let router = self.router();
-        server::serve(
+        let served = server::serve(
             listener,
             router,
             ConnectionLimits::from(&self.server),
             shutdown,
             self.server.shutdown_grace(),
         )
-        .await
+        .await;
+        if let Some(spans) = &self.spans {
+            // Send the spans still queued before the process goes.
+            spans.shutdown();
+        }
+        served
     }
 }
 

@@ -248,6 +248,45 @@ impl Validate for ServerConfig {
     }
 }
 
+/// Span export (section `telemetry`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP collector base URL, e.g. `http://127.0.0.1:4318` (spans go to
+    /// `<url>/v1/traces`). Unset: nothing is exported.
+    pub otlp_endpoint: Option<String>,
+    /// Fraction of new traces exported (0–1); a continued trace follows its caller's
+    /// sampled flag.
+    pub sample_ratio: f64,
+    /// Longest a finished span waits before its batch is sent.
+    pub export_interval_ms: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            sample_ratio: 1.0,
+            export_interval_ms: 5000,
+        }
+    }
+}
+
+impl Validate for TelemetryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(ConfigError::invalid(
+                "telemetry.sample_ratio",
+                "expected a fraction from 0 to 1",
+            ));
+        }
+        if let Some(url) = &self.otlp_endpoint {
+            validate_http_url("telemetry.otlp_endpoint", url)?;
+        }
+        require_positive("telemetry.export_interval_ms", self.export_interval_ms)
+    }
+}
+
 /// Prometheus metrics (section `metrics`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

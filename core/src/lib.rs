@@ -10,7 +10,7 @@
 //! | 5 | [`server`]: health and readiness, the common layers (admission control among them), serving with graceful shutdown |
 //! | 4 | [`ratelimit`]: usage plans (GCRA and quotas, in-process or in Redis) and the pre-auth limit per address |
 //! | 3 | [`auth`]: JWTs, API keys, principals; [`versioning`]: retiring old API versions |
-//! | 2 | [`upstream`]: the upstream call path; [`response`]: the `ErrorResponder` seam; [`shared_state`]: the `redis` section; [`openapi`]; [`telemetry`]; [`access_log`]: one JSON line per request |
+//! | 2 | [`upstream`]: the upstream call path; [`response`]: the `ErrorResponder` seam; [`shared_state`]: the `redis` section; [`openapi`]; [`telemetry`]; [`access_log`]: one JSON line per request; [`trace_export`]: spans over OTLP |
 //! | 1 | [`error`]: `ErrorCode`; [`domain`]: entities from upstream JSON; [`config`]: loader, errors, validation, `server`/`log` sections; [`conditional`]: ETags; [`cursor`]; [`metrics`]: the Prometheus registry and the record of the request being served; [`trace_context`]: W3C Trace Context |
 //!
 //! Core knows HTTP, tower and serde, but no client protocol: no GraphQL, no CBOR. BFFs
@@ -35,6 +35,7 @@ pub mod server;
 pub mod shared_state;
 pub mod telemetry;
 pub mod trace_context;
+pub mod trace_export;
 pub mod upstream;
 pub mod versioning;
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 
-use crate::trace_context::TraceContext;
+use crate::trace_context::{FinishedSpan, TraceContext};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -404,6 +404,8 @@ pub struct UpstreamIdentity {
     pub consumer: Option<String>,
     /// The request's trace.
     pub trace: Option<TraceContext>,
+    /// Whether the request keeps spans (see [`RequestRecord::note_span`]).
+    pub keeps_spans: bool,
 }
 
 tokio::task_local! {
@@ -419,6 +421,8 @@ pub struct RequestRecord {
     metrics: Option<Metrics>,
     request_id: Option<String>,
     trace: Option<TraceContext>,
+    /// Finished upstream spans, kept only while spans are exported and the trace sampled.
+    spans: Option<Mutex<Vec<FinishedSpan>>>,
     principal: OnceLock<(String, &'static str)>,
     client_id: OnceLock<String>,
     operation: OnceLock<String>,
@@ -444,16 +448,20 @@ impl std::fmt::Debug for RequestRecord {
 impl RequestRecord {
     /// Runs `work` with a fresh record, reporting into `metrics`, as the current one; then
     /// returns its output and the record.
+    /// With `export_spans`, upstream attempts of a sampled trace are kept as spans.
     pub async fn scope<F: Future>(
         metrics: Option<Metrics>,
         request_id: Option<String>,
         trace: Option<TraceContext>,
+        export_spans: bool,
         work: F,
     ) -> (F::Output, Arc<Self>) {
+        let keep_spans = export_spans && trace.as_ref().is_some_and(TraceContext::sampled);
         let record = Arc::new(Self {
             metrics,
             request_id,
             trace,
+            spans: keep_spans.then(|| Mutex::new(Vec::new())),
             ..Self::default()
         });
         let output = CURRENT.scope(Arc::clone(&record), work).await;
@@ -580,6 +588,7 @@ impl RequestRecord {
                 request_id: record.request_id.clone(),
                 consumer: record.consumer().map(str::to_owned),
                 trace: record.trace.clone(),
+                keeps_spans: record.spans.is_some(),
             })
             .unwrap_or_default()
     }
@@ -587,6 +596,32 @@ impl RequestRecord {
     /// The request's trace context.
     pub fn trace(&self) -> Option<&TraceContext> {
         self.trace.as_ref()
+    }
+
+    /// Keeps a finished upstream span, if the current request keeps spans.
+    pub fn note_span(span: FinishedSpan) {
+        Self::with_current(|record| {
+            if let Some(spans) = &record.spans {
+                spans
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(span);
+            }
+        });
+    }
+
+    /// The spans kept, taken.
+    pub fn take_spans(&self) -> Vec<FinishedSpan> {
+        self.spans
+            .as_ref()
+            .map(|spans| {
+                std::mem::take(
+                    &mut *spans
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                )
+            })
+            .unwrap_or_default()
     }
 
     /// The request id.

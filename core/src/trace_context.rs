@@ -9,6 +9,39 @@ pub const TRACEPARENT: &str = "traceparent";
 /// The `tracestate` header.
 pub const TRACESTATE: &str = "tracestate";
 
+/// Whether a span is a request served or a request made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanKind {
+    /// A request this BFF served.
+    Server,
+    /// An upstream attempt.
+    Client,
+}
+
+/// A span that has ended, waiting to be exported (see `trace_export`).
+#[derive(Clone, Debug)]
+pub struct FinishedSpan {
+    /// Its id.
+    pub span_id: [u8; 8],
+    /// Its parent's id: the caller's span for the server span, the server span for
+    /// upstream attempts.
+    pub parent_span_id: Option<[u8; 8]>,
+    /// Whether the parent is in another process (the caller).
+    pub parent_is_remote: bool,
+    /// Server (the request) or client (an upstream attempt).
+    pub kind: SpanKind,
+    /// e.g. `POST /graphql`, `GET orders`.
+    pub name: String,
+    /// When it started.
+    pub start: std::time::SystemTime,
+    /// When it ended.
+    pub end: std::time::SystemTime,
+    /// Attributes, by OpenTelemetry semantic-convention name.
+    pub attributes: Vec<(&'static str, String)>,
+    /// Whether it failed.
+    pub failed: bool,
+}
+
 /// The trace a request belongs to and its own (server) span.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceContext {
@@ -24,6 +57,12 @@ impl TraceContext {
     /// Continues the trace of a valid incoming `traceparent` (keeping its `tracestate`), or
     /// starts a new, sampled one.
     pub fn from_headers(headers: &HeaderMap) -> Self {
+        Self::from_headers_sampling(headers, 1.0)
+    }
+
+    /// [`from_headers`](Self::from_headers), a new trace being sampled with probability
+    /// `ratio` (decided from its trace id, so every service that sees it agrees).
+    pub fn from_headers_sampling(headers: &HeaderMap, ratio: f64) -> Self {
         let incoming = headers
             .get(TRACEPARENT)
             .and_then(|value| value.to_str().ok())
@@ -36,14 +75,37 @@ impl TraceContext {
                 flags,
                 tracestate: headers.get(TRACESTATE).cloned(),
             },
-            None => Self {
-                trace_id: random_nonzero(),
-                parent_span_id: None,
-                span_id: random_nonzero(),
-                flags: 0x01,
-                tracestate: None,
-            },
+            None => {
+                let trace_id: [u8; 16] = random_nonzero();
+                let mut low = [0u8; 8];
+                low.copy_from_slice(&trace_id[8..]);
+                // The W3C "random" low 8 bytes, compared with the ratio's share of them.
+                let sampled =
+                    ratio >= 1.0 || (u64::from_be_bytes(low) as f64) < ratio * u64::MAX as f64;
+                Self {
+                    trace_id,
+                    parent_span_id: None,
+                    span_id: random_nonzero(),
+                    flags: u8::from(sampled),
+                    tracestate: None,
+                }
+            }
         }
+    }
+
+    /// The trace id's bytes.
+    pub fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    /// This request's span id's bytes.
+    pub fn span_id_bytes(&self) -> [u8; 8] {
+        self.span_id
+    }
+
+    /// The caller's span id's bytes, when the trace was continued.
+    pub fn parent_span_id_bytes(&self) -> Option<[u8; 8]> {
+        self.parent_span_id
     }
 
     /// The trace id, 32 lower-case hex digits.
@@ -67,9 +129,9 @@ impl TraceContext {
     }
 
     /// A child span of this request's: its id, and the `traceparent` that names it.
-    pub fn child(&self) -> (String, String) {
-        let span = hex(&random_nonzero::<8>());
-        let header = format!("00-{}-{span}-{:02x}", self.trace_id(), self.flags);
+    pub fn child(&self) -> ([u8; 8], String) {
+        let span = random_nonzero::<8>();
+        let header = format!("00-{}-{}-{:02x}", self.trace_id(), hex(&span), self.flags);
         (span, header)
     }
 
@@ -176,7 +238,7 @@ mod tests {
         let (span, header) = context.child();
         assert_eq!(
             header,
-            format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{span}-01")
+            format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01", hex(&span))
         );
     }
 

@@ -29,6 +29,8 @@ async fn internal_and_configured_headers_never_reach_a_handler() {
         bff: "test-bff",
         metrics: Metrics::new("test-bff", 10),
         access_log: false,
+        spans: None,
+        sample_ratio: 1.0,
     };
     let app = with_common_layers(echo, &config, None, observer, ProblemResponder);
     let request = Request::get("/echo")

@@ -341,3 +341,147 @@ async fn without_a_traceparent_each_request_starts_a_trace_of_its_own() {
         "{carried:?}"
     );
 }
+
+/// An OTLP/HTTP receiver on loopback: the spans of every `POST /v1/traces`, decoded.
+struct OtlpReceiver {
+    url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<ExportTraceServiceRequest>>>,
+}
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+impl OtlpReceiver {
+    async fn start() -> Self {
+        use axum::routing::post;
+        use prost::Message as _;
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&received);
+        let router = axum::Router::new().route(
+            "/v1/traces",
+            post(move |body: axum::body::Bytes| {
+                let sink = std::sync::Arc::clone(&sink);
+                async move {
+                    let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                    sink.lock().expect("lock").push(request);
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { url, received }
+    }
+
+    /// (service.name, span) of every span received so far.
+    fn spans(&self) -> Vec<(String, opentelemetry_proto::tonic::trace::v1::Span)> {
+        let mut spans = Vec::new();
+        for request in self.received.lock().expect("lock").iter() {
+            for resource in &request.resource_spans {
+                let service = resource
+                    .resource
+                    .as_ref()
+                    .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name"))
+                    .and_then(|a| a.value.as_ref())
+                    .and_then(|v| match &v.value {
+                        Some(
+                            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                                s,
+                            ),
+                        ) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                for scope in &resource.scope_spans {
+                    for span in &scope.spans {
+                        spans.push((service.clone(), span.clone()));
+                    }
+                }
+            }
+        }
+        spans
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_of_the_request_and_each_upstream_attempt_reach_an_otlp_receiver_linked() {
+    let receiver = OtlpReceiver::start().await;
+    let app = spawn_app_with(|config| {
+        config.telemetry.otlp_endpoint = Some(receiver.url.clone());
+        config.telemetry.export_interval_ms = 50;
+    })
+    .await;
+    serve_dashboard(&app).await;
+    let token = app.mocks.token("cus_1");
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let caller_span = "b7ad6b7169203331";
+    dashboard(
+        &app,
+        &token,
+        "obs-otlp-1",
+        &[("traceparent", &format!("00-{trace_id}-{caller_span}-01"))],
+    )
+    .await;
+    let mut spans = Vec::new();
+    for _ in 0..100 {
+        spans = receiver.spans();
+        if spans.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        spans.len(),
+        4,
+        "a server span and three client spans: {spans:?}"
+    );
+    assert!(spans.iter().all(|(service, _)| service == "web-bff"));
+    assert!(
+        spans
+            .iter()
+            .all(|(_, span)| hex(&span.trace_id) == trace_id)
+    );
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    let servers: Vec<_> = spans
+        .iter()
+        .filter(|(_, s)| s.kind == SpanKind::Server as i32)
+        .collect();
+    assert_eq!(servers.len(), 1);
+    let server = &servers[0].1;
+    assert_eq!(hex(&server.parent_span_id), caller_span);
+    assert_eq!(server.name, "POST /graphql");
+    let server_id = hex(&server.span_id);
+    let mut client_ids: Vec<String> = spans
+        .iter()
+        .filter(|(_, s)| s.kind == SpanKind::Client as i32)
+        .map(|(_, s)| {
+            assert_eq!(hex(&s.parent_span_id), server_id, "{}", s.name);
+            assert!(s.end_time_unix_nano >= s.start_time_unix_nano);
+            hex(&s.span_id)
+        })
+        .collect();
+    client_ids.sort();
+    // The spans are the ones named in the traceparent each upstream received.
+    let mut sent: Vec<String> = Vec::new();
+    for server in [
+        &app.mocks.customers,
+        &app.mocks.orders,
+        &app.mocks.inventory,
+    ] {
+        for request in server.received_requests().await.unwrap_or_default() {
+            let traceparent = request.headers["traceparent"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            sent.push(traceparent.split('-').nth(2).unwrap_or_default().to_owned());
+        }
+    }
+    sent.sort();
+    assert_eq!(client_ids, sent);
+}

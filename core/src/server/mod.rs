@@ -32,7 +32,8 @@ use crate::error::ErrorCode;
 use crate::metrics::{METRICS_PATH, Metrics, RequestRecord};
 use crate::ratelimit::{AddressLimit, Limiter, limit_by_address};
 use crate::response::ErrorResponder;
-use crate::trace_context::TraceContext;
+use crate::trace_context::{FinishedSpan, SpanKind, TraceContext};
+use crate::trace_export::SpanSink;
 use crate::upstream::{Guards, UpstreamsHealth};
 
 /// Header carrying the request id, accepted from clients and echoed on every response.
@@ -294,6 +295,10 @@ pub struct Observer {
     pub metrics: Metrics,
     /// Whether to write the access log (`log.access`).
     pub access_log: bool,
+    /// Where spans go (`telemetry.otlp_endpoint`), if anywhere.
+    pub spans: Option<SpanSink>,
+    /// Share of new traces sampled (`telemetry.sample_ratio`).
+    pub sample_ratio: f64,
 }
 
 /// Counts every request in the metrics (route template, `unmatched` for the fallback;
@@ -303,6 +308,7 @@ pub struct Observer {
 /// fill in.
 async fn observe(State(observer): State<Observer>, request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
+    let started_at = std::time::SystemTime::now();
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -311,11 +317,12 @@ async fn observe(State(observer): State<Observer>, request: Request, next: Next)
     let metrics = &observer.metrics;
     let _in_flight = metrics.in_flight();
     let request_id = request_id_of(request.extensions()).to_owned();
-    let trace = TraceContext::from_headers(request.headers());
+    let trace = TraceContext::from_headers_sampling(request.headers(), observer.sample_ratio);
     let (response, record) = RequestRecord::scope(
         Some(metrics.clone()),
         Some(request_id),
         Some(trace),
+        observer.spans.is_some(),
         next.run(request),
     )
     .await;
@@ -329,6 +336,32 @@ async fn observe(State(observer): State<Observer>, request: Request, next: Next)
         .map_or("OK", ErrorCode::as_str);
     let route = route.as_deref().unwrap_or("unmatched");
     metrics.record_request(route, status.as_u16(), code, &record, latency);
+    if let (Some(sink), Some(trace)) = (&observer.spans, record.trace())
+        && trace.sampled()
+    {
+        let mut spans = record.take_spans();
+        spans.push(FinishedSpan {
+            span_id: trace.span_id_bytes(),
+            parent_span_id: trace.parent_span_id_bytes(),
+            parent_is_remote: true,
+            kind: SpanKind::Server,
+            name: format!("{method} {route}"),
+            start: started_at,
+            end: started_at + latency,
+            attributes: vec![
+                ("http.request.method", method.to_string()),
+                ("http.route", route.to_owned()),
+                ("http.response.status_code", status.as_u16().to_string()),
+                ("switchyard.code", code.to_owned()),
+                (
+                    "switchyard.consumer",
+                    record.consumer().unwrap_or("").to_owned(),
+                ),
+            ],
+            failed: status.is_server_error(),
+        });
+        sink.export(trace, spans);
+    }
     if observer.access_log {
         let stale_age = record.stale_age();
         let trace_id = record.trace().map(TraceContext::trace_id);

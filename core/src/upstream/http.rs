@@ -23,7 +23,7 @@ use super::scope::DEADLINE_HEADER;
 use crate::config::{ConfigError, validate_http_url};
 use crate::domain::{Customer, Order, Page, ReadingsAck, ReadingsBatch, StockLevel};
 use crate::metrics::RequestRecord;
-use crate::trace_context::{TRACEPARENT, TRACESTATE};
+use crate::trace_context::{FinishedSpan, SpanKind, TRACEPARENT, TRACESTATE};
 
 /// Most ids the upstream batch endpoints accept in one call; larger sets are split.
 pub const MAX_IDS_PER_CALL: usize = 100;
@@ -130,14 +130,14 @@ impl HttpUpstream {
             .await
     }
 
-    /// One try of a request: classifies the outcome and reports any `Retry-After`.
+    /// One try of a request, with the headers of the request it is made for; a span of
+    /// its own when the request keeps spans.
     async fn attempt<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
         timeout: Duration,
         budget: Option<Duration>,
     ) -> AttemptResult<T> {
-        let service = self.service;
         let mut request = request
             .timeout(timeout)
             .header(http::header::ACCEPT, "application/json");
@@ -153,14 +153,55 @@ impl HttpUpstream {
         if let Some(consumer) = identity.consumer {
             request = request.header(CONSUMER_ID_HEADER, consumer);
         }
-        if let Some(trace) = &identity.trace {
-            // Each attempt is a span of its own, a child of the request's.
-            let (_span, traceparent) = trace.child();
-            request = request.header(TRACEPARENT, traceparent);
-            if let Some(state) = trace.tracestate() {
-                request = request.header(TRACESTATE, state.clone());
-            }
+        let Some(trace) = &identity.trace else {
+            return self.send(request).await;
+        };
+        // Each attempt is a span of its own, a child of the request's.
+        let (span_id, traceparent) = trace.child();
+        request = request.header(TRACEPARENT, traceparent);
+        if let Some(state) = trace.tracestate() {
+            request = request.header(TRACESTATE, state.clone());
         }
+        if !identity.keeps_spans {
+            return self.send(request).await;
+        }
+        let (method, url) = request
+            .try_clone()
+            .and_then(|r| r.build().ok())
+            .map(|r| (r.method().to_string(), r.url().to_string()))
+            .unwrap_or_default();
+        let start = std::time::SystemTime::now();
+        let result = self.send(request).await;
+        let end = std::time::SystemTime::now();
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err((error, _)) => error.to_string(),
+        };
+        RequestRecord::note_span(FinishedSpan {
+            span_id,
+            parent_span_id: Some(trace.span_id_bytes()),
+            parent_is_remote: false,
+            kind: SpanKind::Client,
+            name: format!("{method} {}", self.service),
+            start,
+            end,
+            attributes: vec![
+                ("http.request.method", method),
+                ("url.full", url),
+                ("switchyard.service", self.service.as_str().to_owned()),
+                ("switchyard.outcome", outcome),
+            ],
+            failed: result.is_err(),
+        });
+        result
+    }
+
+    /// Sends one attempt: classifies the outcome and reports any `Retry-After`.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> AttemptResult<T> {
+        let service = self.service;
         let response = request
             .send()
             .await
