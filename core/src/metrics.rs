@@ -28,6 +28,8 @@ pub const METRICS_PATH: &str = "/metrics";
 
 /// `consumer` label value for consumers past `metrics.max_consumers`.
 pub const OTHER_CONSUMER: &str = "other";
+/// The `transport` label values of streams.
+pub const STREAM_TRANSPORTS: [&str; 2] = ["websocket", "sse"];
 /// `tier` label value of a request whose consumer is not known (not authenticated).
 pub const NO_TIER: &str = "none";
 
@@ -168,6 +170,12 @@ impl Metrics {
         let served_data_age = Histogram::new(AGE_BUCKETS);
         let streams_active = Family::<TransportLabels, Gauge>::default();
         let stream_events = Family::<TransportLabels, Counter>::default();
+        // Series from the start, so dashboards show 0 rather than no data.
+        for transport in STREAM_TRANSPORTS {
+            let labels = TransportLabels { transport };
+            drop(streams_active.get_or_create(&labels));
+            drop(stream_events.get_or_create(&labels));
+        }
         root.register(
             "upstream_requests",
             "Upstream call attempts (retries count again), by service and outcome",

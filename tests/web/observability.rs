@@ -485,3 +485,94 @@ async fn spans_of_the_request_and_each_upstream_attempt_reach_an_otlp_receiver_l
     sent.sort();
     assert_eq!(client_ids, sent);
 }
+
+/// Every metric the Grafana dashboard queries is one `/metrics` exports, and every label
+/// it groups by is one those series carry.
+#[tokio::test]
+async fn the_grafana_dashboard_queries_only_what_the_bffs_export() {
+    let dashboard_json: Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/switchyard.json"
+    )))
+    .expect("the dashboard is JSON");
+    let app = spawn_app().await;
+    serve_dashboard(&app).await;
+    let token = app.mocks.token("cus_1");
+    dashboard(&app, &token, "obs-grafana-1", &[]).await;
+    let text = String::from_utf8(app.get("/metrics").await.body.to_vec()).expect("utf-8");
+
+    // What is exported: families by their TYPE line, and the labels each series carries.
+    let mut families = std::collections::HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            if let (Some(name), Some(kind)) = (parts.next(), parts.next()) {
+                families.insert(name.to_owned(), kind.to_owned());
+            }
+        }
+    }
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("Prometheus text");
+    let mut labels: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        std::collections::HashMap::new();
+    for sample in &scrape.samples {
+        let keys = labels.entry(sample.metric.clone()).or_default();
+        keys.extend(sample.labels.iter().map(|(k, _)| k.clone()));
+        if matches!(sample.value, prometheus_parse::Value::Histogram(_)) {
+            keys.insert("le".to_owned());
+        }
+    }
+
+    let mut expressions = Vec::new();
+    for panel in dashboard_json["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            expressions.push(target["expr"].as_str().expect("expr").to_owned());
+        }
+    }
+    expressions.push(
+        dashboard_json["templating"]["list"][1]["query"]
+            .as_str()
+            .expect("the bff variable's query")
+            .to_owned(),
+    );
+    assert!(expressions.len() >= 12);
+    for expr in &expressions {
+        let mut rest = expr.as_str();
+        let mut names = Vec::new();
+        while let Some(at) = rest.find("switchyard_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            names.push(name);
+        }
+        assert!(!names.is_empty(), "no metric in {expr}");
+        for name in names {
+            let family = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .filter(|base| families.get(*base).is_some_and(|k| k == "histogram"))
+                .map(str::to_owned)
+                .or_else(|| name.strip_suffix("_total").map(str::to_owned))
+                .unwrap_or_else(|| name.clone());
+            assert!(
+                families.contains_key(&family),
+                "{name} (in {expr}) is not exported"
+            );
+            // Labels grouped by must exist on the series, where there are series yet.
+            let series_name = if families.get(&family).is_some_and(|k| k == "histogram") {
+                family.clone()
+            } else {
+                name.clone()
+            };
+            if let (Some(keys), Some(by)) = (labels.get(&series_name), expr.find("by (")) {
+                let grouped = &expr[by + 4..];
+                let grouped = &grouped[..grouped.find(')').unwrap_or(0)];
+                for label in grouped.split(',').map(str::trim) {
+                    assert!(keys.contains(label), "{name} has no label {label}: {expr}");
+                }
+            }
+        }
+    }
+}
