@@ -517,7 +517,7 @@ async fn the_grafana_dashboard_queries_only_what_the_bffs_export() {
         std::collections::HashMap::new();
     for sample in &scrape.samples {
         let keys = labels.entry(sample.metric.clone()).or_default();
-        keys.extend(sample.labels.iter().map(|(k, _)| k.clone()));
+        keys.extend(sample.labels.keys().cloned());
         if matches!(sample.value, prometheus_parse::Value::Histogram(_)) {
             keys.insert("le".to_owned());
         }
