@@ -8,6 +8,8 @@
 pub mod floor;
 pub mod limiter;
 pub mod load;
+pub mod observe;
+pub mod otlp;
 pub mod process;
 pub mod report;
 pub mod scenario;

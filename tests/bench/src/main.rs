@@ -38,6 +38,12 @@ enum Command {
         /// web, mobile, iot, floor-web-N, floor-mobile or floor-iot.
         target: String,
     },
+    /// The cost per request of metrics, the request record, trace context and the access line.
+    Observe {
+        /// Requests to time.
+        #[arg(long, default_value_t = 1_000_000)]
+        requests: u64,
+    },
     /// The cost of one usage-plan decision, in the process and in a Redis on loopback.
     Limiter {
         /// Decisions to time (the Redis store times a tenth as many).
@@ -56,6 +62,8 @@ async fn serve(target: &str) -> anyhow::Result<()> {
         | "mobile-plans-redis"
         | "mobile-admission-64"
         | "mobile-unbounded" => serve_variant(target, listener).await,
+        "web-observed" => serve_observed::<web_bff::WebBff>(listener).await,
+        "mobile-observed" => serve_observed::<mobile_bff::MobileBff>(listener).await,
         "iot" => serve_bff::<iot_bff::IotBff>(listener).await,
         other => {
             let kind = match other {
@@ -111,6 +119,26 @@ async fn serve_variant(target: &str, listener: tokio::net::TcpListener) -> anyho
     Ok(())
 }
 
+/// Serves BFF `B` with its access log on and spans exported to the benchmark's OTLP
+/// receiver (`SWITCHYARD_BENCH_OTLP_URL`), every trace sampled.
+async fn serve_observed<B: Bff>(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let otlp = std::env::var("SWITCHYARD_BENCH_OTLP_URL")?;
+    // On top of the environment, as an operator would set them.
+    let observed = [
+        "SWITCHYARD_LOG__ACCESS",
+        "SWITCHYARD_TELEMETRY__OTLP_ENDPOINT",
+        "SWITCHYARD_TELEMETRY__SAMPLE_RATIO",
+        "SWITCHYARD_TELEMETRY__EXPORT_INTERVAL_MS",
+    ]
+    .into_iter()
+    .zip(["true", otlp.as_str(), "1.0", "1000"])
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let config: B::Config = config::load_from_sources(None, std::env::vars().chain(observed))?;
+    let app = App::<B>::new(&config)?;
+    app.serve(listener, std::future::pending()).await?;
+    Ok(())
+}
+
 /// Serves BFF `B` on `listener`, configured from the environment, until the process ends.
 async fn serve_bff<B: Bff>(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let app = App::<B>::new(&config::load(None)?)?;
@@ -121,6 +149,13 @@ async fn serve_bff<B: Bff>(listener: tokio::net::TcpListener) -> anyhow::Result<
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Observe { requests }) = args.command {
+        println!("{:<34} {:>10}", "per request", "ns");
+        for figure in switchyard_bench::observe::run(requests).await {
+            println!("{:<34} {:>10.0}", figure.what, figure.ns);
+        }
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::Limiter { decisions }) = args.command {
         return match switchyard_bench::limiter::run(decisions).await {
             Ok(figures) => {
@@ -160,13 +195,16 @@ async fn main() -> ExitCode {
     };
     if !args.scenarios.is_empty() {
         plan.scenarios.extend(Scenario::GATEWAY);
+        plan.scenarios.extend(Scenario::OBSERVABILITY);
         plan.scenarios.retain(|scenario| {
             let name = scenario.name();
             args.scenarios.iter().any(|wanted| {
                 let wanted = wanted.as_str();
                 // The gateway scenarios run when named ("plans", "overload") or all at
                 // once ("gateway"), not whenever a BFF's name matches.
-                if Scenario::GATEWAY.contains(scenario) {
+                if Scenario::OBSERVABILITY.contains(scenario) {
+                    wanted == "observability" || wanted == name
+                } else if Scenario::GATEWAY.contains(scenario) {
                     wanted == "gateway"
                         || ((wanted.contains("plans") || wanted.contains("overload"))
                             && name.contains(wanted))

@@ -34,7 +34,7 @@ impl Target {
             .arg(what)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("SWITCHYARD_LOG__FILTER", "error")
-            // Only the first line of stdout is read: access lines would fill the pipe.
+            // The access log is off unless a scenario measures it.
             .env("SWITCHYARD_LOG__ACCESS", "false")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -49,7 +49,11 @@ impl Target {
             .with_context(|| format!("{what} exited before listening"))?;
         let addr = line
             .strip_prefix("listening on ")
-            .with_context(|| format!("{what} printed {line:?}"))?;
+            .with_context(|| format!("{what} printed {line:?}"))?
+            .to_owned();
+        // Whatever it prints next (access lines, when on) is read and dropped, so that a
+        // full pipe never blocks it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self {
             child,
             base: format!("http://{addr}"),

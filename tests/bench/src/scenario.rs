@@ -34,6 +34,10 @@ pub enum Scenario {
     /// mobile-bff's dashboard past its capacity (many more connections than it can serve
     /// at once), with admission control (`server.max_in_flight = 64`) against without.
     MobileOverload,
+    /// A BFF with its access log on and every request's spans exported over OTLP to a
+    /// receiver in the benchmark process, against the same BFF with neither (metrics are
+    /// on in both): what observability costs. `true`: web (N = 5); `false`: mobile.
+    Observed(bool),
 }
 
 /// Where the usage-plan scenario's decisions are made.
@@ -59,17 +63,23 @@ impl Scenario {
         Self::MobileOverload,
     ];
 
+    /// Scenarios that measure observability, run when `--scenario observability` names them.
+    pub const OBSERVABILITY: [Self; 2] = [Self::Observed(true), Self::Observed(false)];
+
     /// Whether both sides are the BFF (with and without a feature) rather than a floor.
     fn compares_the_bff_with_itself(self) -> bool {
-        matches!(self, Self::MobilePlans(_) | Self::MobileOverload)
+        matches!(
+            self,
+            Self::MobilePlans(_) | Self::MobileOverload | Self::Observed(_)
+        )
     }
 
     /// The request shape this scenario sends.
     fn shape(self) -> Self {
-        if self.compares_the_bff_with_itself() {
-            Self::Mobile
-        } else {
-            self
+        match self {
+            Self::Observed(true) => Self::Web(5),
+            _ if self.compares_the_bff_with_itself() => Self::Mobile,
+            _ => self,
         }
     }
 
@@ -82,6 +92,8 @@ impl Scenario {
             Self::MobilePlans(PlanStore::Local) => "mobile-plans-local".to_owned(),
             Self::MobilePlans(PlanStore::Redis) => "mobile-plans-redis".to_owned(),
             Self::MobileOverload => "mobile-overload".to_owned(),
+            Self::Observed(true) => "web-observed".to_owned(),
+            Self::Observed(false) => "mobile-observed".to_owned(),
         }
     }
 
@@ -94,6 +106,8 @@ impl Scenario {
             Self::MobilePlans(PlanStore::Local) => ("mobile-plans-local", "mobile".to_owned()),
             Self::MobilePlans(PlanStore::Redis) => ("mobile-plans-redis", "mobile".to_owned()),
             Self::MobileOverload => ("mobile-admission-64", "mobile-unbounded".to_owned()),
+            Self::Observed(true) => ("web-observed", "web".to_owned()),
+            Self::Observed(false) => ("mobile-observed", "mobile".to_owned()),
         }
     }
 
@@ -646,6 +660,18 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<ScenarioReport>> {
     let mut env = child_env(&sandbox);
     if let Some(redis) = &redis {
         env.push(("SWITCHYARD_REDIS__URL".into(), redis.url()));
+    }
+    let otlp = if plan
+        .scenarios
+        .iter()
+        .any(|s| matches!(s, Scenario::Observed(_)))
+    {
+        Some(crate::otlp::Receiver::start().await?)
+    } else {
+        None
+    };
+    if let Some(otlp) = &otlp {
+        env.push(("SWITCHYARD_BENCH_OTLP_URL".into(), otlp.url.clone()));
     }
     let mut reports = Vec::new();
     for &scenario in &plan.scenarios {
