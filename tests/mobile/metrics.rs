@@ -240,3 +240,82 @@ async fn with_an_admin_port_metrics_and_probes_are_there_and_not_beside_the_api(
     stop.send(()).expect("serving");
     served.await.expect("joined").expect("served");
 }
+
+/// 429 (the consumer over its plan) and 503 (an upstream down) are told apart, in the
+/// request counter and in the plan decisions.
+#[tokio::test]
+async fn over_the_plan_and_upstream_down_are_counted_apart() {
+    use switchyard_core::domain::Tier;
+    use switchyard_core::ratelimit::TierPlan;
+    let app = spawn_app_with(|config| {
+        let plan = TierPlan {
+            rate_per_sec: 0.001,
+            burst: 2,
+            quotas: Vec::new(),
+        };
+        config.ratelimit.tiers.insert(Tier::Pro, plan);
+        config.upstreams.orders.retry.enabled = false;
+    })
+    .await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .mount(&app.mocks.orders)
+        .await;
+    let token = app.token("cus_1");
+    let statuses: Vec<u16> = {
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            statuses.push(app.get("/v2/orders", Some(&token)).await.status.as_u16());
+        }
+        statuses
+    };
+    assert_eq!(statuses, [503, 503, 429]);
+    let scrape = scrape(&app).await;
+    let requests = "switchyard_http_requests_total";
+    let route = ("route", "/v2/orders");
+    assert_eq!(
+        value(
+            &scrape,
+            requests,
+            &[route, ("status", "503"), ("code", "UPSTREAM_UNAVAILABLE")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            requests,
+            &[route, ("status", "429"), ("code", "RATE_LIMITED")]
+        ),
+        Some(1.0)
+    );
+    let decisions = "switchyard_ratelimit_decisions_total";
+    assert_eq!(
+        value(
+            &scrape,
+            decisions,
+            &[("tier", "pro"), ("decision", "allowed")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            decisions,
+            &[
+                ("tier", "pro"),
+                ("decision", "limited"),
+                ("policy", "burst")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "switchyard_upstream_requests_total",
+            &[("service", "orders"), ("outcome", "unavailable")]
+        ),
+        Some(2.0)
+    );
+}
