@@ -120,9 +120,9 @@ async fn serve_variant(target: &str, listener: tokio::net::TcpListener) -> anyho
 }
 
 /// Serves BFF `B` with its access log on and spans exported to the benchmark's OTLP
-/// receiver (`SWITCHYARD_BENCH_OTLP_URL`), every trace sampled.
+/// receiver (`BENCH_OTLP_URL`), every trace sampled.
 async fn serve_observed<B: Bff>(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-    let otlp = std::env::var("SWITCHYARD_BENCH_OTLP_URL")?;
+    let otlp = std::env::var("BENCH_OTLP_URL")?;
     // On top of the environment, as an operator would set them.
     let observed = [
         "SWITCHYARD_LOG__ACCESS",

@@ -671,7 +671,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<ScenarioReport>> {
         None
     };
     if let Some(otlp) = &otlp {
-        env.push(("SWITCHYARD_BENCH_OTLP_URL".into(), otlp.url.clone()));
+        env.push(("BENCH_OTLP_URL".into(), otlp.url.clone()));
     }
     let mut reports = Vec::new();
     for &scenario in &plan.scenarios {
