@@ -3,43 +3,24 @@
 
 use axum::body::Body;
 use http::Request;
-use prometheus_parse::{Sample, Scrape, Value};
+use switchyard_tests::MetricsScrape;
 
 use crate::{spawn_app, spawn_app_with};
 
-async fn scrape(app: &crate::MobileApp) -> Scrape {
-    let response = app
-        .send(
+async fn scrape(app: &crate::MobileApp) -> MetricsScrape {
+    MetricsScrape::of(
+        &app.send(
             Request::get("/metrics")
                 .body(Body::empty())
                 .expect("request"),
         )
-        .await;
-    assert_eq!(response.status, 200);
-    assert!(
-        response
-            .header("content-type")
-            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
-        "{:?}",
-        response.header("content-type")
-    );
-    let text = String::from_utf8(response.body.to_vec()).expect("utf-8");
-    Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).expect("Prometheus text")
+        .await,
+    )
 }
 
-/// The value of the one sample of `metric` whose labels include `labels`.
-fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let matching: Vec<&Sample> = scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == metric)
-        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .collect();
-    assert!(matching.len() <= 1, "{metric} {labels:?}: {matching:?}");
-    matching.first().map(|s| match s.value {
-        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
-        _ => panic!("{metric} is not a counter or gauge"),
-    })
+/// The value of `metric`'s samples whose labels include `labels`.
+fn value(scrape: &MetricsScrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape.value(metric, labels)
 }
 
 #[tokio::test]
@@ -127,24 +108,18 @@ async fn requests_are_counted_by_route_status_code_tier_and_consumer() {
         ),
         Some(1.0)
     );
-    let durations = scrape
-        .samples
-        .iter()
-        .find(|s| {
-            s.metric == "switchyard_http_request_duration_seconds"
-                && s.labels.get("route") == Some("/v2/orders")
-        })
-        .expect("a latency histogram per route");
-    match &durations.value {
-        Value::Histogram(buckets) => {
-            let total = buckets.last().map(|b| b.count).unwrap_or_default();
-            assert_eq!(total, 4.0, "{buckets:?}");
-        }
-        other => panic!("not a histogram: {other:?}"),
-    }
+    assert_eq!(
+        scrape.histogram_count(
+            "switchyard_http_request_duration_seconds",
+            &[("route", "/v2/orders")]
+        ),
+        Some(4.0),
+        "a latency histogram per route"
+    );
     // Every series names its BFF.
     assert!(
         scrape
+            .0
             .samples
             .iter()
             .all(|s| s.labels.get("bff") == Some("mobile-bff")),

@@ -481,3 +481,57 @@ where
         env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     )
 }
+
+/// A `/metrics` response, parsed as Prometheus text (with a parser, not patterns).
+pub struct MetricsScrape(pub prometheus_parse::Scrape);
+
+impl MetricsScrape {
+    /// Parses `response`, which must be a 200 in the Prometheus text format.
+    pub fn of(response: &TestResponse) -> Self {
+        assert_eq!(response.status, StatusCode::OK, "/metrics answered");
+        assert!(
+            response
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+            "{:?}",
+            response.header("content-type")
+        );
+        let text = String::from_utf8(response.body.to_vec()).expect("utf-8");
+        Self(
+            prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_owned())))
+                .expect("Prometheus text"),
+        )
+    }
+
+    /// The sum of the counter or gauge samples of `metric` whose labels include `labels`;
+    /// `None` when there is no such sample.
+    pub fn value(&self, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let values: Vec<f64> = self
+            .0
+            .samples
+            .iter()
+            .filter(|s| s.metric == metric)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .filter_map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
+    /// The number of observations of histogram `metric` whose labels include `labels`.
+    pub fn histogram_count(&self, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.0
+            .samples
+            .iter()
+            .filter(|s| s.metric == metric)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .find_map(|s| match &s.value {
+                prometheus_parse::Value::Histogram(buckets) => buckets.last().map(|b| b.count),
+                _ => None,
+            })
+    }
+}

@@ -7,7 +7,7 @@ use axum::body::Body;
 use http::Request;
 use serde_json::{Value, json};
 use switchyard_core::access_log::Capture;
-use switchyard_tests::{customer_json, order_json, stock_json};
+use switchyard_tests::{MetricsScrape, customer_json, order_json, stock_json};
 use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
 
@@ -183,24 +183,8 @@ async fn stale_served_data_is_logged_with_its_age_and_counted() {
     assert_eq!(line["stale"], true, "{line}");
     assert!(line["data_age_s"].as_u64().is_some(), "{line}");
 
-    let metrics = app.get("/metrics").await;
-    let text = String::from_utf8(metrics.body.to_vec()).expect("utf-8");
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-        .expect("Prometheus text");
-    let count = |metric: &str, labels: &[(&str, &str)]| -> f64 {
-        scrape
-            .samples
-            .iter()
-            .filter(|s| s.metric == metric)
-            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => 0.0,
-            })
-            .sum()
-    };
+    let scrape = MetricsScrape::of(&app.get("/metrics").await);
+    let count = |metric: &str, labels: &[(&str, &str)]| scrape.value(metric, labels).unwrap_or(0.0);
     let lookups = "switchyard_cache_lookups_total";
     assert_eq!(
         count(lookups, &[("entity", "customers"), ("result", "miss")]),
@@ -243,17 +227,10 @@ async fn stale_served_data_is_logged_with_its_age_and_counted() {
         ),
         2.0
     );
-    let ages = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == "switchyard_served_data_age_seconds")
-        .expect("a data-age histogram");
-    match &ages.value {
-        prometheus_parse::Value::Histogram(buckets) => {
-            assert_eq!(buckets.last().map(|b| b.count), Some(1.0), "{buckets:?}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        scrape.histogram_count("switchyard_served_data_age_seconds", &[]),
+        Some(1.0)
+    );
 }
 
 #[tokio::test]
