@@ -89,12 +89,12 @@ pub fn load_from_sources<T>(
 where
     T: DeserializeOwned + Serialize + Default + Validate,
 {
-    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    let mut base = Figment::from(Serialized::defaults(T::default()));
     if let Some(path) = file {
         if !path.exists() {
             return Err(ConfigError::MissingFile(path.to_owned()));
         }
-        figment = figment.merge(Toml::file_exact(path));
+        base = base.merge(Toml::file_exact(path));
     }
     let mut env_keys = Vec::new();
     for (name, value) in env {
@@ -102,12 +102,49 @@ where
             continue;
         };
         let path = key.to_ascii_lowercase().replace("__", ".");
-        figment = figment.merge(Serialized::default(&path, parse_env_value(&value)));
-        env_keys.push((path, name));
+        env_keys.push((path, name, parse_env_value(&value)));
     }
-    let config: T = figment
-        .extract()
-        .map_err(|error| describe(error, &env_keys))?;
+    // An unknown key from a file is an error; from the environment it is only a warning:
+    // platforms set `SWITCHYARD_…` variables of their own (Kubernetes sets
+    // `SWITCHYARD_PORT=tcp://…` for a Service named `switchyard`).
+    let config: T = loop {
+        let mut figment = base.clone();
+        for (path, _, value) in &env_keys {
+            figment = figment.merge(Serialized::default(path, value.clone()));
+        }
+        let error = match figment.extract() {
+            Ok(config) => break config,
+            Err(error) => error,
+        };
+        let unknown_from_env = error.clone().into_iter().find_map(|e| {
+            let figment::error::Kind::UnknownField(field, _) = &e.kind else {
+                return None;
+            };
+            let mut key = e.path.clone();
+            if key.last() != Some(field) {
+                key.push(field.clone());
+            }
+            let key = key.join(".");
+            env_keys
+                .iter()
+                .position(|(path, _, _)| *path == key || path.starts_with(&format!("{key}.")))
+        });
+        match unknown_from_env {
+            Some(index) => {
+                let (_, name, _) = env_keys.remove(index);
+                eprintln!(
+                    "warning: ignoring environment variable {name}: no such configuration key"
+                );
+            }
+            None => {
+                let keys: Vec<(String, String)> = env_keys
+                    .iter()
+                    .map(|(path, name, _)| (path.clone(), name.clone()))
+                    .collect();
+                return Err(describe(error, &keys));
+            }
+        }
+    };
     config.validate()?;
     Ok(config)
 }

@@ -58,11 +58,39 @@ fn an_invalid_url_names_the_key() {
 }
 
 #[test]
-fn an_unknown_key_is_rejected_by_name() {
-    let error = load(&[("SWITCHYARD_GRAPHQL__MAX_DEPHT", "3")])
+fn an_unknown_key_in_a_file_is_rejected_by_name() {
+    let mut file = tempfile();
+    writeln!(file.1, "[graphql]\nmax_depht = 3").expect("write");
+    let error = switchyard_tests::load_config::<WebConfig>(Some(&file.0), &[])
         .expect_err("typo")
         .to_string();
     assert!(error.contains("max_depht"), "{error}");
+}
+
+/// Platforms set `SWITCHYARD_…` variables of their own: Kubernetes injects
+/// `<SERVICE>_PORT=tcp://…` and friends for a Service named `switchyard`. A BFF must start
+/// regardless (DESIGN.md "Fleet"); unknown variables are warned about and ignored, while
+/// the known ones around them still apply and a bad value of a known key is still an error.
+#[test]
+fn unknown_environment_variables_are_ignored_and_known_ones_still_apply() {
+    let config = load(&[
+        ("SWITCHYARD_PORT", "tcp://10.96.0.12:8081"),
+        ("SWITCHYARD_PORT_8081_TCP_ADDR", "10.96.0.12"),
+        ("SWITCHYARD_SERVICE_HOST", "10.96.0.12"),
+        ("SWITCHYARD_GRAPHQL__MAX_DEPHT", "3"),
+        ("SWITCHYARD_GRAPHQL__MAX_DEPTH", "7"),
+        ("SWITCHYARD_LISTEN", "127.0.0.1:9911"),
+    ])
+    .expect("starts despite the platform's variables");
+    assert_eq!(config.graphql.max_depth, 7);
+    assert_eq!(config.listen.to_string(), "127.0.0.1:9911");
+    let error = load(&[
+        ("SWITCHYARD_PORT", "tcp://10.96.0.12:8081"),
+        ("SWITCHYARD_GRAPHQL__MAX_DEPTH", "deep"),
+    ])
+    .expect_err("a bad value of a known key")
+    .to_string();
+    assert!(error.contains("graphql.max_depth"), "{error}");
 }
 
 #[test]
