@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod data;
 pub mod devices;
+pub mod events;
 pub mod issuer;
 pub mod redis;
 pub mod services;
@@ -39,6 +40,8 @@ pub struct SandboxOptions {
     pub seed: u64,
     /// Faults each service starts with.
     pub faults: ServiceFaults,
+    /// Random orders advanced per second (0: only `POST /orders/{id}/advance` does).
+    pub order_activity: f64,
 }
 
 /// Initial faults per simulated service.
@@ -68,6 +71,7 @@ impl Default for SandboxOptions {
             inventory: addr(c::SANDBOX_INVENTORY_ADDR),
             seed: data::DEFAULT_SEED,
             faults: ServiceFaults::default(),
+            order_activity: 0.0,
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct Sandbox {
     pub data: Arc<Dataset>,
     /// Current stock levels, moved by device readings.
     pub stock: Arc<stock::StockBook>,
+    /// Order statuses as they change, and their events.
+    pub activity: Arc<events::OrderActivity>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -156,10 +162,11 @@ impl Sandbox {
             services::customers(Arc::clone(&data)),
         )
         .await?;
+        let activity = events::OrderActivity::new(Arc::clone(&data));
         let orders = start_service(
             options.orders,
             options.faults.orders,
-            services::orders(Arc::clone(&data)),
+            services::orders(Arc::clone(&data), Arc::clone(&activity)),
         )
         .await?;
         let inventory = start_service(
@@ -168,6 +175,9 @@ impl Sandbox {
             services::inventory(Arc::clone(&stock)),
         )
         .await?;
+        tasks.push(tokio::spawn(
+            Arc::clone(&activity).run(options.order_activity),
+        ));
         Ok(Self {
             issuer_url,
             issuer,
@@ -176,6 +186,7 @@ impl Sandbox {
             inventory,
             data,
             stock,
+            activity,
             tasks,
         })
     }

@@ -33,6 +33,10 @@ struct Args {
     /// Dataset seed.
     #[arg(long, default_value_t = data::DEFAULT_SEED)]
     seed: u64,
+    /// Random orders whose status the orders service advances each second (0: only
+    /// `POST /orders/{id}/advance`); their events stream at `GET /orders/events`.
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    order_activity: f64,
     /// Listen address of the web BFF.
     #[arg(long, default_value = "127.0.0.1:8081")]
     web_listen: SocketAddr,
@@ -194,6 +198,7 @@ async fn main() -> ExitCode {
 
     let mut options = SandboxOptions {
         seed: args.seed,
+        order_activity: args.order_activity,
         ..SandboxOptions::default()
     };
     for addr in [

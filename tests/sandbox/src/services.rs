@@ -12,6 +12,7 @@ use switchyard_core::domain::{OrderStatus, ReadingsBatch};
 use switchyard_core::upstream::IDEMPOTENCY_KEY_HEADER;
 
 use crate::data::Dataset;
+use crate::events::OrderActivity;
 use crate::stock::{Delivery, StockBook};
 
 /// Most ids a batch lookup accepts, and the largest page.
@@ -99,8 +100,10 @@ pub fn customers(data: Arc<Dataset>) -> Router {
         .with_state(data)
 }
 
-/// Routes of the orders service.
-pub fn orders(data: Arc<Dataset>) -> Router {
+/// Routes of the orders service: orders as they are now (`activity` moves statuses), and
+/// their events.
+pub fn orders(data: Arc<Dataset>, activity: Arc<OrderActivity>) -> Router {
+    type OrdersState = (Arc<Dataset>, Arc<OrderActivity>);
     #[derive(Deserialize)]
     struct ListQuery {
         ids: Option<String>,
@@ -110,14 +113,17 @@ pub fn orders(data: Arc<Dataset>) -> Router {
         cursor: Option<String>,
     }
 
-    async fn one(State(data): State<Arc<Dataset>>, Path(id): Path<String>) -> Response {
+    async fn one(State((data, activity)): State<OrdersState>, Path(id): Path<String>) -> Response {
         match data.order(&id) {
-            Some(order) => Json(order).into_response(),
+            Some(order) => Json(activity.current(order)).into_response(),
             None => not_found(),
         }
     }
 
-    async fn list(State(data): State<Arc<Dataset>>, Query(query): Query<ListQuery>) -> Response {
+    async fn list(
+        State((data, activity)): State<OrdersState>,
+        Query(query): Query<ListQuery>,
+    ) -> Response {
         if let Some(raw) = query.ids {
             if query.customer_id.is_some() || query.cursor.is_some() {
                 return error(
@@ -127,7 +133,11 @@ pub fn orders(data: Arc<Dataset>) -> Router {
             }
             return match parse_ids(&raw, "ids") {
                 Ok(ids) => Json(DataEnvelope {
-                    data: ids.iter().filter_map(|id| data.order(id)).collect(),
+                    data: ids
+                        .iter()
+                        .filter_map(|id| data.order(id))
+                        .map(|order| activity.current(order))
+                        .collect::<Vec<_>>(),
                 })
                 .into_response(),
                 Err(response) => response,
@@ -162,8 +172,9 @@ pub fn orders(data: Arc<Dataset>) -> Router {
         let mut page: Vec<_> = candidates
             .filter(|&position| after.is_none_or(|after| position > after))
             .map(|position| &data.orders[position])
-            .filter(|order| status.is_none_or(|status| order.status == status))
+            .filter(|order| status.is_none_or(|status| activity.status_of(order) == status))
             .take(limit + 1)
+            .map(|order| activity.current(order))
             .collect();
         let next_cursor = if page.len() > limit {
             page.truncate(limit);
@@ -181,7 +192,8 @@ pub fn orders(data: Arc<Dataset>) -> Router {
     Router::new()
         .route("/orders", get(list))
         .route("/orders/{id}", get(one))
-        .with_state(data)
+        .with_state((data, Arc::clone(&activity)))
+        .merge(crate::events::routes(activity))
 }
 
 /// Routes of the inventory service: stock lookups from `book`, and device readings.
