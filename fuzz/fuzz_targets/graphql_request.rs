@@ -12,14 +12,14 @@ use std::sync::LazyLock;
 
 use axum::Router;
 use axum::body::Body;
-use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk};
+use jsonwebtoken::{Algorithm, Header};
 use libfuzzer_sys::fuzz_target;
 use switchyard_core::bff::{App, BffConfig as _};
 use tower::ServiceExt as _;
 use web_bff::{WebBff, WebConfig};
 
-const DEV_KEY_PEM: &str = include_str!("../../tests/sandbox/keys/dev-es256.pem");
-const DEV_KEY_ID: &str = "sandbox-es256-1";
+#[path = "common.rs"]
+mod common;
 
 struct Target {
     runtime: tokio::runtime::Runtime,
@@ -28,12 +28,8 @@ struct Target {
 }
 
 static TARGET: LazyLock<Target> = LazyLock::new(|| {
-    let key = EncodingKey::from_ec_pem(DEV_KEY_PEM.as_bytes()).expect("dev key");
-    let mut public = jwk::Jwk::from_encoding_key(&key, Algorithm::ES256).expect("jwk");
-    public.common.key_id = Some(DEV_KEY_ID.to_owned());
-    let jwks = jwk::JwkSet { keys: vec![public] };
-    let path = std::env::temp_dir().join(format!("switchyard-fuzz-web-jwks-{}.json", std::process::id()));
-    std::fs::write(&path, serde_json::to_vec(&jwks).expect("json")).expect("write jwks");
+    let key = common::signing_key();
+    let path = common::jwks_file("web");
 
     let mut config = WebConfig::default();
     config.auth_mut().jwks_file = Some(path);
@@ -55,13 +51,10 @@ static TARGET: LazyLock<Target> = LazyLock::new(|| {
         "iat": now, "nbf": now, "exp": now + 365 * 24 * 3600,
     });
     let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some(DEV_KEY_ID.to_owned());
+    header.kid = Some(common::DEV_KEY_ID.to_owned());
     let token = jsonwebtoken::encode(&header, &claims, &key).expect("token");
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = common::runtime();
     let router = runtime.block_on(async {
         App::<WebBff>::new(&config).expect("web app").router()
     });

@@ -14,12 +14,12 @@
 use std::sync::LazyLock;
 
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey, jwk};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use libfuzzer_sys::fuzz_target;
 use switchyard_core::auth::{AuthConfig, Authenticator};
 
-const DEV_KEY_PEM: &str = include_str!("../../tests/sandbox/keys/dev-es256.pem");
-const DEV_KEY_ID: &str = "sandbox-es256-1";
+#[path = "common.rs"]
+mod common;
 
 struct Target {
     runtime: tokio::runtime::Runtime,
@@ -28,22 +28,15 @@ struct Target {
 }
 
 static TARGET: LazyLock<Target> = LazyLock::new(|| {
-    let key = EncodingKey::from_ec_pem(DEV_KEY_PEM.as_bytes()).expect("dev key");
-    let mut public = jwk::Jwk::from_encoding_key(&key, Algorithm::ES256).expect("jwk");
-    public.common.key_id = Some(DEV_KEY_ID.to_owned());
-    let jwks = jwk::JwkSet { keys: vec![public] };
-    let path = std::env::temp_dir().join(format!("switchyard-fuzz-jwks-{}.json", std::process::id()));
-    std::fs::write(&path, serde_json::to_vec(&jwks).expect("json")).expect("write jwks");
+    let key = common::signing_key();
+    let path = common::jwks_file("jwt");
     let config = AuthConfig {
         jwks_file: Some(path),
         // Every input is verified, not answered from the cache of verified tokens.
         token_cache_secs: 0,
         ..AuthConfig::default()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = common::runtime();
     let authenticator = runtime.block_on(async { Authenticator::new(&config) }).expect("authenticator");
     Target { runtime, authenticator, key }
 });
