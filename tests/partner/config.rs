@@ -69,7 +69,6 @@ fn bad_api_keys_and_limits_name_their_key() {
             "0",
             "partner.deadline_ms",
         ),
-        ("SWITCHYARD_PARTNER__PAGE", "1", "page"),
     ] {
         let error = load(&[(name, value)]).expect_err("refused");
         assert!(error.to_string().contains(expected), "{name}: {error}");
