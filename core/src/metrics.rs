@@ -114,8 +114,6 @@ struct Inner {
     cache_lookups: Family<CacheLabels, Counter>,
     ratelimit_decisions: Family<DecisionLabels, Counter>,
     served_data_age: Histogram,
-    streams_active: Family<TransportLabels, Gauge>,
-    stream_events: Family<TransportLabels, Counter>,
 }
 
 impl Metrics {
@@ -170,7 +168,8 @@ impl Metrics {
         let served_data_age = Histogram::new(AGE_BUCKETS);
         let streams_active = Family::<TransportLabels, Gauge>::default();
         let stream_events = Family::<TransportLabels, Counter>::default();
-        // Series from the start, so dashboards show 0 rather than no data.
+        // Series from the start, so dashboards show 0 rather than no data (order-update
+        // streams, when built, record into these families).
         for transport in STREAM_TRANSPORTS {
             let labels = TransportLabels { transport };
             drop(streams_active.get_or_create(&labels));
@@ -211,12 +210,12 @@ impl Metrics {
         root.register(
             "streams_active",
             "Open event streams by transport",
-            streams_active.clone(),
+            streams_active,
         );
         root.register(
             "stream_events",
             "Events sent on streams by transport",
-            stream_events.clone(),
+            stream_events,
         );
         Self {
             inner: Arc::new(Inner {
@@ -233,8 +232,6 @@ impl Metrics {
                 cache_lookups,
                 ratelimit_decisions,
                 served_data_age,
-                streams_active,
-                stream_events,
             }),
         }
     }
@@ -346,25 +343,6 @@ impl Metrics {
             .inc();
     }
 
-    /// A stream opened on `transport`, counted until the guard is dropped.
-    pub fn stream_opened(&self, transport: &'static str) -> StreamGuard {
-        let gauge = self
-            .inner
-            .streams_active
-            .get_or_create(&TransportLabels { transport })
-            .clone();
-        gauge.inc();
-        StreamGuard(gauge)
-    }
-
-    /// Counts one event sent on a `transport` stream.
-    pub fn record_stream_event(&self, transport: &'static str) {
-        self.inner
-            .stream_events
-            .get_or_create(&TransportLabels { transport })
-            .inc();
-    }
-
     /// Counts a request as in flight until the guard is dropped.
     pub fn in_flight(&self) -> InFlightGuard {
         self.inner.in_flight.inc();
@@ -383,15 +361,6 @@ impl Metrics {
 
 fn bff_label() -> std::borrow::Cow<'static, str> {
     std::borrow::Cow::Borrowed("bff")
-}
-
-/// Keeps `switchyard_streams_active` counting one stream.
-pub struct StreamGuard(Gauge);
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// Keeps `switchyard_in_flight_requests` counting one request.
@@ -499,11 +468,6 @@ impl RequestRecord {
         });
     }
 
-    /// Notes that the response draws on `service`'s data.
-    pub fn note_data_product(service: &'static str) {
-        Self::with_current(|record| record.add_data_product(service));
-    }
-
     fn add_data_product(&self, service: &'static str) {
         let mut products = self
             .data_products
@@ -532,15 +496,6 @@ impl RequestRecord {
         Self::with_current(|record| {
             if let Some(metrics) = &record.metrics {
                 metrics.record_upstream_refused(service, outcome);
-            }
-        });
-    }
-
-    /// Notes a breaker's state (0 closed, 1 half-open, 2 open) in the metrics.
-    pub fn note_breaker_state(service: &'static str, state: i64) {
-        Self::with_current(|record| {
-            if let Some(metrics) = &record.metrics {
-                metrics.set_breaker_state(service, state);
             }
         });
     }
