@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::{Limiter, RateLimitConfig};
 use crate::response::ErrorResponder;
 use crate::server::{self, ConnectionLimits, Readiness};
+use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::shared_state::RedisConfig;
 use crate::telemetry;
 use crate::trace_export::SpanSink;
@@ -215,6 +216,8 @@ pub struct Core {
     pub limiter: Option<Limiter>,
     /// This BFF's Prometheus metrics, exported at `/metrics`.
     pub metrics: Metrics,
+    /// The process's shutdown, for long-lived work (streams) to watch.
+    pub shutdown: Shutdown,
 }
 
 /// A BFF: its name, its config, its state and its router. Everything else is core's.
@@ -243,6 +246,7 @@ pub trait Bff: 'static {
 /// One BFF wired for its config: the parts core built, and the BFF's state.
 pub struct App<B: Bff> {
     core: Core,
+    shutdown: ShutdownTrigger,
     state: B::State,
     server: ServerConfig,
     profile: Profile,
@@ -254,15 +258,18 @@ pub struct App<B: Bff> {
 impl<B: Bff> App<B> {
     /// Wires HTTP upstream clients, the authenticator and the BFF's state for `config`.
     pub fn new(config: &B::Config) -> Result<Self, ConfigError> {
+        let (shutdown, shutdown_handle) = crate::shutdown::channel();
         let core = Core {
             upstreams: Upstreams::from_config(config.upstreams())?,
             authenticator: Authenticator::for_profile(config.auth(), config.profile())?,
             limiter: Limiter::new(config.ratelimit(), config.redis())?,
             metrics: Metrics::new(B::NAME, config.metrics().max_consumers),
+            shutdown: shutdown_handle,
         };
         let state = B::state(config, &core)?;
         Ok(Self {
             core,
+            shutdown,
             state,
             server: config.server().clone(),
             profile: config.profile(),
@@ -335,20 +342,24 @@ impl<B: Bff> App<B> {
     /// `server.admin_listen`, when set) until `shutdown` completes, giving in-flight
     /// requests `server.shutdown_grace_secs` to finish.
     pub async fn serve(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let trigger = std::sync::Arc::new(std::mem::replace(
+            &mut self.shutdown,
+            crate::shutdown::channel().0,
+        ));
+        let handle = trigger.handle();
+        let triggered = std::sync::Arc::clone(&trigger);
         tokio::spawn(async move {
             shutdown.await;
-            let _ = stop_tx.send(true);
+            // Streams see it too, and tell their clients to reconnect.
+            triggered.trigger();
         });
         let stopped = move || {
-            let mut stop_rx = stop_rx.clone();
-            async move {
-                let _ = stop_rx.wait_for(|stopped| *stopped).await;
-            }
+            let handle = handle.clone();
+            async move { handle.requested().await }
         };
         if let Some(admin) = self.server.admin_listen {
             let admin_listener = TcpListener::bind(admin).await.map_err(|error| {
@@ -389,6 +400,10 @@ impl<B: Bff> App<B> {
             self.server.shutdown_grace(),
         )
         .await;
+        // Streams (upgraded out of the listener's sight) say goodbye to their clients.
+        if !trigger.drained(self.server.shutdown_grace()).await {
+            tracing::warn!("streams did not close within the grace period; exiting");
+        }
         if let Some(spans) = &self.spans {
             // Send the spans still queued before the process goes.
             spans.shutdown();

@@ -232,6 +232,9 @@ pub struct ServerConfig {
     pub idle_timeout_secs: u64,
     /// Open connections at once; further ones wait in the accept backlog.
     pub max_connections: usize,
+    /// Time a response write may stay blocked on a client that does not read; then the
+    /// connection is dropped (slow readers, stuck event streams).
+    pub write_timeout_secs: u64,
     /// A second address serving only `/metrics`, `/healthz` and `/readyz`, to keep metrics
     /// off the internet-facing port. Unset: `/metrics` is on the main port, except in
     /// production, which serves metrics only here.
@@ -259,6 +262,7 @@ impl Default for ServerConfig {
             body_read_timeout_ms: 30_000,
             idle_timeout_secs: 60,
             max_connections: 10_000,
+            write_timeout_secs: 30,
             admin_listen: None,
             strip_request_headers: Vec::new(),
         }
@@ -273,6 +277,7 @@ impl Validate for ServerConfig {
         require_positive("server.body_read_timeout_ms", self.body_read_timeout_ms)?;
         require_positive("server.idle_timeout_secs", self.idle_timeout_secs)?;
         require_positive("server.max_connections", self.max_connections as u64)?;
+        require_positive("server.write_timeout_secs", self.write_timeout_secs)?;
         for name in &self.strip_request_headers {
             if http::HeaderName::try_from(name.as_str()).is_err() {
                 return Err(ConfigError::invalid(

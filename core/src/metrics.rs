@@ -93,6 +93,26 @@ struct VersionLabels {
     version: &'static str,
 }
 
+/// One open stream in `switchyard_streams_active`, until dropped; counts the events it
+/// sends in `switchyard_stream_events_total`.
+pub struct OpenStream {
+    gauge: Gauge,
+    events: Counter,
+}
+
+impl OpenStream {
+    /// Counts one event sent on this stream.
+    pub fn sent_event(&self) {
+        self.events.inc();
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
 /// The metrics of one BFF. Cheap to clone (one `Arc`).
 #[derive(Clone)]
 pub struct Metrics {
@@ -114,6 +134,8 @@ struct Inner {
     cache_lookups: Family<CacheLabels, Counter>,
     ratelimit_decisions: Family<DecisionLabels, Counter>,
     served_data_age: Histogram,
+    streams_active: Family<TransportLabels, Gauge>,
+    stream_events: Family<TransportLabels, Counter>,
 }
 
 impl Metrics {
@@ -210,12 +232,12 @@ impl Metrics {
         root.register(
             "streams_active",
             "Open event streams by transport",
-            streams_active,
+            streams_active.clone(),
         );
         root.register(
             "stream_events",
             "Events sent on streams by transport",
-            stream_events,
+            stream_events.clone(),
         );
         Self {
             inner: Arc::new(Inner {
@@ -232,7 +254,28 @@ impl Metrics {
                 cache_lookups,
                 ratelimit_decisions,
                 served_data_age,
+                streams_active,
+                stream_events,
             }),
+        }
+    }
+
+    /// Counts a stream open on `transport` (one of [`STREAM_TRANSPORTS`]) until the
+    /// returned guard drops.
+    pub fn stream_opened(&self, transport: &'static str) -> OpenStream {
+        let gauge = self
+            .inner
+            .streams_active
+            .get_or_create(&TransportLabels { transport })
+            .clone();
+        gauge.inc();
+        OpenStream {
+            gauge,
+            events: self
+                .inner
+                .stream_events
+                .get_or_create(&TransportLabels { transport })
+                .clone(),
         }
     }
 

@@ -22,6 +22,7 @@ use tokio::sync::{Semaphore, oneshot};
 const HEADER_TIMEOUT: Duration = Duration::from_millis(300);
 const BODY_TIMEOUT: Duration = Duration::from_millis(400);
 const IDLE_TIMEOUT: Duration = Duration::from_millis(900);
+const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A listener serving `/ping`, `/echo` (the body's length, or why it could not be read) and
 /// `/hold` (counts itself, then waits for a permit of `release`).
@@ -64,6 +65,7 @@ impl Listener {
             body_read_timeout: BODY_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
             max_connections,
+            write_timeout: WRITE_TIMEOUT,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

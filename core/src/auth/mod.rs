@@ -231,7 +231,10 @@ impl Authenticator {
             return Err(AuthError::Invalid("token issued in the future"));
         }
         let expires_at = data.claims.exp;
-        Ok((principal_from_claims(data.claims)?, expires_at))
+        Ok((
+            principal_from_claims(data.claims)?.with_expiry(expires_at),
+            expires_at,
+        ))
     }
 }
 

@@ -66,6 +66,9 @@ pub struct Principal {
     pub tier: Tier,
     /// The OAuth client the token was issued to, if it says.
     pub client_id: Option<String>,
+    /// When the credential stops being valid (the token's `exp`, Unix seconds); `None`
+    /// for credentials that do not expire (API keys).
+    expires_at: Option<u64>,
 }
 
 impl Principal {
@@ -85,7 +88,19 @@ impl Principal {
             scopes,
             tier,
             client_id,
+            expires_at: None,
         }
+    }
+
+    /// The same principal, valid until `exp` (Unix seconds).
+    pub fn with_expiry(mut self, exp: u64) -> Self {
+        self.expires_at = Some(exp);
+        self
+    }
+
+    /// When the credential expires (Unix seconds), if it does: long-lived streams end then.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires_at
     }
 
     /// Whether the token grants `scope`.

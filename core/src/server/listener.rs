@@ -14,6 +14,8 @@
 //!   beyond, from hyper); HTTP/2: at most [`MAX_CONCURRENT_STREAMS`] streams per connection,
 //!   and a connection whose client keeps resetting streams (the "rapid reset" flood) is
 //!   closed with `GOAWAY ENHANCE_YOUR_CALM`;
+//! - a response write that makes no progress for `server.write_timeout_secs` (a client
+//!   that stopped reading: a stuck event stream, a slow-read attack) drops the connection;
 //! - `TCP_NODELAY` on every accepted socket.
 //!
 //! hyper's own header-read timer is not used: it starts whenever an HTTP/1 connection waits
@@ -71,6 +73,8 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// Open connections at once.
     pub max_connections: usize,
+    /// Time a write to the client may stay blocked without progress.
+    pub write_timeout: Duration,
 }
 
 impl From<&ServerConfig> for ConnectionLimits {
@@ -80,6 +84,7 @@ impl From<&ServerConfig> for ConnectionLimits {
             body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
             idle_timeout: Duration::from_secs(config.idle_timeout_secs),
             max_connections: config.max_connections,
+            write_timeout: Duration::from_secs(config.write_timeout_secs),
         }
     }
 }
@@ -232,6 +237,10 @@ impl Connection {
                         tracing::debug!(%peer, "request head not received in time; closing");
                         return;
                     }
+                    Verdict::WriteStalled => {
+                        tracing::debug!(%peer, "client stopped reading; closing");
+                        return;
+                    }
                 },
                 _ = self.stop.changed(), if !closing => {
                     connection.as_mut().graceful_shutdown();
@@ -258,6 +267,9 @@ struct Activity {
     http2: AtomicBool,
     /// Some bytes have been read.
     spoken: AtomicBool,
+    /// When a write to the socket last found it full and has not progressed since
+    /// ([`NO_HEAD`]: not blocked).
+    write_blocked_since: AtomicU64,
 }
 
 /// `head_started` when no head is on its way.
@@ -271,6 +283,8 @@ enum Verdict {
     Idle,
     /// A request head is overdue: drop the connection.
     HeadTimedOut,
+    /// The client has not taken response bytes for the write timeout: drop the connection.
+    WriteStalled,
 }
 
 impl Activity {
@@ -282,6 +296,19 @@ impl Activity {
             head_started: AtomicU64::new(0),
             http2: AtomicBool::new(false),
             spoken: AtomicBool::new(false),
+            write_blocked_since: AtomicU64::new(NO_HEAD),
+        }
+    }
+
+    /// A write found the socket full (`blocked`) or got bytes out.
+    fn on_write(&self, blocked: bool) {
+        if blocked {
+            if self.write_blocked_since.load(Ordering::Relaxed) == NO_HEAD {
+                self.write_blocked_since
+                    .store(self.now(), Ordering::Relaxed);
+            }
+        } else if self.write_blocked_since.load(Ordering::Relaxed) != NO_HEAD {
+            self.write_blocked_since.store(NO_HEAD, Ordering::Relaxed);
         }
     }
 
@@ -326,9 +353,16 @@ impl Activity {
     fn verdict(&self, limits: &ConnectionLimits) -> Verdict {
         let now = self.now();
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2);
+        let blocked = self.write_blocked_since.load(Ordering::Relaxed);
+        let stall_due = (blocked != NO_HEAD).then(|| blocked.saturating_add(millis(limits.write_timeout)));
+        if stall_due.is_some_and(|due| now >= due) {
+            return Verdict::WriteStalled;
+        }
+        let recheck = |due: u64| Verdict::Recheck(self.at(stall_due.map_or(due, |s| s.min(due))));
         if self.in_flight.load(Ordering::Relaxed) > 0 {
-            // Requests bound themselves (body timeout, upstream deadlines).
-            return Verdict::Recheck(self.at(now.saturating_add(millis(limits.idle_timeout))));
+            // Requests bound themselves (body timeout, upstream deadlines); a stalled
+            // write is looked at when it would be due.
+            return recheck(now.saturating_add(millis(limits.idle_timeout)));
         }
         let head = self.head_started.load(Ordering::Relaxed);
         if head != NO_HEAD && !self.http2.load(Ordering::Relaxed) {
@@ -336,7 +370,7 @@ impl Activity {
             return if now >= due {
                 Verdict::HeadTimedOut
             } else {
-                Verdict::Recheck(self.at(due))
+                recheck(due)
             };
         }
         let due = self
@@ -346,7 +380,7 @@ impl Activity {
         if now >= due {
             Verdict::Idle
         } else {
-            Verdict::Recheck(self.at(due))
+            recheck(due)
         }
     }
 }
@@ -392,7 +426,10 @@ impl AsyncWrite for WatchedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().stream.poll_write(cx, buf)
+        let this = self.project();
+        let polled = this.stream.poll_write(cx, buf);
+        this.activity.on_write(polled.is_pending());
+        polled
     }
 
     fn poll_write_vectored(
@@ -400,7 +437,10 @@ impl AsyncWrite for WatchedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().stream.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        let polled = this.stream.poll_write_vectored(cx, bufs);
+        this.activity.on_write(polled.is_pending());
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -1,0 +1,445 @@
+//! [`OrderFeed`]: one subscription to the event source per BFF process, fanned out to
+//! every client entitled to each event.
+//!
+//! The feed keeps the last `events.replay_events` events in a ring. The ring, plus what
+//! the source has yet to deliver, holds every event after `complete_after`; a client
+//! resuming from a cursor at or after it is replayed what it missed from the ring and then
+//! follows live, under the same lock the pump dispatches under, so nothing falls between
+//! the two and nothing comes twice. A cursor before it (or from another kind of source)
+//! gets one reset. When the source reports a gap (it no longer retains events the feed
+//! had not seen), every client that had not seen them gets a reset too.
+//!
+//! The subscription is opened when the first client arrives and closed
+//! `events.linger_secs` after the last one leaves; it reopens after the last position it
+//! saw, so the ring stays valid across the pause and across source failures (reconnected
+//! with backoff).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio::sync::{Notify, mpsc};
+
+use crate::auth::{Principal, Scope};
+use crate::shutdown::Shutdown;
+
+use super::config::{EventsConfig, SourceKind, StreamsConfig};
+use super::event::{Cursor, FeedEvent};
+use super::source::{EventSource, SourceItem};
+use super::subscription::{Delivery, Lag, Subscription};
+
+/// Which events one client gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filter {
+    /// Only this customer's (`None`: every customer's, for `data:admin`).
+    pub customer: Option<String>,
+    /// Only this order's.
+    pub order: Option<String>,
+}
+
+impl Filter {
+    /// What `principal` may follow: its own orders, or every customer's with `data:admin`;
+    /// narrowed to `order` when given.
+    pub fn for_principal(principal: &Principal, order: Option<String>) -> Self {
+        Self {
+            customer: (!principal.has(Scope::Admin)).then(|| principal.subject.clone()),
+            order,
+        }
+    }
+
+    fn admits(&self, event: &FeedEvent) -> bool {
+        self.customer
+            .as_deref()
+            .is_none_or(|c| c == event.event.customer_id)
+            && self.order.as_deref().is_none_or(|o| o == event.event.order_id)
+    }
+}
+
+/// Why a stream was not opened.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refusal {
+    /// The consumer already holds `streams.max_per_consumer` streams.
+    #[error("{0} streams are open for this consumer, the most allowed; close one first")]
+    TooManyForConsumer(usize),
+    /// The BFF holds `streams.max_connections` streams.
+    #[error("this service holds {0} streams, the most it serves; retry shortly")]
+    AtCapacity(usize),
+}
+
+struct Client {
+    filter: Filter,
+    /// Events at or before this position are not sent again.
+    after: u64,
+    sender: mpsc::Sender<Delivery>,
+    lag: Arc<Lag>,
+}
+
+#[derive(Default)]
+struct FeedState {
+    ring: VecDeque<Arc<FeedEvent>>,
+    /// The ring, and what the source is still to deliver, hold every event after this
+    /// position; `None` while a gap is being resolved.
+    complete_after: Option<u64>,
+    /// The last position the source delivered.
+    last_position: Option<u64>,
+    clients: HashMap<u64, Client>,
+    next_client: u64,
+    by_customer: HashMap<String, Vec<u64>>,
+    every_customer: Vec<u64>,
+    /// Open streams per consumer, and in all (released when a [`Subscription`] drops).
+    per_consumer: HashMap<String, usize>,
+    open: usize,
+    pump_running: bool,
+}
+
+impl FeedState {
+    fn remove_client(&mut self, id: u64) {
+        let Some(client) = self.clients.remove(&id) else {
+            return;
+        };
+        let list = match &client.filter.customer {
+            Some(customer) => self.by_customer.get_mut(customer),
+            None => Some(&mut self.every_customer),
+        };
+        if let Some(list) = list {
+            list.retain(|other| *other != id);
+            if list.is_empty()
+                && let Some(customer) = &client.filter.customer
+            {
+                self.by_customer.remove(customer);
+            }
+        }
+    }
+
+    fn last(&self) -> u64 {
+        self.last_position.unwrap_or(0)
+    }
+}
+
+pub(super) struct FeedInner {
+    source: Arc<dyn EventSource>,
+    events: EventsConfig,
+    pub(super) streams: StreamsConfig,
+    state: Mutex<FeedState>,
+    /// Wakes the pump when the last client leaves (to start lingering).
+    clients_changed: Notify,
+    pub(super) shutdown: Shutdown,
+}
+
+/// The order events of one BFF process. Cloning is cheap; every clone is the same feed.
+#[derive(Clone)]
+pub struct OrderFeed {
+    inner: Arc<FeedInner>,
+}
+
+impl OrderFeed {
+    /// A feed over `source`, opened on the first subscription.
+    pub fn new(
+        source: Arc<dyn EventSource>,
+        events: &EventsConfig,
+        streams: &StreamsConfig,
+        shutdown: Shutdown,
+    ) -> Self {
+        Self {
+            inner: Arc::new(FeedInner {
+                source,
+                events: events.clone(),
+                streams: streams.clone(),
+                state: Mutex::new(FeedState {
+                    complete_after: Some(0),
+                    ..FeedState::default()
+                }),
+                clients_changed: Notify::new(),
+                shutdown,
+            }),
+        }
+    }
+
+    /// Which kind of source feeds it.
+    pub fn source_kind(&self) -> SourceKind {
+        self.inner.source.kind()
+    }
+
+    /// The stream limits it enforces.
+    pub fn limits(&self) -> &StreamsConfig {
+        &self.inner.streams
+    }
+
+    /// The process's shutdown, which ends every stream.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.inner.shutdown
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.inner.lock().open
+    }
+
+    /// Opens a stream for `principal`'s `filter`: everything after `after` (a decoded
+    /// cursor; `None` for live events only), then live events. `expires_at` (Unix seconds)
+    /// ends it.
+    pub fn subscribe(
+        &self,
+        principal: &Principal,
+        filter: Filter,
+        after: Option<Cursor>,
+    ) -> Result<Subscription, Refusal> {
+        let inner = &self.inner;
+        let buffer = inner.streams.client_buffer;
+        let (sender, receiver) = mpsc::channel(buffer);
+        let lag = Arc::new(Lag::default());
+        let mut state = inner.lock();
+        let held = state
+            .per_consumer
+            .get(&principal.subject)
+            .copied()
+            .unwrap_or(0);
+        if held >= inner.streams.max_per_consumer {
+            return Err(Refusal::TooManyForConsumer(inner.streams.max_per_consumer));
+        }
+        if state.open >= inner.streams.max_connections {
+            return Err(Refusal::AtCapacity(inner.streams.max_connections));
+        }
+        let mut replay = VecDeque::new();
+        let last = state.last();
+        let after_position = match after {
+            None => last,
+            Some(cursor) if cursor.source != inner.source.kind() => {
+                replay.push_back(Delivery::Reset);
+                last
+            }
+            Some(cursor) => match state.complete_after {
+                Some(complete) if cursor.position >= complete => {
+                    replay.extend(
+                        state
+                            .ring
+                            .iter()
+                            .filter(|e| e.position > cursor.position && filter.admits(e))
+                            .map(|e| Delivery::Event(Arc::clone(e))),
+                    );
+                    cursor.position.max(last)
+                }
+                Some(_) => {
+                    replay.push_back(Delivery::Reset);
+                    last
+                }
+                // A gap is being resolved: the first event after it decides.
+                None => cursor.position,
+            },
+        };
+        let id = state.next_client;
+        state.next_client += 1;
+        match &filter.customer {
+            Some(customer) => state
+                .by_customer
+                .entry(customer.clone())
+                .or_default()
+                .push(id),
+            None => state.every_customer.push(id),
+        }
+        state.clients.insert(
+            id,
+            Client {
+                filter,
+                after: after_position,
+                sender,
+                lag: Arc::clone(&lag),
+            },
+        );
+        *state.per_consumer.entry(principal.subject.clone()).or_default() += 1;
+        state.open += 1;
+        let first = state.open == 1;
+        let start_pump = !state.pump_running;
+        state.pump_running = true;
+        drop(state);
+        if start_pump {
+            tokio::spawn(pump(Arc::clone(inner)));
+        } else if first {
+            // A lingering pump waits for this.
+            inner.clients_changed.notify_one();
+        }
+        Ok(Subscription::new(
+            Arc::clone(inner),
+            id,
+            principal.subject.clone(),
+            replay,
+            receiver,
+            lag,
+            inner.shutdown.hold(),
+        ))
+    }
+}
+
+impl FeedInner {
+    fn lock(&self) -> MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets client `id` and releases its consumer's stream (a [`Subscription`] dropped).
+    pub(super) fn release(&self, id: u64, consumer: &str) {
+        let mut state = self.lock();
+        state.remove_client(id);
+        if let Some(held) = state.per_consumer.get_mut(consumer) {
+            *held -= 1;
+            if *held == 0 {
+                state.per_consumer.remove(consumer);
+            }
+        }
+        state.open -= 1;
+        let idle = state.open == 0;
+        drop(state);
+        if idle {
+            self.clients_changed.notify_one();
+        }
+    }
+
+    fn dispatch(&self, item: SourceItem) {
+        let mut state = self.lock();
+        let event = match item {
+            SourceItem::Gap => {
+                state.complete_after = None;
+                return;
+            }
+            SourceItem::Event(event) => event,
+        };
+        if state.last_position.is_some_and(|last| event.position <= last) {
+            // Redelivered after a reconnect: every client has it already.
+            return;
+        }
+        let event = Arc::new(event);
+        let position = event.position;
+        if state.complete_after.is_none() {
+            // The first event after a gap: whoever had not reached it missed something.
+            let complete = position.saturating_sub(1);
+            state.ring.clear();
+            state.complete_after = Some(complete);
+            for client in state.clients.values_mut() {
+                if client.after < complete {
+                    client.after = complete;
+                    if client.sender.try_send(Delivery::Reset).is_err() {
+                        client.lag.mark();
+                    }
+                }
+            }
+        }
+        state.last_position = Some(position);
+        if state.ring.len() == self.events.replay_events
+            && let Some(oldest) = state.ring.pop_front()
+        {
+            state.complete_after = Some(oldest.position);
+        }
+        state.ring.push_back(Arc::clone(&event));
+        let state = &mut *state;
+        let owners = state.by_customer.get(&event.event.customer_id);
+        let mut behind = Vec::new();
+        for id in owners
+            .into_iter()
+            .flatten()
+            .chain(state.every_customer.iter())
+        {
+            let Some(client) = state.clients.get_mut(id) else {
+                continue;
+            };
+            if client.lag.is_set() {
+                behind.push(*id);
+                continue;
+            }
+            if position <= client.after || !client.filter.admits(&event) {
+                continue;
+            }
+            client.after = position;
+            if client
+                .sender
+                .try_send(Delivery::Event(Arc::clone(&event)))
+                .is_err()
+            {
+                // Its buffer is full (or it is gone): close it with its cursor rather
+                // than buffer without limit.
+                client.lag.mark();
+                behind.push(*id);
+            }
+        }
+        for id in behind {
+            if let Some(client) = state.clients.get(&id) {
+                // Wake its reader so that it notices.
+                let _ = client.sender.try_send(Delivery::Wake);
+            }
+            state.remove_client(id);
+        }
+    }
+}
+
+/// Reads the source and dispatches its items while there are clients, reconnecting with
+/// backoff; stops `linger_secs` after the last client leaves.
+async fn pump(inner: Arc<FeedInner>) {
+    let linger = Duration::from_secs(inner.events.linger_secs);
+    let initial = Duration::from_millis(inner.events.reconnect_initial_ms);
+    let max = Duration::from_millis(inner.events.reconnect_max_ms);
+    let mut backoff = initial;
+    let kind = inner.source.kind().as_str();
+    loop {
+        if stop_if_idle(&inner, linger).await {
+            return;
+        }
+        let after = inner.lock().last_position;
+        let mut items = match inner.source.open(after, inner.events.replay_events).await {
+            Ok(items) => {
+                tracing::info!(source = kind, after, "order events: subscribed");
+                items
+            }
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "order events: cannot subscribe");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(max);
+                continue;
+            }
+        };
+        loop {
+            tokio::select! {
+                item = items.next() => match item {
+                    Some(Ok(item)) => {
+                        backoff = initial;
+                        inner.dispatch(item);
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "order events: source failed; reconnecting");
+                        break;
+                    }
+                    None => {
+                        tracing::warn!(source = kind, "order events: source ended; reconnecting");
+                        break;
+                    }
+                },
+                () = inner.clients_changed.notified() => {
+                    if inner.lock().open == 0 && stop_if_idle(&inner, linger).await {
+                        return;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(max);
+    }
+}
+
+/// When no client is left, waits `linger` for one to come; `true` (and the pump marked
+/// stopped) if none did.
+async fn stop_if_idle(inner: &FeedInner, linger: Duration) -> bool {
+    if inner.lock().open > 0 {
+        return false;
+    }
+    let deadline = tokio::time::Instant::now() + linger;
+    loop {
+        let woken = tokio::time::timeout_at(deadline, inner.clients_changed.notified()).await;
+        let mut state = inner.lock();
+        if state.open > 0 {
+            return false;
+        }
+        if woken.is_err() {
+            state.pump_running = false;
+            tracing::info!("order events: no client left; unsubscribed");
+            return true;
+        }
+    }
+}
