@@ -6,6 +6,7 @@
 //! generation at run time.
 
 mod openapi;
+pub mod stream;
 
 use std::sync::Arc;
 

@@ -15,6 +15,10 @@ switchyard_core::bff_config! {
         pub api: ApiConfig,
         /// Retirement of API v1.
         pub v1: LegacyConfig,
+        /// Where order events come from (`/v2/orders/stream`).
+        pub events: switchyard_core::streaming::EventsConfig,
+        /// Limits of `/v2/orders/stream`.
+        pub streams: switchyard_core::streaming::StreamsConfig,
     }
 }
 

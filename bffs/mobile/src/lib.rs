@@ -15,6 +15,7 @@
 pub mod config;
 pub mod representation;
 mod state;
+mod stream;
 pub mod v1;
 pub mod v2;
 
@@ -61,6 +62,7 @@ impl Bff for MobileBff {
         let v2 = Router::new()
             .route("/v2/dashboard", get(v2::dashboard))
             .route("/v2/orders", get(v2::orders))
+            .route("/v2/orders/stream", get(stream::orders_stream))
             .route("/v2/orders/{id}", get(v2::order))
             .route_layer(usage_plan.clone())
             .route_layer(authenticate.clone());

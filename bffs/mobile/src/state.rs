@@ -7,9 +7,11 @@ use std::time::Duration;
 use switchyard_core::auth::Authenticator;
 use switchyard_core::bff::Core;
 use switchyard_core::config::ConfigError;
+use switchyard_core::metrics::Metrics;
 use switchyard_core::openapi::{OpenApiDocument, set_parameter_schema};
 use switchyard_core::problem::ProblemResponder;
 use switchyard_core::ratelimit::Limiter;
+use switchyard_core::streaming::OrderFeed;
 use switchyard_core::upstream::{Freshness, Upstreams, within_budget};
 use switchyard_core::versioning::Retirement;
 
@@ -31,6 +33,8 @@ pub struct AppStateInner {
     pub(crate) api: ApiConfig,
     pub(crate) retirement: Retirement<ProblemResponder>,
     pub(crate) openapi: OpenApiDocument,
+    pub(crate) feed: OrderFeed,
+    pub(crate) metrics: Metrics,
 }
 
 impl AppStateInner {
@@ -77,5 +81,12 @@ pub(crate) fn build(config: &MobileConfig, core: &Core) -> Result<AppState, Conf
         api: config.api.clone(),
         retirement: Retirement::new(&config.v1, successor_of, ProblemResponder),
         openapi: served_document(&config.api)?,
+        feed: OrderFeed::from_config(
+            &config.events,
+            &config.streams,
+            &config.upstreams,
+            core.shutdown.clone(),
+        )?,
+        metrics: core.metrics.clone(),
     }))
 }

@@ -354,7 +354,8 @@ impl Activity {
         let now = self.now();
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2);
         let blocked = self.write_blocked_since.load(Ordering::Relaxed);
-        let stall_due = (blocked != NO_HEAD).then(|| blocked.saturating_add(millis(limits.write_timeout)));
+        let stall_due =
+            (blocked != NO_HEAD).then(|| blocked.saturating_add(millis(limits.write_timeout)));
         if stall_due.is_some_and(|due| now >= due) {
             return Verdict::WriteStalled;
         }

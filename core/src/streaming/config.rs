@@ -94,26 +94,38 @@ impl Validate for EventsConfig {
         match self.source {
             SourceKind::Upstream => {}
             SourceKind::Nats => {
-                if !self.nats_url.starts_with("nats://") && !self.nats_url.starts_with("tls://")
-                {
+                if !self.nats_url.starts_with("nats://") && !self.nats_url.starts_with("tls://") {
                     return Err(ConfigError::invalid(
                         "events.nats_url",
                         format!("expected nats://host:port, got {:?}", self.nats_url),
                     ));
                 }
                 if self.nats_stream.is_empty() {
-                    return Err(ConfigError::invalid("events.nats_stream", "must not be empty"));
+                    return Err(ConfigError::invalid(
+                        "events.nats_stream",
+                        "must not be empty",
+                    ));
                 }
             }
             SourceKind::Kafka => {
-                if self.kafka_brokers.split(',').any(|b| !b.trim().contains(':')) {
+                if self
+                    .kafka_brokers
+                    .split(',')
+                    .any(|b| !b.trim().contains(':'))
+                {
                     return Err(ConfigError::invalid(
                         "events.kafka_brokers",
-                        format!("expected host:port[,host:port…], got {:?}", self.kafka_brokers),
+                        format!(
+                            "expected host:port[,host:port…], got {:?}",
+                            self.kafka_brokers
+                        ),
                     ));
                 }
                 if self.kafka_topic.is_empty() {
-                    return Err(ConfigError::invalid("events.kafka_topic", "must not be empty"));
+                    return Err(ConfigError::invalid(
+                        "events.kafka_topic",
+                        "must not be empty",
+                    ));
                 }
             }
         }

@@ -116,7 +116,17 @@ mod tests {
             assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
         }
         assert_eq!(Cursor::decode("u-42").map(|c| c.position), Ok(42));
-        for bad in ["", "u", "u-", "x-1", "u--1", "u-+1", "u-1a", "u-99999999999999999999", "42"] {
+        for bad in [
+            "",
+            "u",
+            "u-",
+            "x-1",
+            "u--1",
+            "u-+1",
+            "u-1a",
+            "u-99999999999999999999",
+            "42",
+        ] {
             assert_eq!(Cursor::decode(bad), Err(BadCursor), "{bad:?}");
         }
     }

@@ -52,7 +52,10 @@ impl Filter {
         self.customer
             .as_deref()
             .is_none_or(|c| c == event.event.customer_id)
-            && self.order.as_deref().is_none_or(|o| o == event.event.order_id)
+            && self
+                .order
+                .as_deref()
+                .is_none_or(|o| o == event.event.order_id)
     }
 }
 
@@ -247,7 +250,10 @@ impl OrderFeed {
                 lag: Arc::clone(&lag),
             },
         );
-        *state.per_consumer.entry(principal.subject.clone()).or_default() += 1;
+        *state
+            .per_consumer
+            .entry(principal.subject.clone())
+            .or_default() += 1;
         state.open += 1;
         let first = state.open == 1;
         let start_pump = !state.pump_running;
@@ -303,7 +309,10 @@ impl FeedInner {
             }
             SourceItem::Event(event) => event,
         };
-        if state.last_position.is_some_and(|last| event.position <= last) {
+        if state
+            .last_position
+            .is_some_and(|last| event.position <= last)
+        {
             // Redelivered after a reconnect: every client has it already.
             return;
         }
@@ -441,5 +450,290 @@ async fn stop_if_idle(inner: &FeedInner, linger: Duration) -> bool {
             tracing::info!("order events: no client left; unsubscribed");
             return true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use time::OffsetDateTime;
+
+    use super::super::event::OrderEvent;
+    use super::super::source::{SourceError, SourceStream};
+    use super::super::subscription::{StreamEnd, StreamItem};
+    use super::*;
+    use crate::domain::{OrderStatus, Tier};
+
+    /// A source the test feeds by hand: every `open` gets the next receiver, and records
+    /// the position it was opened after.
+    struct HandFed {
+        feeds: StdMutex<VecDeque<mpsc::UnboundedReceiver<SourceItem>>>,
+        opened_after: StdMutex<Vec<Option<u64>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl EventSource for HandFed {
+        fn kind(&self) -> SourceKind {
+            SourceKind::Upstream
+        }
+
+        async fn open(&self, after: Option<u64>, _: usize) -> Result<SourceStream, SourceError> {
+            self.opened_after.lock().expect("lock").push(after);
+            let next = self.feeds.lock().expect("lock").pop_front();
+            match next {
+                Some(mut receiver) => Ok(futures_util::stream::poll_fn(move |cx| {
+                    receiver.poll_recv(cx).map(|item| item.map(Ok))
+                })
+                .boxed()),
+                None => Err(SourceError::new(SourceKind::Upstream, "no more feeds")),
+            }
+        }
+    }
+
+    fn event(position: u64, customer: &str) -> SourceItem {
+        SourceItem::Event(FeedEvent::new(
+            SourceKind::Upstream,
+            position,
+            OrderEvent {
+                event_id: position,
+                order_id: format!("ord_{position}"),
+                customer_id: customer.to_owned(),
+                status: OrderStatus::Paid,
+                previous_status: OrderStatus::Pending,
+                occurred_at: OffsetDateTime::UNIX_EPOCH,
+            },
+        ))
+    }
+
+    fn customer(id: &str) -> Principal {
+        Principal::new(id.to_owned(), ["data:orders:read"], Tier::Free, None)
+    }
+
+    fn feed_with(
+        feeds: usize,
+        streams: StreamsConfig,
+        replay_events: usize,
+    ) -> (
+        OrderFeed,
+        Vec<mpsc::UnboundedSender<SourceItem>>,
+        Arc<HandFed>,
+    ) {
+        let mut senders = Vec::new();
+        let mut receivers = VecDeque::new();
+        for _ in 0..feeds {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            senders.push(sender);
+            receivers.push_back(receiver);
+        }
+        let source = Arc::new(HandFed {
+            feeds: StdMutex::new(receivers),
+            opened_after: StdMutex::new(Vec::new()),
+        });
+        let events = EventsConfig {
+            replay_events,
+            reconnect_initial_ms: 1,
+            reconnect_max_ms: 1,
+            ..EventsConfig::default()
+        };
+        let feed = OrderFeed::new(
+            Arc::clone(&source) as Arc<dyn EventSource>,
+            &events,
+            &streams,
+            Shutdown::never(),
+        );
+        (feed, senders, source)
+    }
+
+    async fn next_position(subscription: &mut Subscription) -> Option<u64> {
+        match subscription.next().await {
+            StreamItem::Event(event) => Some(event.position),
+            StreamItem::Reset => None,
+            other => panic!("expected an event or a reset, got {other:?}"),
+        }
+    }
+
+    fn cursor(position: u64) -> Option<Cursor> {
+        Some(Cursor::new(SourceKind::Upstream, position))
+    }
+
+    #[tokio::test]
+    async fn each_client_gets_its_own_customers_events_and_resumes_without_gap_or_repeat() {
+        let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 100);
+        let alice = customer("cus_a");
+        let mut live = feed
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .expect("open");
+        for position in 1..=6 {
+            let owner = if position % 2 == 0 { "cus_b" } else { "cus_a" };
+            senders[0].send(event(position, owner)).expect("send");
+        }
+        assert_eq!(next_position(&mut live).await, Some(1));
+        assert_eq!(next_position(&mut live).await, Some(3));
+        assert_eq!(next_position(&mut live).await, Some(5));
+        // Resuming after 1: 3 and 5 from the ring, then live ones.
+        let mut resumed = feed
+            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(1))
+            .expect("open");
+        senders[0].send(event(7, "cus_a")).expect("send");
+        for expected in [3, 5, 7] {
+            assert_eq!(next_position(&mut resumed).await, Some(expected));
+        }
+        assert_eq!(next_position(&mut live).await, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_cursor_older_than_the_ring_or_from_another_source_gets_one_reset() {
+        let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 3);
+        let alice = customer("cus_a");
+        let _warm = feed
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .expect("open");
+        for position in 1..=6 {
+            senders[0].send(event(position, "cus_a")).expect("send");
+        }
+        // Until the pump has dispatched them all.
+        while feed.inner.lock().last_position != Some(6) {
+            tokio::task::yield_now().await;
+        }
+        let mut old = feed
+            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(1))
+            .expect("open");
+        assert_eq!(next_position(&mut old).await, None, "a reset first");
+        senders[0].send(event(7, "cus_a")).expect("send");
+        assert_eq!(next_position(&mut old).await, Some(7), "then live");
+        let mut foreign = feed
+            .subscribe(
+                &alice,
+                Filter::for_principal(&alice, None),
+                Some(Cursor::new(SourceKind::Nats, 5)),
+            )
+            .expect("open");
+        assert_eq!(next_position(&mut foreign).await, None);
+        // Within the ring (4..=7): exact.
+        let mut recent = feed
+            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(4))
+            .expect("open");
+        for expected in [5, 6, 7] {
+            assert_eq!(next_position(&mut recent).await, Some(expected));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_failure_reconnects_after_the_last_position_and_skips_redeliveries() {
+        let (feed, senders, source) = feed_with(2, StreamsConfig::default(), 100);
+        let alice = customer("cus_a");
+        let mut stream = feed
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .expect("open");
+        senders[0].send(event(1, "cus_a")).expect("send");
+        senders[0].send(event(2, "cus_a")).expect("send");
+        assert_eq!(next_position(&mut stream).await, Some(1));
+        assert_eq!(next_position(&mut stream).await, Some(2));
+        let [first, second]: [_; 2] = senders.try_into().expect("two feeds");
+        drop(first); // the source goes away
+        // The new connection redelivers 2 (a source may), then continues.
+        second.send(event(2, "cus_a")).expect("send");
+        second.send(event(3, "cus_a")).expect("send");
+        assert_eq!(next_position(&mut stream).await, Some(3));
+        assert_eq!(
+            *source.opened_after.lock().expect("lock"),
+            vec![None, Some(2)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gap_in_the_source_resets_the_clients_that_had_not_seen_it() {
+        let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 100);
+        let alice = customer("cus_a");
+        let mut stream = feed
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .expect("open");
+        senders[0].send(event(1, "cus_a")).expect("send");
+        senders[0].send(SourceItem::Gap).expect("send");
+        senders[0].send(event(50, "cus_a")).expect("send");
+        assert_eq!(next_position(&mut stream).await, Some(1));
+        assert_eq!(next_position(&mut stream).await, None, "reset for 2..=49");
+        assert_eq!(next_position(&mut stream).await, Some(50));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_is_closed_with_its_cursor_and_others_keep_going() {
+        let streams = StreamsConfig {
+            client_buffer: 4,
+            ..StreamsConfig::default()
+        };
+        let (feed, senders, _) = feed_with(1, streams, 100);
+        let alice = customer("cus_a");
+        let mut slow = feed
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .expect("open");
+        let mut fast = feed
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .expect("open");
+        senders[0].send(event(1, "cus_a")).expect("send");
+        assert_eq!(next_position(&mut slow).await, Some(1));
+        assert_eq!(next_position(&mut fast).await, Some(1));
+        for position in 2..=20 {
+            senders[0].send(event(position, "cus_a")).expect("send");
+            assert_eq!(next_position(&mut fast).await, Some(position));
+        }
+        match slow.next().await {
+            StreamItem::End(StreamEnd::FellBehind { resume_after }) => {
+                assert_eq!(resume_after.as_deref(), Some("u-1"));
+            }
+            other => panic!("expected the end, got {other:?}"),
+        }
+        assert_eq!(feed.open_streams(), 2, "until the transport drops it");
+        drop(slow);
+        assert_eq!(feed.open_streams(), 1);
+    }
+
+    #[tokio::test]
+    async fn streams_are_limited_per_consumer_and_in_all() {
+        let streams = StreamsConfig {
+            max_per_consumer: 2,
+            max_connections: 3,
+            ..StreamsConfig::default()
+        };
+        let (feed, _senders, _) = feed_with(1, streams, 100);
+        let (alice, bob, carol) = (customer("cus_a"), customer("cus_b"), customer("cus_c"));
+        let open = |who: &Principal| feed.subscribe(who, Filter::for_principal(who, None), None);
+        let first = open(&alice).expect("first");
+        let _second = open(&alice).expect("second");
+        assert_eq!(open(&alice).err(), Some(Refusal::TooManyForConsumer(2)));
+        let _bobs = open(&bob).expect("bob's");
+        assert_eq!(open(&carol).err(), Some(Refusal::AtCapacity(3)));
+        drop(first);
+        assert!(open(&alice).is_ok(), "a closed stream frees its place");
+    }
+
+    #[tokio::test]
+    async fn admins_follow_every_customer_and_an_order_filter_narrows() {
+        let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 100);
+        let admin = Principal::new(
+            "ops".to_owned(),
+            ["data:orders:read", "data:admin"],
+            Tier::Free,
+            None,
+        );
+        let mut everything = feed
+            .subscribe(&admin, Filter::for_principal(&admin, None), None)
+            .expect("open");
+        let alice = customer("cus_a");
+        let mut one_order = feed
+            .subscribe(
+                &alice,
+                Filter::for_principal(&alice, Some("ord_3".to_owned())),
+                None,
+            )
+            .expect("open");
+        for (position, owner) in [(1, "cus_b"), (2, "cus_a"), (3, "cus_a")] {
+            senders[0].send(event(position, owner)).expect("send");
+        }
+        for expected in [1, 2, 3] {
+            assert_eq!(next_position(&mut everything).await, Some(expected));
+        }
+        assert_eq!(next_position(&mut one_order).await, Some(3));
     }
 }

@@ -36,7 +36,10 @@ where
         .keep_alive(KeepAlive::new().interval(heartbeat).text("ping"))
         .into_response();
     let headers = response.headers_mut();
-    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     // nginx and others buffer responses unless told not to.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response

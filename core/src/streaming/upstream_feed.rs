@@ -134,8 +134,8 @@ impl SseParser {
             let line: Vec<u8> = self.buffer.drain(..=end).collect();
             let line = line.strip_suffix(b"\n").unwrap_or(&line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let line = std::str::from_utf8(line)
-                .map_err(|_| UpstreamFeed::error("feed is not UTF-8"))?;
+            let line =
+                std::str::from_utf8(line).map_err(|_| UpstreamFeed::error("feed is not UTF-8"))?;
             self.line(line);
         }
         if self.buffer.len() + self.data.len() > MAX_EVENT_BYTES {
@@ -227,14 +227,20 @@ mod tests {
             let mut parser = SseParser::default();
             parser.feed(&text.as_bytes()[..split]).expect("first part");
             parser.feed(&text.as_bytes()[split..]).expect("second part");
-            assert_eq!(positions(&mut parser), vec![None, Some(7)], "split at {split}");
+            assert_eq!(
+                positions(&mut parser),
+                vec![None, Some(7)],
+                "split at {split}"
+            );
         }
     }
 
     #[test]
     fn a_broken_event_is_an_error_not_a_panic() {
         let mut parser = SseParser::default();
-        parser.feed(b"id: x\nevent: order\ndata: {}\n\n").expect("fed");
+        parser
+            .feed(b"id: x\nevent: order\ndata: {}\n\n")
+            .expect("fed");
         assert!(parser.next_item().is_some_and(|item| item.is_err()));
         let mut parser = SseParser::default();
         let huge = vec![b'a'; MAX_EVENT_BYTES + 1];
