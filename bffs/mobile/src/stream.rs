@@ -101,11 +101,15 @@ pub(crate) async fn orders_stream(
     let mut subscription = state
         .feed
         .subscribe(&principal, Filter::for_principal(&principal, None), after)
+        .await
         .map_err(|refusal| match refusal {
             Refusal::TooManyForConsumer(_) => {
                 Problem::new(ErrorCode::RateLimited, refusal.to_string())
             }
             Refusal::AtCapacity(_) => Problem::new(ErrorCode::Overloaded, refusal.to_string()),
+            Refusal::SourceUnavailable => {
+                Problem::new(ErrorCode::UpstreamUnavailable, refusal.to_string())
+            }
         })?;
     subscription.expire_at(principal.expires_at());
     let limits = state.feed.limits();

@@ -55,6 +55,9 @@ pub struct EventsConfig {
     pub reconnect_initial_ms: u64,
     /// Longest wait between reconnection attempts.
     pub reconnect_max_ms: u64,
+    /// Time a client asking for live events waits for the source to answer when the feed
+    /// is (re)connecting; then 503.
+    pub ready_timeout_ms: u64,
     /// Silence from the source after which the connection is treated as dead and
     /// reopened (the upstream feed sends a keep-alive comment every 15 s).
     pub source_idle_timeout_secs: u64,
@@ -72,6 +75,7 @@ impl Default for EventsConfig {
             linger_secs: 60,
             reconnect_initial_ms: 100,
             reconnect_max_ms: 10_000,
+            ready_timeout_ms: 5_000,
             source_idle_timeout_secs: 45,
         }
     }
@@ -81,6 +85,7 @@ impl Validate for EventsConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         require_positive("events.replay_events", self.replay_events as u64)?;
         require_positive("events.reconnect_initial_ms", self.reconnect_initial_ms)?;
+        require_positive("events.ready_timeout_ms", self.ready_timeout_ms)?;
         require_positive(
             "events.source_idle_timeout_secs",
             self.source_idle_timeout_secs,

@@ -68,6 +68,10 @@ pub enum Refusal {
     /// The BFF holds `streams.max_connections` streams.
     #[error("this service holds {0} streams, the most it serves; retry shortly")]
     AtCapacity(usize),
+    /// Live events cannot be followed: the source has not answered within
+    /// `events.ready_timeout_ms`.
+    #[error("order events are unavailable right now; retry shortly")]
+    SourceUnavailable,
 }
 
 struct Client {
@@ -94,6 +98,8 @@ struct FeedState {
     per_consumer: HashMap<String, usize>,
     open: usize,
     pump_running: bool,
+    /// The source has delivered what it held when last opened.
+    caught_up: bool,
 }
 
 impl FeedState {
@@ -127,6 +133,8 @@ pub(super) struct FeedInner {
     state: Mutex<FeedState>,
     /// Wakes the pump when the last client leaves (to start lingering).
     clients_changed: Notify,
+    /// Wakes clients waiting for the feed to catch up.
+    caught_up: Notify,
     pub(super) shutdown: Shutdown,
 }
 
@@ -154,6 +162,7 @@ impl OrderFeed {
                     ..FeedState::default()
                 }),
                 clients_changed: Notify::new(),
+                caught_up: Notify::new(),
                 shutdown,
             }),
         }
@@ -180,30 +189,34 @@ impl OrderFeed {
     }
 
     /// Opens a stream for `principal`'s `filter`: everything after `after` (a decoded
-    /// cursor; `None` for live events only), then live events. `expires_at` (Unix seconds)
-    /// ends it.
-    pub fn subscribe(
+    /// cursor), then live events. Without a cursor it is live events only: it waits (at
+    /// most `events.ready_timeout_ms`) until the feed has caught up with its source, so
+    /// that "live" starts at the source's head.
+    pub async fn subscribe(
         &self,
         principal: &Principal,
         filter: Filter,
         after: Option<Cursor>,
     ) -> Result<Subscription, Refusal> {
         let inner = &self.inner;
-        let buffer = inner.streams.client_buffer;
-        let (sender, receiver) = mpsc::channel(buffer);
+        let reservation = self.reserve(&principal.subject)?;
+        if after.is_none() {
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_millis(inner.events.ready_timeout_ms);
+            loop {
+                let caught_up = inner.caught_up.notified();
+                if inner.lock().caught_up {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, caught_up).await.is_err() {
+                    // `reservation` drops: the place is given back.
+                    return Err(Refusal::SourceUnavailable);
+                }
+            }
+        }
+        let (sender, receiver) = mpsc::channel(inner.streams.client_buffer);
         let lag = Arc::new(Lag::default());
         let mut state = inner.lock();
-        let held = state
-            .per_consumer
-            .get(&principal.subject)
-            .copied()
-            .unwrap_or(0);
-        if held >= inner.streams.max_per_consumer {
-            return Err(Refusal::TooManyForConsumer(inner.streams.max_per_consumer));
-        }
-        if state.open >= inner.streams.max_connections {
-            return Err(Refusal::AtCapacity(inner.streams.max_connections));
-        }
         let mut replay = VecDeque::new();
         let last = state.last();
         let after_position = match after {
@@ -231,8 +244,7 @@ impl OrderFeed {
                 None => cursor.position,
             },
         };
-        let id = state.next_client;
-        state.next_client += 1;
+        let id = reservation.id;
         match &filter.customer {
             Some(customer) => state
                 .by_customer
@@ -250,11 +262,32 @@ impl OrderFeed {
                 lag: Arc::clone(&lag),
             },
         );
-        *state
-            .per_consumer
-            .entry(principal.subject.clone())
-            .or_default() += 1;
+        drop(state);
+        Ok(Subscription::new(
+            reservation.into_parts(),
+            replay,
+            receiver,
+            lag,
+            inner.shutdown.hold(),
+        ))
+    }
+
+    /// Takes a place for `consumer` within the limits, and starts the pump if it is not
+    /// running.
+    fn reserve(&self, consumer: &str) -> Result<Reservation, Refusal> {
+        let inner = &self.inner;
+        let mut state = inner.lock();
+        let held = state.per_consumer.get(consumer).copied().unwrap_or(0);
+        if held >= inner.streams.max_per_consumer {
+            return Err(Refusal::TooManyForConsumer(inner.streams.max_per_consumer));
+        }
+        if state.open >= inner.streams.max_connections {
+            return Err(Refusal::AtCapacity(inner.streams.max_connections));
+        }
+        *state.per_consumer.entry(consumer.to_owned()).or_default() += 1;
         state.open += 1;
+        let id = state.next_client;
+        state.next_client += 1;
         let first = state.open == 1;
         let start_pump = !state.pump_running;
         state.pump_running = true;
@@ -265,15 +298,35 @@ impl OrderFeed {
             // A lingering pump waits for this.
             inner.clients_changed.notify_one();
         }
-        Ok(Subscription::new(
-            Arc::clone(inner),
+        Ok(Reservation {
+            feed: Some(Arc::clone(inner)),
             id,
-            principal.subject.clone(),
-            replay,
-            receiver,
-            lag,
-            inner.shutdown.hold(),
-        ))
+            consumer: consumer.to_owned(),
+        })
+    }
+}
+
+/// A client's place within the limits, given back when dropped (by the [`Subscription`]
+/// it becomes, or unused).
+pub(super) struct Reservation {
+    feed: Option<Arc<FeedInner>>,
+    pub(super) id: u64,
+    consumer: String,
+}
+
+impl Reservation {
+    /// Hands the place over to a subscription, which releases it in its turn.
+    fn into_parts(mut self) -> (Arc<FeedInner>, u64, String) {
+        let feed = self.feed.take().expect("a reservation is handed over once");
+        (feed, self.id, std::mem::take(&mut self.consumer))
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(feed) = self.feed.take() {
+            feed.release(self.id, &self.consumer);
+        }
     }
 }
 
@@ -305,6 +358,12 @@ impl FeedInner {
         let event = match item {
             SourceItem::Gap => {
                 state.complete_after = None;
+                return;
+            }
+            SourceItem::CaughtUp => {
+                state.caught_up = true;
+                drop(state);
+                self.caught_up.notify_waiters();
                 return;
             }
             SourceItem::Event(event) => event,
@@ -391,7 +450,11 @@ async fn pump(inner: Arc<FeedInner>) {
         if stop_if_idle(&inner, linger).await {
             return;
         }
-        let after = inner.lock().last_position;
+        let after = {
+            let mut state = inner.lock();
+            state.caught_up = false;
+            state.last_position
+        };
         let mut items = match inner.source.open(after, inner.events.replay_events).await {
             Ok(items) => {
                 tracing::info!(source = kind, after, "order events: subscribed");
@@ -523,6 +586,8 @@ mod tests {
         let mut receivers = VecDeque::new();
         for _ in 0..feeds {
             let (sender, receiver) = mpsc::unbounded_channel();
+            // Nothing retained: live from the start.
+            sender.send(SourceItem::CaughtUp).expect("send");
             senders.push(sender);
             receivers.push_back(receiver);
         }
@@ -562,7 +627,7 @@ mod tests {
         let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 100);
         let alice = customer("cus_a");
         let mut live = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .subscribe(&alice, Filter::for_principal(&alice, None), None).await
             .expect("open");
         for position in 1..=6 {
             let owner = if position % 2 == 0 { "cus_b" } else { "cus_a" };
@@ -573,7 +638,7 @@ mod tests {
         assert_eq!(next_position(&mut live).await, Some(5));
         // Resuming after 1: 3 and 5 from the ring, then live ones.
         let mut resumed = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(1))
+            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(1)).await
             .expect("open");
         senders[0].send(event(7, "cus_a")).expect("send");
         for expected in [3, 5, 7] {
@@ -587,7 +652,7 @@ mod tests {
         let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 3);
         let alice = customer("cus_a");
         let _warm = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .subscribe(&alice, Filter::for_principal(&alice, None), None).await
             .expect("open");
         for position in 1..=6 {
             senders[0].send(event(position, "cus_a")).expect("send");
@@ -597,7 +662,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let mut old = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(1))
+            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(1)).await
             .expect("open");
         assert_eq!(next_position(&mut old).await, None, "a reset first");
         senders[0].send(event(7, "cus_a")).expect("send");
@@ -607,12 +672,12 @@ mod tests {
                 &alice,
                 Filter::for_principal(&alice, None),
                 Some(Cursor::new(SourceKind::Nats, 5)),
-            )
+            ).await
             .expect("open");
         assert_eq!(next_position(&mut foreign).await, None);
         // Within the ring (4..=7): exact.
         let mut recent = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(4))
+            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(4)).await
             .expect("open");
         for expected in [5, 6, 7] {
             assert_eq!(next_position(&mut recent).await, Some(expected));
@@ -624,7 +689,7 @@ mod tests {
         let (feed, senders, source) = feed_with(2, StreamsConfig::default(), 100);
         let alice = customer("cus_a");
         let mut stream = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .subscribe(&alice, Filter::for_principal(&alice, None), None).await
             .expect("open");
         senders[0].send(event(1, "cus_a")).expect("send");
         senders[0].send(event(2, "cus_a")).expect("send");
@@ -647,7 +712,7 @@ mod tests {
         let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 100);
         let alice = customer("cus_a");
         let mut stream = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .subscribe(&alice, Filter::for_principal(&alice, None), None).await
             .expect("open");
         senders[0].send(event(1, "cus_a")).expect("send");
         senders[0].send(SourceItem::Gap).expect("send");
@@ -666,10 +731,10 @@ mod tests {
         let (feed, senders, _) = feed_with(1, streams, 100);
         let alice = customer("cus_a");
         let mut slow = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .subscribe(&alice, Filter::for_principal(&alice, None), None).await
             .expect("open");
         let mut fast = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .subscribe(&alice, Filter::for_principal(&alice, None), None).await
             .expect("open");
         senders[0].send(event(1, "cus_a")).expect("send");
         assert_eq!(next_position(&mut slow).await, Some(1));
@@ -698,14 +763,17 @@ mod tests {
         };
         let (feed, _senders, _) = feed_with(1, streams, 100);
         let (alice, bob, carol) = (customer("cus_a"), customer("cus_b"), customer("cus_c"));
-        let open = |who: &Principal| feed.subscribe(who, Filter::for_principal(who, None), None);
-        let first = open(&alice).expect("first");
-        let _second = open(&alice).expect("second");
-        assert_eq!(open(&alice).err(), Some(Refusal::TooManyForConsumer(2)));
-        let _bobs = open(&bob).expect("bob's");
-        assert_eq!(open(&carol).err(), Some(Refusal::AtCapacity(3)));
+        let open = async |who: &Principal| {
+            feed.subscribe(who, Filter::for_principal(who, None), None)
+                .await
+        };
+        let first = open(&alice).await.expect("first");
+        let _second = open(&alice).await.expect("second");
+        assert_eq!(open(&alice).await.err(), Some(Refusal::TooManyForConsumer(2)));
+        let _bobs = open(&bob).await.expect("bob's");
+        assert_eq!(open(&carol).await.err(), Some(Refusal::AtCapacity(3)));
         drop(first);
-        assert!(open(&alice).is_ok(), "a closed stream frees its place");
+        assert!(open(&alice).await.is_ok(), "a closed stream frees its place");
     }
 
     #[tokio::test]
@@ -718,7 +786,7 @@ mod tests {
             None,
         );
         let mut everything = feed
-            .subscribe(&admin, Filter::for_principal(&admin, None), None)
+            .subscribe(&admin, Filter::for_principal(&admin, None), None).await
             .expect("open");
         let alice = customer("cus_a");
         let mut one_order = feed
@@ -727,6 +795,7 @@ mod tests {
                 Filter::for_principal(&alice, Some("ord_3".to_owned())),
                 None,
             )
+            .await
             .expect("open");
         for (position, owner) in [(1, "cus_b"), (2, "cus_a"), (3, "cus_a")] {
             senders[0].send(event(position, owner)).expect("send");

@@ -15,6 +15,9 @@ pub enum SourceItem {
     /// Events between the previous item and the next event are lost (the source no longer
     /// retains them); clients that had not seen them must refetch.
     Gap,
+    /// Everything the source held when it was opened has been delivered; what follows is
+    /// live. Clients that asked for live events only are let in from here.
+    CaughtUp,
 }
 
 /// Why a source could not be read; the feed logs it and reconnects with backoff.
@@ -46,6 +49,7 @@ pub trait EventSource: Send + Sync + 'static {
 
     /// Opens the feed after position `after`, or, with `None`, at the oldest of the last
     /// `recent` events the source retains. A source that cannot start right after `after`
-    /// (or at its very first event, for `None`) sends [`SourceItem::Gap`] first.
+    /// (or at its very first event, for `None`) sends [`SourceItem::Gap`] first; once the
+    /// events it held at opening are delivered, it sends [`SourceItem::CaughtUp`].
     async fn open(&self, after: Option<u64>, recent: usize) -> Result<SourceStream, SourceError>;
 }

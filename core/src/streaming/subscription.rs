@@ -90,9 +90,7 @@ pub struct Subscription {
 
 impl Subscription {
     pub(super) fn new(
-        feed: Arc<FeedInner>,
-        id: u64,
-        consumer: String,
+        (feed, id, consumer): (Arc<FeedInner>, u64, String),
         replay: VecDeque<Delivery>,
         receiver: mpsc::Receiver<Delivery>,
         lag: Arc<Lag>,

@@ -1,6 +1,7 @@
 //! The embedded default source: the orders service's server-sent events,
 //! `GET /orders/events?since=<event_id>` (`id:` = `event_id`, `event: order` with an
-//! `OrderEvent` as data, `event: reset` when events after `since` are no longer retained).
+//! `OrderEvent` as data, `event: reset` when events after `since` are no longer retained,
+//! `event: live` once the retained events after `since` have been sent).
 
 use std::time::Duration;
 
@@ -175,6 +176,7 @@ impl SseParser {
         let data = std::mem::take(&mut self.data);
         let item = match event.as_deref() {
             Some("reset") => Ok(SourceItem::Gap),
+            Some("live") => Ok(SourceItem::CaughtUp),
             Some("order") | None if !data.is_empty() => Self::order(id, &data),
             // Keep-alives and events this BFF does not know.
             _ => return,
@@ -212,6 +214,7 @@ mod tests {
             .map(|item| match item {
                 Ok(SourceItem::Event(e)) => Some(e.position),
                 Ok(SourceItem::Gap) => None,
+                Ok(SourceItem::CaughtUp) => Some(0),
                 Err(e) => panic!("{e}"),
             })
             .collect()
@@ -221,7 +224,7 @@ mod tests {
     fn events_split_anywhere_are_parsed_whole() {
         let data = r#"{"event_id":7,"order_id":"ord_1","customer_id":"cus_1","status":"paid","previous_status":"pending","occurred_at":"2026-01-02T03:04:05Z"}"#;
         let text = format!(
-            ": keep-alive\n\nevent: reset\ndata: refetch\n\nid: 7\r\nevent: order\r\ndata: {data}\r\n\r\n"
+            ": keep-alive\n\nevent: reset\ndata: refetch\n\nid: 7\r\nevent: order\r\ndata: {data}\r\n\r\nevent: live\ndata: \n\n"
         );
         for split in 0..text.len() {
             let mut parser = SseParser::default();
@@ -229,7 +232,7 @@ mod tests {
             parser.feed(&text.as_bytes()[split..]).expect("second part");
             assert_eq!(
                 positions(&mut parser),
-                vec![None, Some(7)],
+                vec![None, Some(7), Some(0)],
                 "split at {split}"
             );
         }

@@ -206,7 +206,8 @@ struct EventsQuery {
 }
 
 /// `GET /orders/events?customer_id=&since=`: every retained event after `since` (or after
-/// `Last-Event-ID`), then live ones; `event: reset` first when some were already dropped.
+/// `Last-Event-ID`), then `event: live`, then live ones; `event: reset` first when some
+/// were already dropped.
 async fn events(
     State(activity): State<Arc<OrderActivity>>,
     headers: axum::http::HeaderMap,
@@ -236,6 +237,8 @@ async fn events(
         pending.push_back(reset_event());
     }
     pending.extend(replay.iter().map(order_event));
+    // What follows is live: a consumer waiting to follow from the head starts here.
+    pending.push_back(Event::default().event("live").data("caught up"));
     let state = Streaming {
         pending,
         live,
