@@ -5,3 +5,4 @@ mod iot;
 mod mobile;
 mod partner;
 mod sandbox;
+mod streaming;

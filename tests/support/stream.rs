@@ -116,19 +116,14 @@ impl SseClient {
 
     /// The whole body of a response that is not a stream (an error).
     pub async fn body(mut self) -> String {
-        while self.read_more(Duration::from_secs(5)).await {
-            if self.head.contains("content-length") {
-                let length: usize = self
-                    .head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .and_then(|l| l.trim().parse().ok())
-                    .unwrap_or(0);
-                if self.buffer.len() >= length {
-                    break;
-                }
-            }
-        }
+        let length: Option<usize> = self
+            .head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|l| l.trim().parse().ok());
+        while length.is_none_or(|length| self.buffer.len() < length)
+            && self.read_more(Duration::from_secs(5)).await
+        {}
         self.buffer
     }
 
@@ -201,15 +196,39 @@ impl SseClient {
         }
     }
 
-    /// Whether the connection ends (EOF or reset) within `within`, reading and discarding
-    /// whatever still comes.
+    /// Whether the response ends (its last chunk, or the connection closing or being
+    /// reset) within `within`, reading and discarding whatever still comes.
     pub async fn ends_within(&mut self, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
         let mut chunk = [0u8; 8192];
         loop {
+            if self.buffer.contains("\r\n0\r\n\r\n") || self.buffer.starts_with("0\r\n\r\n") {
+                return true;
+            }
             match tokio::time::timeout_at(deadline, self.socket.read(&mut chunk)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => return true,
-                Ok(Ok(_)) => {}
+                Ok(Ok(read)) => self
+                    .buffer
+                    .push_str(&String::from_utf8_lossy(&chunk[..read])),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Whether the connection is cut off (closed or reset, not a clean end of the
+    /// response) within `within`.
+    pub async fn cut_off_within(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut chunk = [0u8; 8192];
+        loop {
+            if self.buffer.contains("\r\n0\r\n\r\n") {
+                return false;
+            }
+            match tokio::time::timeout_at(deadline, self.socket.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(read)) => self
+                    .buffer
+                    .push_str(&String::from_utf8_lossy(&chunk[..read])),
                 Err(_) => return false,
             }
         }

@@ -201,8 +201,8 @@ impl OrderFeed {
         let inner = &self.inner;
         let reservation = self.reserve(&principal.subject)?;
         if after.is_none() {
-            let deadline = tokio::time::Instant::now()
-                + Duration::from_millis(inner.events.ready_timeout_ms);
+            let deadline =
+                tokio::time::Instant::now() + Duration::from_millis(inner.events.ready_timeout_ms);
             loop {
                 let caught_up = inner.caught_up.notified();
                 if inner.lock().caught_up {
@@ -627,7 +627,8 @@ mod tests {
         let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 100);
         let alice = customer("cus_a");
         let mut live = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None).await
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .await
             .expect("open");
         for position in 1..=6 {
             let owner = if position % 2 == 0 { "cus_b" } else { "cus_a" };
@@ -638,7 +639,8 @@ mod tests {
         assert_eq!(next_position(&mut live).await, Some(5));
         // Resuming after 1: 3 and 5 from the ring, then live ones.
         let mut resumed = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(1)).await
+            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(1))
+            .await
             .expect("open");
         senders[0].send(event(7, "cus_a")).expect("send");
         for expected in [3, 5, 7] {
@@ -652,7 +654,8 @@ mod tests {
         let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 3);
         let alice = customer("cus_a");
         let _warm = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None).await
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .await
             .expect("open");
         for position in 1..=6 {
             senders[0].send(event(position, "cus_a")).expect("send");
@@ -662,7 +665,8 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let mut old = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(1)).await
+            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(1))
+            .await
             .expect("open");
         assert_eq!(next_position(&mut old).await, None, "a reset first");
         senders[0].send(event(7, "cus_a")).expect("send");
@@ -672,12 +676,14 @@ mod tests {
                 &alice,
                 Filter::for_principal(&alice, None),
                 Some(Cursor::new(SourceKind::Nats, 5)),
-            ).await
+            )
+            .await
             .expect("open");
         assert_eq!(next_position(&mut foreign).await, None);
         // Within the ring (4..=7): exact.
         let mut recent = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(4)).await
+            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(4))
+            .await
             .expect("open");
         for expected in [5, 6, 7] {
             assert_eq!(next_position(&mut recent).await, Some(expected));
@@ -689,7 +695,8 @@ mod tests {
         let (feed, senders, source) = feed_with(2, StreamsConfig::default(), 100);
         let alice = customer("cus_a");
         let mut stream = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None).await
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .await
             .expect("open");
         senders[0].send(event(1, "cus_a")).expect("send");
         senders[0].send(event(2, "cus_a")).expect("send");
@@ -712,7 +719,8 @@ mod tests {
         let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 100);
         let alice = customer("cus_a");
         let mut stream = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None).await
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .await
             .expect("open");
         senders[0].send(event(1, "cus_a")).expect("send");
         senders[0].send(SourceItem::Gap).expect("send");
@@ -731,10 +739,12 @@ mod tests {
         let (feed, senders, _) = feed_with(1, streams, 100);
         let alice = customer("cus_a");
         let mut slow = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None).await
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .await
             .expect("open");
         let mut fast = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None).await
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .await
             .expect("open");
         senders[0].send(event(1, "cus_a")).expect("send");
         assert_eq!(next_position(&mut slow).await, Some(1));
@@ -769,11 +779,17 @@ mod tests {
         };
         let first = open(&alice).await.expect("first");
         let _second = open(&alice).await.expect("second");
-        assert_eq!(open(&alice).await.err(), Some(Refusal::TooManyForConsumer(2)));
+        assert_eq!(
+            open(&alice).await.err(),
+            Some(Refusal::TooManyForConsumer(2))
+        );
         let _bobs = open(&bob).await.expect("bob's");
         assert_eq!(open(&carol).await.err(), Some(Refusal::AtCapacity(3)));
         drop(first);
-        assert!(open(&alice).await.is_ok(), "a closed stream frees its place");
+        assert!(
+            open(&alice).await.is_ok(),
+            "a closed stream frees its place"
+        );
     }
 
     #[tokio::test]
@@ -786,7 +802,8 @@ mod tests {
             None,
         );
         let mut everything = feed
-            .subscribe(&admin, Filter::for_principal(&admin, None), None).await
+            .subscribe(&admin, Filter::for_principal(&admin, None), None)
+            .await
             .expect("open");
         let alice = customer("cus_a");
         let mut one_order = feed

@@ -1,0 +1,375 @@
+//! Live order updates end to end: the sandbox's orders service as the event source (the
+//! embedded default), the BFFs over real sockets, SSE and WebSocket clients.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard_core::bff::{App, BffConfig as _};
+use switchyard_sandbox::events::OrderEvent;
+use switchyard_sandbox::{Sandbox, SandboxOptions, TokenRequest};
+use switchyard_tests::stream::{SseClient, WsClient, WsReceived};
+use tokio::sync::oneshot;
+
+const WITHIN: Duration = Duration::from_secs(1);
+
+async fn sandbox() -> Sandbox {
+    Sandbox::start(&SandboxOptions::ephemeral())
+        .await
+        .expect("sandbox starts")
+}
+
+/// A mobile BFF on the sandbox, adjusted by `adjust`, with a shutdown the test triggers.
+async fn mobile(
+    sandbox: &Sandbox,
+    adjust: impl FnOnce(&mut mobile_bff::MobileConfig),
+) -> (SocketAddr, oneshot::Sender<()>) {
+    let mut config = mobile_bff::MobileConfig::default();
+    *config.upstreams_mut() = sandbox.upstreams_config();
+    config.auth_mut().jwks_url = Some(sandbox.jwks_url());
+    config.log.access = false;
+    adjust(&mut config);
+    let app = App::<mobile_bff::MobileBff>::new(&config).expect("the BFF wires");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+fn token(sandbox: &Sandbox, sub: &str) -> String {
+    sandbox.issuer.mint(&TokenRequest {
+        sub: sub.to_owned(),
+        ..TokenRequest::default()
+    })
+}
+
+fn bearer(token: &str) -> Vec<(&'static str, String)> {
+    vec![("authorization", format!("Bearer {token}"))]
+}
+
+/// Status changes `customer`'s orders can still make.
+fn room(sandbox: &Sandbox, customer: &str) -> usize {
+    use switchyard_core::domain::OrderStatus as S;
+    sandbox
+        .data
+        .orders_of(customer)
+        .iter()
+        .map(|&i| match sandbox.data.orders[i].status {
+            S::Pending => 3,
+            S::Paid => 2,
+            S::Shipped => 1,
+            S::Delivered | S::Cancelled => 0,
+        })
+        .sum()
+}
+
+/// Two customers whose orders can change at least 8 times each: the one the tests sign
+/// in as, and another.
+fn customers(sandbox: &Sandbox) -> (String, String) {
+    let mut busy = (1..=5_000)
+        .map(|n| format!("cus_{n:05}"))
+        .filter(|c| room(sandbox, c) >= 8);
+    let me = busy.next().expect("a customer with room to change");
+    let other = busy.next().expect("another");
+    (me, other)
+}
+
+/// Advances one of `customer`'s orders that can still advance.
+fn advance(sandbox: &Sandbox, customer: &str) -> OrderEvent {
+    sandbox
+        .data
+        .orders_of(customer)
+        .iter()
+        .find_map(|&i| sandbox.activity.advance(&sandbox.data.orders[i].id).ok())
+        .expect("an order of the customer that can advance")
+}
+
+fn assert_compact(event: &Value, expected: &OrderEvent) {
+    let object = event.as_object().expect("an object");
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["at", "id", "orderId", "previousStatus", "status"]);
+    assert_eq!(event["orderId"], expected.order_id.as_str());
+    assert_eq!(event["status"], expected.status.as_str());
+    assert_eq!(event["previousStatus"], expected.previous_status.as_str());
+}
+
+#[tokio::test]
+async fn mobile_sse_delivers_the_customers_own_events_in_compact_form() {
+    let sandbox = sandbox().await;
+    let (me, other) = customers(&sandbox);
+    let (addr, _stop) = mobile(&sandbox, |_| {}).await;
+    let token = token(&sandbox, &me);
+    let mut stream = SseClient::open(&addr.to_string(), "/v2/orders/stream", &bearer(&token)).await;
+    assert_eq!(stream.status, 200, "{}", stream.head);
+    assert!(stream.head.contains("content-type: text/event-stream"));
+    assert!(stream.head.contains("cache-control: no-store"));
+    // Another customer's change first: it must not arrive, and the own one must.
+    advance(&sandbox, &other);
+    let own = advance(&sandbox, &me);
+    let event = stream
+        .next_event(WITHIN)
+        .await
+        .expect("an event within 1 s");
+    assert_eq!(event.event, "order");
+    let body = event.json();
+    assert_compact(&body, &own);
+    assert_eq!(
+        event.id.as_deref(),
+        body["id"].as_str(),
+        "the id is the cursor"
+    );
+}
+
+#[tokio::test]
+async fn mobile_websocket_delivers_the_same_events_and_only_the_customers() {
+    let sandbox = sandbox().await;
+    let (me, other) = customers(&sandbox);
+    let (addr, _stop) = mobile(&sandbox, |_| {}).await;
+    let token = token(&sandbox, &me);
+    let mut socket = WsClient::connect(
+        &format!("ws://{addr}/v2/orders/stream"),
+        &bearer(&token),
+        None,
+    )
+    .await
+    .expect("the upgrade is accepted");
+    advance(&sandbox, &other);
+    let own = advance(&sandbox, &me);
+    let event = socket.receive_json(WITHIN).await;
+    assert_compact(&event, &own);
+    // Without a token there is no upgrade.
+    let refused = WsClient::connect(&format!("ws://{addr}/v2/orders/stream"), &[], None).await;
+    assert_eq!(refused.err().map(|(status, _)| status), Some(401));
+}
+
+#[tokio::test]
+async fn a_client_resuming_with_its_last_id_gets_exactly_what_it_missed_in_order() {
+    let sandbox = sandbox().await;
+    let (me, other) = customers(&sandbox);
+    let (addr, _stop) = mobile(&sandbox, |_| {}).await;
+    let token = token(&sandbox, &me);
+    let addr = addr.to_string();
+    let mut stream = SseClient::open(&addr, "/v2/orders/stream", &bearer(&token)).await;
+    advance(&sandbox, &me);
+    let seen = stream.events("order", 1).await.remove(0);
+    drop(stream);
+    let mut missed = Vec::new();
+    for n in 0..5 {
+        missed.push(advance(&sandbox, &me));
+        if n == 2 {
+            advance(&sandbox, &other);
+        }
+    }
+    // SSE with Last-Event-ID.
+    let mut headers = bearer(&token);
+    headers.push(("last-event-id", seen.id.clone().expect("an id")));
+    let mut resumed = SseClient::open(&addr, "/v2/orders/stream", &headers).await;
+    let replayed = resumed.events("order", 5).await;
+    for (event, expected) in replayed.iter().zip(&missed) {
+        assert_compact(&event.json(), expected);
+    }
+    // Then live, with nothing in between.
+    let live = advance(&sandbox, &me);
+    let next = resumed.next_event(WITHIN).await.expect("the live event");
+    assert_compact(&next.json(), &live);
+    // The WebSocket resumes with `?after=` the same way.
+    let after = replayed[1].id.clone().expect("an id");
+    let mut socket = WsClient::connect(
+        &format!("ws://{addr}/v2/orders/stream?after={after}"),
+        &bearer(&token),
+        None,
+    )
+    .await
+    .expect("upgrade");
+    for expected in missed[2..].iter().chain([&live]) {
+        assert_compact(&socket.receive_json(WITHIN).await, expected);
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_the_retained_events_gets_one_reset_then_live_events() {
+    let sandbox = sandbox().await;
+    let (me, _) = customers(&sandbox);
+    let (addr, _stop) = mobile(&sandbox, |config| config.events.replay_events = 3).await;
+    let token = token(&sandbox, &me);
+    let addr = addr.to_string();
+    let mut stream = SseClient::open(&addr, "/v2/orders/stream", &bearer(&token)).await;
+    advance(&sandbox, &me);
+    let first = stream.events("order", 1).await.remove(0);
+    for _ in 0..5 {
+        advance(&sandbox, &me);
+    }
+    stream.events("order", 5).await;
+    let mut headers = bearer(&token);
+    headers.push(("last-event-id", first.id.expect("an id")));
+    let mut resumed = SseClient::open(&addr, "/v2/orders/stream", &headers).await;
+    let reset = resumed.next_event(WITHIN).await.expect("a reset");
+    assert_eq!(reset.event, "reset");
+    let live = advance(&sandbox, &me);
+    let next = resumed.next_event(WITHIN).await.expect("a live event");
+    assert_eq!(next.event, "order", "one reset, then live events");
+    assert_compact(&next.json(), &live);
+}
+
+#[tokio::test]
+async fn bad_requests_for_a_stream_are_refused_before_anything_streams() {
+    let sandbox = sandbox().await;
+    let (me, _) = customers(&sandbox);
+    let (addr, _stop) = mobile(&sandbox, |_| {}).await;
+    let addr = addr.to_string();
+    let token = token(&sandbox, &me);
+    let no_orders = sandbox.issuer.mint(&TokenRequest {
+        sub: me.clone(),
+        scope: "data:customers:read".to_owned(),
+        ..TokenRequest::default()
+    });
+    let mut bad_cursor = bearer(&token);
+    bad_cursor.push(("last-event-id", "42".to_owned()));
+    for (headers, expected, code) in [
+        (Vec::new(), 401, "UNAUTHENTICATED"),
+        (bearer("not-a-token"), 401, "UNAUTHENTICATED"),
+        (bearer(&no_orders), 403, "FORBIDDEN"),
+        (bad_cursor, 400, "BAD_REQUEST"),
+    ] {
+        let refused = SseClient::open(&addr, "/v2/orders/stream", &headers).await;
+        assert_eq!(refused.status, expected, "{}", refused.head);
+        assert!(refused.head.contains("application/problem+json"));
+        assert!(refused.body().await.contains(code));
+    }
+}
+
+#[tokio::test]
+async fn the_sixth_stream_of_a_consumer_is_refused_and_a_closed_one_frees_its_place() {
+    let sandbox = sandbox().await;
+    let (me, other) = customers(&sandbox);
+    let (addr, _stop) = mobile(&sandbox, |_| {}).await;
+    let addr = addr.to_string();
+    let token = token(&sandbox, &me);
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        let stream = SseClient::open(&addr, "/v2/orders/stream", &bearer(&token)).await;
+        assert_eq!(stream.status, 200);
+        open.push(stream);
+    }
+    let sixth = SseClient::open(&addr, "/v2/orders/stream", &bearer(&token)).await;
+    assert_eq!(sixth.status, 429, "{}", sixth.head);
+    assert!(sixth.body().await.contains("RATE_LIMITED"));
+    let websocket = WsClient::connect(
+        &format!("ws://{addr}/v2/orders/stream"),
+        &bearer(&token),
+        None,
+    )
+    .await;
+    assert_eq!(websocket.err().map(|(status, _)| status), Some(429));
+    // Another consumer is not affected.
+    let other = self::token(&sandbox, &other);
+    let theirs = SseClient::open(&addr, "/v2/orders/stream", &bearer(&other)).await;
+    assert_eq!(theirs.status, 200);
+    drop(open.pop());
+    // The BFF notices the closed connection when it next writes to it.
+    advance(&sandbox, &me);
+    let mut reopened = None;
+    for _ in 0..50 {
+        let stream = SseClient::open(&addr, "/v2/orders/stream", &bearer(&token)).await;
+        if stream.status == 200 {
+            reopened = Some(stream);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reopened.is_some(), "a place is free again");
+}
+
+#[tokio::test]
+async fn a_stream_ends_when_its_token_expires() {
+    let sandbox = sandbox().await;
+    let (me, _) = customers(&sandbox);
+    let (addr, _stop) = mobile(&sandbox, |_| {}).await;
+    let addr = addr.to_string();
+    let short = sandbox.issuer.mint(&TokenRequest {
+        sub: me.clone(),
+        ttl: 2,
+        ..TokenRequest::default()
+    });
+    let mut stream = SseClient::open(&addr, "/v2/orders/stream", &bearer(&short)).await;
+    let mut socket = WsClient::connect(
+        &format!("ws://{addr}/v2/orders/stream"),
+        &bearer(&short),
+        None,
+    )
+    .await
+    .expect("upgrade");
+    let end = stream
+        .next_event(Duration::from_secs(4))
+        .await
+        .expect("an expiry event");
+    assert_eq!(end.event, "expired");
+    assert!(stream.ends_within(WITHIN).await, "then the stream ends");
+    match socket.receive(Duration::from_secs(4)).await {
+        WsReceived::Closed(code, reason) => {
+            assert_eq!(code, 4401);
+            assert!(reason.contains("expired"), "{reason}");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn on_shutdown_streams_are_told_to_reconnect() {
+    let sandbox = sandbox().await;
+    let (me, _) = customers(&sandbox);
+    let (addr, stop) = mobile(&sandbox, |config| config.streams.reconnect_after_ms = 2500).await;
+    let addr = addr.to_string();
+    let token = token(&sandbox, &me);
+    let mut stream = SseClient::open(&addr, "/v2/orders/stream", &bearer(&token)).await;
+    let mut socket = WsClient::connect(
+        &format!("ws://{addr}/v2/orders/stream"),
+        &bearer(&token),
+        None,
+    )
+    .await
+    .expect("upgrade");
+    stop.send(()).expect("the BFF is serving");
+    let goodbye = stream
+        .next_event(Duration::from_secs(2))
+        .await
+        .expect("a goodbye");
+    assert_eq!(goodbye.event, "shutdown");
+    assert_eq!(goodbye.retry, Some(2500));
+    assert!(stream.ends_within(WITHIN).await);
+    assert_eq!(
+        socket.receive(Duration::from_secs(2)).await,
+        WsReceived::Closed(1012, "server restarting; reconnect".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn idle_streams_get_heartbeats() {
+    let sandbox = sandbox().await;
+    let (me, _) = customers(&sandbox);
+    let (addr, _stop) = mobile(&sandbox, |config| config.streams.heartbeat_secs = 1).await;
+    let addr = addr.to_string();
+    let token = token(&sandbox, &me);
+    let mut stream = SseClient::open(&addr, "/v2/orders/stream", &bearer(&token)).await;
+    let mut socket = WsClient::connect(
+        &format!("ws://{addr}/v2/orders/stream"),
+        &bearer(&token),
+        None,
+    )
+    .await
+    .expect("upgrade");
+    assert!(
+        socket.pinged_within(Duration::from_secs(3)).await,
+        "a WebSocket ping"
+    );
+    // A comment is no event: reading for one more event sees the ping go by first.
+    advance(&sandbox, &me);
+    let _ = stream.next_event(Duration::from_secs(3)).await;
+    assert!(stream.comments >= 1, "an SSE `: ping`");
+}
