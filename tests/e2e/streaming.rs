@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use switchyard_core::bff::{App, BffConfig as _};
 use switchyard_sandbox::events::OrderEvent;
 use switchyard_sandbox::{Sandbox, SandboxOptions, TokenRequest};
@@ -25,11 +25,29 @@ async fn mobile(
     adjust: impl FnOnce(&mut mobile_bff::MobileConfig),
 ) -> (SocketAddr, oneshot::Sender<()>) {
     let mut config = mobile_bff::MobileConfig::default();
-    *config.upstreams_mut() = sandbox.upstreams_config();
-    config.auth_mut().jwks_url = Some(sandbox.jwks_url());
     config.log.access = false;
     adjust(&mut config);
-    let app = App::<mobile_bff::MobileBff>::new(&config).expect("the BFF wires");
+    serve::<mobile_bff::MobileBff>(sandbox, config).await
+}
+
+/// A web BFF on the sandbox, adjusted by `adjust`, with a shutdown the test triggers.
+async fn web(
+    sandbox: &Sandbox,
+    adjust: impl FnOnce(&mut web_bff::WebConfig),
+) -> (SocketAddr, oneshot::Sender<()>) {
+    let mut config = web_bff::WebConfig::default();
+    config.log.access = false;
+    adjust(&mut config);
+    serve::<web_bff::WebBff>(sandbox, config).await
+}
+
+async fn serve<B: switchyard_core::bff::Bff>(
+    sandbox: &Sandbox,
+    mut config: B::Config,
+) -> (SocketAddr, oneshot::Sender<()>) {
+    *config.upstreams_mut() = sandbox.upstreams_config();
+    config.auth_mut().jwks_url = Some(sandbox.jwks_url());
+    let app = App::<B>::new(&config).expect("the BFF wires");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -372,4 +390,336 @@ async fn idle_streams_get_heartbeats() {
     advance(&sandbox, &me);
     let _ = stream.next_event(Duration::from_secs(3)).await;
     assert!(stream.comments >= 1, "an SSE `: ping`");
+}
+
+// --- web: graphql-transport-ws and GraphQL over SSE -------------------------------------
+
+const ORDER_UPDATED: &str = "subscription($id: ID, $after: String) { orderUpdated(orderId: $id, after: $after) { id status previousStatus occurredAt order { id status items { sku stock { available } } } } }";
+
+/// A graphql-transport-ws connection, initialised with `token` in `connection_init`.
+async fn graphql_ws(addr: SocketAddr, token: &str) -> WsClient {
+    let mut socket = WsClient::connect(
+        &format!("ws://{addr}/graphql/ws"),
+        &[],
+        Some("graphql-transport-ws"),
+    )
+    .await
+    .expect("upgrade");
+    socket
+        .send_json(&json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}))
+        .await;
+    assert_eq!(
+        socket.receive_json(WITHIN).await,
+        json!({"type": "connection_ack"})
+    );
+    socket
+}
+
+fn subscribe(id: &str, variables: Value) -> Value {
+    json!({"id": id, "type": "subscribe", "payload": {"query": ORDER_UPDATED, "variables": variables}})
+}
+
+/// The next message that is not a ping.
+async fn next_message(socket: &mut WsClient) -> Value {
+    loop {
+        let message = socket.receive_json(WITHIN).await;
+        if message["type"] != "ping" {
+            return message;
+        }
+    }
+}
+
+fn own_order(sandbox: &Sandbox, customer: &str) -> String {
+    use switchyard_core::domain::OrderStatus as S;
+    sandbox
+        .data
+        .orders_of(customer)
+        .iter()
+        .map(|&i| &sandbox.data.orders[i])
+        .find(|o| matches!(o.status, S::Pending | S::Paid))
+        .map(|o| o.id.clone())
+        .expect("an order that can advance twice")
+}
+
+/// `payload` is `expected`'s event; `live`: it just happened, so the order is as it says.
+fn assert_graphql_event(payload: &Value, expected: &OrderEvent, live: bool) {
+    let event = &payload["data"]["orderUpdated"];
+    assert!(payload.get("errors").is_none(), "{payload}");
+    assert_eq!(event["order"]["id"], expected.order_id.as_str());
+    assert_eq!(event["status"], expected.status.as_str().to_uppercase());
+    assert_eq!(
+        event["previousStatus"],
+        expected.previous_status.as_str().to_uppercase()
+    );
+    if live {
+        assert_eq!(
+            event["order"]["status"], event["status"],
+            "the order as it is now"
+        );
+    }
+    assert!(event["id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(event["occurredAt"].as_str().is_some());
+    let items = event["order"]["items"].as_array().expect("items");
+    assert!(
+        items.iter().all(|item| item["stock"]["available"].is_i64()),
+        "{payload}"
+    );
+}
+
+#[tokio::test]
+async fn web_subscription_over_websocket_delivers_the_order_with_its_stock_batched() {
+    let sandbox = sandbox().await;
+    let (me, other) = customers(&sandbox);
+    let (addr, _stop) = web(&sandbox, |_| {}).await;
+    let mut socket = graphql_ws(addr, &token(&sandbox, &me)).await;
+    let order = own_order(&sandbox, &me);
+    socket
+        .send_json(&subscribe("one", json!({"id": order})))
+        .await;
+    // Subscriptions are live once the feed has them; give it a moment to open.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    advance(&sandbox, &other);
+    let batches_before = sandbox.inventory.admin.stats().get("GET /inventory");
+    let singles_before = sandbox.inventory.admin.stats().get("GET /inventory/{sku}");
+    let expected = sandbox.activity.advance(&order).expect("advance");
+    let message = next_message(&mut socket).await;
+    assert_eq!(message["type"], "next", "{message}");
+    assert_eq!(message["id"], "one");
+    assert_graphql_event(&message["payload"], &expected, true);
+    // The event's items resolved their stock in one batched call.
+    let stats = sandbox.inventory.admin.stats();
+    assert_eq!(stats.get("GET /inventory") - batches_before, 1);
+    assert_eq!(stats.get("GET /inventory/{sku}") - singles_before, 0);
+    // A second subscription on the same socket gets the customer's other events too.
+    socket.send_json(&subscribe("all", json!({}))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let expected = sandbox.activity.advance(&order).expect("advance");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let message = next_message(&mut socket).await;
+        assert_graphql_event(&message["payload"], &expected, true);
+        ids.push(message["id"].as_str().expect("id").to_owned());
+    }
+    ids.sort();
+    assert_eq!(ids, ["all", "one"]);
+    // `complete` from the client stops one.
+    socket
+        .send_json(&json!({"id": "one", "type": "complete"}))
+        .await;
+    let expected = advance(&sandbox, &me);
+    let message = next_message(&mut socket).await;
+    assert_eq!(message["id"], "all");
+    assert_eq!(
+        message["payload"]["data"]["orderUpdated"]["order"]["id"],
+        expected.order_id.as_str()
+    );
+}
+
+#[tokio::test]
+async fn web_subscription_to_an_order_one_may_not_see_is_an_error_not_silence() {
+    let sandbox = sandbox().await;
+    let (me, other) = customers(&sandbox);
+    let (addr, _stop) = web(&sandbox, |_| {}).await;
+    let mut socket = graphql_ws(addr, &token(&sandbox, &me)).await;
+    let theirs = own_order(&sandbox, &other);
+    for (id, order, code) in [
+        ("theirs", theirs.as_str(), "FORBIDDEN"),
+        ("none", "ord_999999", "NOT_FOUND"),
+    ] {
+        socket.send_json(&subscribe(id, json!({"id": order}))).await;
+        let message = next_message(&mut socket).await;
+        assert_eq!(message["id"], id);
+        assert_eq!(message["type"], "error", "refused at once: {message}");
+        let errors = message["payload"].clone();
+        assert_eq!(errors[0]["extensions"]["code"], code, "{message}");
+    }
+    // A bad cursor is the client's mistake.
+    socket
+        .send_json(&subscribe("cursor", json!({"after": "nonsense"})))
+        .await;
+    let message = next_message(&mut socket).await;
+    assert!(message.to_string().contains("BAD_USER_INPUT"), "{message}");
+}
+
+#[tokio::test]
+async fn web_subscriptions_resume_after_a_cursor_over_websocket_and_sse() {
+    let sandbox = sandbox().await;
+    let (me, _) = customers(&sandbox);
+    let (addr, _stop) = web(&sandbox, |_| {}).await;
+    let token = token(&sandbox, &me);
+    let mut socket = graphql_ws(addr, &token).await;
+    socket.send_json(&subscribe("s", json!({}))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    advance(&sandbox, &me);
+    let first = next_message(&mut socket).await;
+    let cursor = first["payload"]["data"]["orderUpdated"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    drop(socket);
+    let missed: Vec<OrderEvent> = (0..5).map(|_| advance(&sandbox, &me)).collect();
+    let mut socket = graphql_ws(addr, &token).await;
+    socket
+        .send_json(&subscribe("s", json!({"after": cursor})))
+        .await;
+    for expected in &missed {
+        let message = next_message(&mut socket).await;
+        assert_eq!(
+            message["payload"]["data"]["orderUpdated"]["order"]["id"],
+            expected.order_id.as_str(),
+            "in order, none missing: {message}"
+        );
+    }
+    // GraphQL over SSE, from the same cursor.
+    let body = json!({"query": ORDER_UPDATED, "variables": {"after": cursor}}).to_string();
+    let mut stream = SseClient::request(
+        &addr.to_string(),
+        "POST",
+        "/graphql/stream",
+        &bearer(&token),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(stream.status, 200, "{}", stream.head);
+    let nexts = stream.events("next", 5).await;
+    for (event, expected) in nexts.iter().zip(&missed) {
+        assert_graphql_event(&event.json(), expected, false);
+    }
+}
+
+#[tokio::test]
+async fn graphql_over_sse_refuses_what_post_graphql_refuses() {
+    let sandbox = sandbox().await;
+    let (me, _) = customers(&sandbox);
+    let (addr, _stop) = web(&sandbox, |_| {}).await;
+    let addr = addr.to_string();
+    let token = token(&sandbox, &me);
+    let body = json!({"query": ORDER_UPDATED}).to_string();
+    let no_token = SseClient::request(&addr, "POST", "/graphql/stream", &[], Some(&body)).await;
+    assert_eq!(no_token.status, 401);
+    let broken =
+        SseClient::request(&addr, "POST", "/graphql/stream", &bearer(&token), Some("{")).await;
+    assert_eq!(broken.status, 400);
+    let deep = json!({"query": format!("subscription {{ orderUpdated {{ order {{ {}id{} }} }} }}", "customer { orders { nodes { ".repeat(8), " } } }".repeat(8))}).to_string();
+    // The depth limit is checked as the operation starts: its one result says so, then the
+    // stream completes.
+    let mut too_deep = SseClient::request(
+        &addr,
+        "POST",
+        "/graphql/stream",
+        &bearer(&token),
+        Some(&deep),
+    )
+    .await;
+    let refusal = too_deep.events("next", 1).await.remove(0).json();
+    assert_eq!(
+        refusal["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
+        "{refusal}"
+    );
+    assert!(refusal.get("data").is_none());
+    assert_eq!(
+        too_deep
+            .next_event(WITHIN)
+            .await
+            .map(|e| e.event)
+            .as_deref(),
+        Some("complete")
+    );
+}
+
+#[tokio::test]
+async fn graphql_transport_ws_close_codes_follow_the_protocol() {
+    let sandbox = sandbox().await;
+    let (me, _) = customers(&sandbox);
+    let (addr, _stop) = web(&sandbox, |config| config.streams.init_timeout_secs = 1).await;
+    let url = format!("ws://{addr}/graphql/ws");
+    let connect = async || {
+        WsClient::connect(&url, &[], Some("graphql-transport-ws"))
+            .await
+            .expect("upgrade")
+    };
+    let closed = |code: u16| {
+        move |received: WsReceived| match received {
+            WsReceived::Closed(got, reason) => assert_eq!(got, code, "{reason}"),
+            other => panic!("expected close {code}, got {other:?}"),
+        }
+    };
+    // No connection_init in time.
+    let mut socket = connect().await;
+    closed(4408)(socket.receive(Duration::from_secs(3)).await);
+    // Subscribe before the acknowledgement.
+    let mut socket = connect().await;
+    socket.send_json(&subscribe("1", json!({}))).await;
+    closed(4401)(socket.receive(WITHIN).await);
+    // A bad token.
+    let mut socket = connect().await;
+    socket
+        .send_json(
+            &json!({"type": "connection_init", "payload": {"Authorization": "Bearer nonsense"}}),
+        )
+        .await;
+    closed(4401)(socket.receive(WITHIN).await);
+    // A token with no read scope.
+    let writer = sandbox.issuer.mint(&TokenRequest {
+        sub: me.clone(),
+        scope: "data:inventory:write".to_owned(),
+        ..TokenRequest::default()
+    });
+    let mut socket = connect().await;
+    socket.send_json(&json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {writer}")}})).await;
+    closed(4403)(socket.receive(WITHIN).await);
+    // Two inits, a duplicate id, an unknown message.
+    let token = token(&sandbox, &me);
+    let mut socket = graphql_ws(addr, &token).await;
+    socket.send_json(&json!({"type": "connection_init"})).await;
+    closed(4429)(socket.receive(WITHIN).await);
+    let mut socket = graphql_ws(addr, &token).await;
+    socket.send_json(&subscribe("same", json!({}))).await;
+    socket.send_json(&subscribe("same", json!({}))).await;
+    closed(4409)(socket.receive(WITHIN).await);
+    let mut socket = graphql_ws(addr, &token).await;
+    socket.send_json(&json!({"type": "hello"})).await;
+    closed(4400)(socket.receive(WITHIN).await);
+    // Ping is answered with pong.
+    let mut socket = graphql_ws(addr, &token).await;
+    socket.send_json(&json!({"type": "ping"})).await;
+    assert_eq!(socket.receive_json(WITHIN).await, json!({"type": "pong"}));
+    // A token in the upgrade's header is enough; an expired one ends the connection.
+    let short = sandbox.issuer.mint(&TokenRequest {
+        sub: me.clone(),
+        ttl: 2,
+        ..TokenRequest::default()
+    });
+    let mut socket = WsClient::connect(&url, &bearer(&short), Some("graphql-transport-ws"))
+        .await
+        .expect("upgrade");
+    socket.send_json(&json!({"type": "connection_init"})).await;
+    assert_eq!(
+        socket.receive_json(WITHIN).await,
+        json!({"type": "connection_ack"})
+    );
+    match socket.receive(Duration::from_secs(4)).await {
+        WsReceived::Closed(4401, reason) => assert!(reason.contains("expired"), "{reason}"),
+        WsReceived::Text(text) if text.contains("UNAUTHENTICATED") => {}
+        other => panic!("expected 4401, got {other:?}"),
+    }
+    // Without the subprotocol there is no upgrade.
+    let refused = WsClient::connect(&url, &[], None).await;
+    assert_eq!(refused.err().map(|(status, _)| status), Some(400));
+}
+
+#[tokio::test]
+async fn web_sixth_subscription_of_a_consumer_is_refused() {
+    let sandbox = sandbox().await;
+    let (me, _) = customers(&sandbox);
+    let (addr, _stop) = web(&sandbox, |_| {}).await;
+    let mut socket = graphql_ws(addr, &token(&sandbox, &me)).await;
+    for n in 0..6 {
+        socket
+            .send_json(&subscribe(&format!("s{n}"), json!({})))
+            .await;
+    }
+    let message = next_message(&mut socket).await;
+    assert_eq!(message["id"], "s5", "{message}");
+    assert!(message.to_string().contains("RATE_LIMITED"), "{message}");
 }

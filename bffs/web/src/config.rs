@@ -11,6 +11,10 @@ switchyard_core::bff_config! {
     pub struct WebConfig, default port DEFAULT_PORT, {
         /// GraphQL limits and features.
         pub graphql: GraphqlConfig,
+        /// Where order events come from (`Subscription.orderUpdated`).
+        pub events: switchyard_core::streaming::EventsConfig,
+        /// Limits of subscriptions (over WebSocket and SSE).
+        pub streams: switchyard_core::streaming::StreamsConfig,
     }
 }
 

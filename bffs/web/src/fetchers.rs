@@ -67,4 +67,11 @@ impl Loaders {
             stock: BatchLoader::new(StockFetch(Arc::clone(&upstreams.inventory))),
         }
     }
+
+    /// Forgets every answer cached so far (between the events of a subscription).
+    pub fn forget_answers(&self) {
+        self.customers.forget_answers();
+        self.orders.forget_answers();
+        self.stock.forget_answers();
+    }
 }

@@ -147,7 +147,7 @@ fn reject(code: ErrorCode, message: &str) -> Response {
 
 /// Whether the principal may read anything this BFF serves; if not, the whole request is
 /// refused with 403 before any work (per-field scope checks still apply otherwise).
-fn require_some_read_scope(principal: &Principal) -> Result<(), AuthError> {
+pub(crate) fn require_some_read_scope(principal: &Principal) -> Result<(), AuthError> {
     let readable = [
         Scope::CustomersRead,
         Scope::OrdersRead,
@@ -355,13 +355,41 @@ fn prepare(
     }
     let request = request.data(RequestData {
         principal: principal.clone(),
-        loaders: Loaders::new(&state.upstreams),
+        loaders: std::sync::Arc::new(Loaders::new(&state.upstreams)),
     });
     Ok((request, miss))
 }
 
+/// Prepares one operation that arrived on a stream transport (a WebSocket `subscribe`,
+/// a GraphQL-over-SSE request) with the same checks as `POST /graphql`; the usage plan
+/// is charged as for one operation. `Err` is the response to send instead.
+pub(crate) fn prepare_streamed(
+    state: &AppState,
+    request: Request,
+    principal: &Principal,
+) -> Result<Request, GqlResponse> {
+    if let Some(name) = &request.operation_name {
+        RequestRecord::note_operation(name);
+    }
+    match prepare(
+        state,
+        request,
+        Method::Post,
+        principal,
+        &Decisions::default(),
+    ) {
+        Ok((request, _)) => Ok(request),
+        Err(Rejection::Errors(response)) => Err(*response),
+        // Only GET refuses mutations.
+        Err(Rejection::MutationOverGet) => Err(GqlResponse::from_errors(vec![ServerError::new(
+            "mutations are not accepted here",
+            None,
+        )])),
+    }
+}
+
 /// Gives every error a `code`: async-graphql's own validation and input errors have none.
-fn classify_errors(mut response: GqlResponse) -> GqlResponse {
+pub(crate) fn classify_errors(mut response: GqlResponse) -> GqlResponse {
     let request_failed = response.data == Value::Null;
     for error in &mut response.errors {
         let has_code = error
@@ -399,7 +427,7 @@ fn is_limit_message(message: &str) -> bool {
 
 /// A response as sent: `data` omitted when the request failed before execution.
 #[derive(Serialize)]
-struct WireResponse<'a> {
+pub(crate) struct WireResponse<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a Value>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -408,13 +436,13 @@ struct WireResponse<'a> {
     extensions: &'a std::collections::BTreeMap<String, Value>,
 }
 
-fn is_request_error(response: &GqlResponse) -> bool {
+pub(crate) fn is_request_error(response: &GqlResponse) -> bool {
     response.data == Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty())
 }
 
-fn wire(response: &GqlResponse) -> WireResponse<'_> {
+pub(crate) fn wire(response: &GqlResponse) -> WireResponse<'_> {
     WireResponse {
         data: (!is_request_error(response)).then_some(&response.data),
         errors: &response.errors,

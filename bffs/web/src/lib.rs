@@ -14,10 +14,13 @@ mod graphiql;
 mod http;
 pub mod loader;
 pub mod schema;
+mod sse;
 mod state;
+pub mod subscription;
 mod usage;
+mod ws;
 
-use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+use async_graphql::{EmptyMutation, Schema};
 use axum::Router;
 use axum::routing::get;
 use switchyard_core::bff::{Bff, Core};
@@ -28,6 +31,8 @@ pub use crate::config::{GraphqlConfig, WebConfig};
 use crate::errors::GraphqlErrorResponder;
 use crate::schema::{PageLimits, QueryRoot, WebSchema};
 pub use crate::state::{AppState, AppStateInner};
+use crate::subscription::SubscriptionRoot;
+use switchyard_core::streaming::OrderFeed;
 
 /// The web BFF, as core's skeleton runs it.
 pub struct WebBff;
@@ -48,6 +53,8 @@ impl Bff for WebBff {
     fn router(state: AppState) -> Router {
         Router::new()
             .route("/graphql", get(http::graphql_get).post(http::graphql_post))
+            .route("/graphql/ws", get(ws::upgrade))
+            .route("/graphql/stream", axum::routing::post(sse::stream))
             .with_state(state)
     }
 }
@@ -57,8 +64,9 @@ pub fn build_schema(
     limits: &GraphqlConfig,
     profile: Profile,
     upstreams: Option<Upstreams>,
+    feed: Option<OrderFeed>,
 ) -> WebSchema {
-    let mut builder = Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
+    let mut builder = Schema::build(QueryRoot, EmptyMutation, SubscriptionRoot)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
@@ -68,6 +76,9 @@ pub fn build_schema(
         });
     if let Some(upstreams) = upstreams {
         builder = builder.data(upstreams);
+    }
+    if let Some(feed) = feed {
+        builder = builder.data(feed);
     }
     if !limits.introspection_on(profile) {
         builder = builder.disable_introspection();
@@ -80,5 +91,5 @@ pub fn build_schema(
 
 /// The schema in SDL, exactly as checked in at `schema/web.graphql`.
 pub fn sdl() -> String {
-    build_schema(&GraphqlConfig::default(), Profile::Development, None).sdl()
+    build_schema(&GraphqlConfig::default(), Profile::Development, None, None).sdl()
 }

@@ -75,6 +75,14 @@ impl<F: BatchFetch> BatchLoader<F> {
         }
     }
 
+    /// Forgets the answers cached so far (loads in flight are kept): a subscription resolves
+    /// each event with what the upstreams say then, not what they said for the last one.
+    pub fn forget_answers(&self) {
+        self.lock()
+            .slots
+            .retain(|_, slot| matches!(slot, Slot::Pending(_)));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State<F::Value>> {
         // The state is only mutated in short, panic-free sections.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    ComplexObject, Context, EmptyMutation, EmptySubscription, Enum, ID, InputValueError,
-    InputValueResult, Object, Result, Scalar, ScalarType, Schema, SimpleObject, Value,
+    ComplexObject, Context, EmptyMutation, Enum, ID, InputValueError, InputValueResult, Object,
+    Result, Scalar, ScalarType, Schema, SimpleObject, Value,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,7 +28,7 @@ use crate::errors::{auth_error, graphql_error, upstream_error};
 use crate::fetchers::Loaders;
 
 /// The executable schema type.
-pub type WebSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+pub type WebSchema = Schema<QueryRoot, EmptyMutation, crate::subscription::SubscriptionRoot>;
 
 /// Page size of a connection when `first` is omitted (part of the schema contract).
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
@@ -44,34 +44,41 @@ pub struct PageLimits {
 pub struct RequestData {
     /// The authenticated consumer.
     pub principal: Principal,
-    /// Loaders with caches scoped to this request.
-    pub loaders: Loaders,
+    /// Loaders with caches scoped to this request (a subscription's forgets them between
+    /// events).
+    pub loaders: Arc<Loaders>,
 }
 
 fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestData> {
     ctx.data::<RequestData>()
 }
 
-fn require<'a>(ctx: &Context<'a>, scope: Scope) -> Result<&'a RequestData> {
+pub(crate) fn require<'a>(ctx: &Context<'a>, scope: Scope) -> Result<&'a RequestData> {
     let data = request(ctx)?;
     data.principal.require(scope).map_err(|e| auth_error(&e))?;
     Ok(data)
 }
 
-fn forbidden(what: &str) -> async_graphql::Error {
+pub(crate) fn forbidden(what: &str) -> async_graphql::Error {
     graphql_error(
         ErrorCode::Forbidden,
         format!("not allowed to see this {what}"),
     )
 }
 
-fn not_found(what: &str) -> async_graphql::Error {
+pub(crate) fn not_found(what: &str) -> async_graphql::Error {
     graphql_error(ErrorCode::NotFound, format!("{what} not found"))
 }
 
 /// An RFC 3339 timestamp.
 #[derive(Clone, Copy, Debug)]
 pub struct DateTime(OffsetDateTime);
+
+impl From<OffsetDateTime> for DateTime {
+    fn from(at: OffsetDateTime) -> Self {
+        Self(at)
+    }
+}
 
 /// An RFC 3339 date-time, e.g. `2026-01-02T03:04:05Z`.
 #[Scalar(name = "DateTime")]
@@ -443,6 +450,13 @@ impl CustomerNode {
 
 /// An order.
 pub struct OrderNode(Arc<Order>);
+
+impl OrderNode {
+    /// The node of a loaded order.
+    pub(crate) fn from_arc(order: Arc<Order>) -> Self {
+        Self(order)
+    }
+}
 
 #[Object(name = "Order")]
 impl OrderNode {

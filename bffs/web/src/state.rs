@@ -5,7 +5,9 @@ use std::sync::Arc;
 use switchyard_core::auth::Authenticator;
 use switchyard_core::bff::Core;
 use switchyard_core::config::ConfigError;
+use switchyard_core::metrics::Metrics;
 use switchyard_core::ratelimit::Limiter;
+use switchyard_core::streaming::OrderFeed;
 use switchyard_core::upstream::Upstreams;
 
 use crate::build_schema;
@@ -28,16 +30,28 @@ pub struct AppStateInner {
     pub(crate) limits: GraphqlConfig,
     /// Whether browsers get GraphiQL (off in production unless `graphql.graphiql`).
     pub(crate) graphiql: bool,
+    /// Order events for subscriptions.
+    pub(crate) feed: OrderFeed,
+    pub(crate) metrics: Metrics,
 }
 
 /// Wires the schema and the document cache for `config` over core's clients.
 pub(crate) fn build(config: &WebConfig, core: &Core) -> Result<AppState, ConfigError> {
+    let feed = OrderFeed::from_config(
+        &config.events,
+        &config.streams,
+        &config.upstreams,
+        core.shutdown.clone(),
+    )?;
     Ok(Arc::new(AppStateInner {
         schema: build_schema(
             &config.graphql,
             config.profile,
             Some(core.upstreams.clone()),
+            Some(feed.clone()),
         ),
+        feed,
+        metrics: core.metrics.clone(),
         upstreams: core.upstreams.clone(),
         authenticator: core.authenticator.clone(),
         limiter: core.limiter.clone(),
