@@ -1,5 +1,6 @@
 //! End-to-end: the sandbox and the BFFs over real sockets, as the README runs them.
 
+mod brokers;
 mod dashboard;
 mod iot;
 mod mobile;

@@ -11,16 +11,16 @@ use switchyard_sandbox::{Sandbox, SandboxOptions, TokenRequest};
 use switchyard_tests::stream::{SseClient, WsClient, WsReceived};
 use tokio::sync::oneshot;
 
-const WITHIN: Duration = Duration::from_secs(1);
+pub(crate) const WITHIN: Duration = Duration::from_secs(1);
 
-async fn sandbox() -> Sandbox {
+pub(crate) async fn sandbox() -> Sandbox {
     Sandbox::start(&SandboxOptions::ephemeral())
         .await
         .expect("sandbox starts")
 }
 
 /// A mobile BFF on the sandbox, adjusted by `adjust`, with a shutdown the test triggers.
-async fn mobile(
+pub(crate) async fn mobile(
     sandbox: &Sandbox,
     adjust: impl FnOnce(&mut mobile_bff::MobileConfig),
 ) -> (SocketAddr, oneshot::Sender<()>) {
@@ -31,7 +31,7 @@ async fn mobile(
 }
 
 /// A web BFF on the sandbox, adjusted by `adjust`, with a shutdown the test triggers.
-async fn web(
+pub(crate) async fn web(
     sandbox: &Sandbox,
     adjust: impl FnOnce(&mut web_bff::WebConfig),
 ) -> (SocketAddr, oneshot::Sender<()>) {
@@ -59,14 +59,14 @@ async fn serve<B: switchyard_core::bff::Bff>(
     (addr, stop)
 }
 
-fn token(sandbox: &Sandbox, sub: &str) -> String {
+pub(crate) fn token(sandbox: &Sandbox, sub: &str) -> String {
     sandbox.issuer.mint(&TokenRequest {
         sub: sub.to_owned(),
         ..TokenRequest::default()
     })
 }
 
-fn bearer(token: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn bearer(token: &str) -> Vec<(&'static str, String)> {
     vec![("authorization", format!("Bearer {token}"))]
 }
 
@@ -88,7 +88,7 @@ fn room(sandbox: &Sandbox, customer: &str) -> usize {
 
 /// Two customers whose orders can change at least 8 times each: the one the tests sign
 /// in as, and another.
-fn customers(sandbox: &Sandbox) -> (String, String) {
+pub(crate) fn customers(sandbox: &Sandbox) -> (String, String) {
     let mut busy = (1..=5_000)
         .map(|n| format!("cus_{n:05}"))
         .filter(|c| room(sandbox, c) >= 8);
@@ -98,7 +98,7 @@ fn customers(sandbox: &Sandbox) -> (String, String) {
 }
 
 /// Advances one of `customer`'s orders that can still advance.
-fn advance(sandbox: &Sandbox, customer: &str) -> OrderEvent {
+pub(crate) fn advance(sandbox: &Sandbox, customer: &str) -> OrderEvent {
     sandbox
         .data
         .orders_of(customer)
@@ -107,7 +107,7 @@ fn advance(sandbox: &Sandbox, customer: &str) -> OrderEvent {
         .expect("an order of the customer that can advance")
 }
 
-fn assert_compact(event: &Value, expected: &OrderEvent) {
+pub(crate) fn assert_compact(event: &Value, expected: &OrderEvent) {
     let object = event.as_object().expect("an object");
     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
     keys.sort_unstable();
@@ -397,7 +397,7 @@ async fn idle_streams_get_heartbeats() {
 const ORDER_UPDATED: &str = "subscription($id: ID, $after: String) { orderUpdated(orderId: $id, after: $after) { id status previousStatus occurredAt order { id status items { sku stock { available } } } } }";
 
 /// A graphql-transport-ws connection, initialised with `token` in `connection_init`.
-async fn graphql_ws(addr: SocketAddr, token: &str) -> WsClient {
+pub(crate) async fn graphql_ws(addr: SocketAddr, token: &str) -> WsClient {
     let mut socket = WsClient::connect(
         &format!("ws://{addr}/graphql/ws"),
         &[],
@@ -415,12 +415,12 @@ async fn graphql_ws(addr: SocketAddr, token: &str) -> WsClient {
     socket
 }
 
-fn subscribe(id: &str, variables: Value) -> Value {
+pub(crate) fn subscribe(id: &str, variables: Value) -> Value {
     json!({"id": id, "type": "subscribe", "payload": {"query": ORDER_UPDATED, "variables": variables}})
 }
 
 /// The next message that is not a ping.
-async fn next_message(socket: &mut WsClient) -> Value {
+pub(crate) async fn next_message(socket: &mut WsClient) -> Value {
     loop {
         let message = socket.receive_json(WITHIN).await;
         if message["type"] != "ping" {
@@ -429,7 +429,7 @@ async fn next_message(socket: &mut WsClient) -> Value {
     }
 }
 
-fn own_order(sandbox: &Sandbox, customer: &str) -> String {
+pub(crate) fn own_order(sandbox: &Sandbox, customer: &str) -> String {
     use switchyard_core::domain::OrderStatus as S;
     sandbox
         .data
@@ -442,7 +442,7 @@ fn own_order(sandbox: &Sandbox, customer: &str) -> String {
 }
 
 /// `payload` is `expected`'s event; `live`: it just happened, so the order is as it says.
-fn assert_graphql_event(payload: &Value, expected: &OrderEvent, live: bool) {
+pub(crate) fn assert_graphql_event(payload: &Value, expected: &OrderEvent, live: bool) {
     let event = &payload["data"]["orderUpdated"];
     assert!(payload.get("errors").is_none(), "{payload}");
     assert_eq!(event["order"]["id"], expected.order_id.as_str());

@@ -67,14 +67,11 @@ enum ClientMessage {
         #[serde(default)]
         payload: Option<Value>,
     },
-    Pong {
-        #[serde(default)]
-        #[allow(dead_code)]
-        payload: Option<Value>,
-    },
+    /// Its payload, if any, means nothing to the server.
+    Pong {},
     Subscribe {
         id: String,
-        payload: Request,
+        payload: Box<Request>,
     },
     Complete {
         id: String,
@@ -283,7 +280,7 @@ impl Connection {
                     self.state.clone(),
                     principal,
                     id.clone(),
-                    payload,
+                    *payload,
                     self.outgoing.clone(),
                 ));
                 self.subscriptions.insert(id, task);

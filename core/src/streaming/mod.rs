@@ -4,7 +4,8 @@
 //!
 //! Files, bottom up: `config.rs` (the `events` and `streams` sections), `event.rs`
 //! (`OrderEvent`, `FeedEvent`, `Cursor`), `source.rs` (the `EventSource` seam),
-//! `upstream_feed.rs` (the orders service's SSE feed, the embedded default),
+//! `upstream_feed.rs` (the orders service's SSE feed, the embedded default), `nats.rs`
+//! (JetStream),
 //! `subscription.rs` (one client's stream and how it ends), `feed.rs` (`OrderFeed`: the
 //! ring, the fan-out, the pump), [`sse`] (server-sent events as both BFFs send them).
 //! The WebSocket protocols and the wire shapes of events are the BFFs': they turn each
@@ -13,6 +14,7 @@
 mod config;
 mod event;
 mod feed;
+mod nats;
 mod source;
 pub mod sse;
 mod subscription;
@@ -24,6 +26,7 @@ use std::time::Duration;
 pub use config::{EventsConfig, SourceKind, StreamsConfig};
 pub use event::{BadCursor, Cursor, FeedEvent, OrderEvent};
 pub use feed::{Filter, OrderFeed, Refusal};
+pub use nats::{JetStreamSource, SUBJECT_PREFIX as NATS_SUBJECT_PREFIX};
 pub use source::{EventSource, SourceError, SourceItem, SourceStream};
 pub use subscription::{StreamEnd, StreamItem, Subscription};
 pub use upstream_feed::UpstreamFeed;
@@ -52,6 +55,11 @@ impl OrderFeed {
                 .map_err(|e| ConfigError::invalid("upstreams.orders.url", e.to_string()))?;
                 Arc::new(feed)
             }
+            SourceKind::Nats => Arc::new(JetStreamSource::new(
+                &events.nats_url,
+                &events.nats_stream,
+                Duration::from_millis(upstreams.orders.connect_timeout_ms),
+            )),
             other => {
                 return Err(ConfigError::invalid(
                     "events.source",

@@ -60,6 +60,8 @@ pub struct OrderActivity {
     changes: Mutex<Changes>,
     live: broadcast::Sender<OrderEvent>,
     rng: Mutex<Rng>,
+    /// Where every event is also sent, in order (the JetStream publisher).
+    forward: Mutex<Option<tokio::sync::mpsc::UnboundedSender<OrderEvent>>>,
 }
 
 /// Why an order cannot advance.
@@ -95,11 +97,17 @@ impl OrderActivity {
             changes: Mutex::new(Changes::default()),
             live,
             rng: Mutex::new(Rng::new(0x0DE5)),
+            forward: Mutex::new(None),
         })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Changes> {
         self.changes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends every event from now on to `forward` too, in order.
+    pub fn forward_to(&self, forward: tokio::sync::mpsc::UnboundedSender<OrderEvent>) {
+        *self.forward.lock().unwrap_or_else(PoisonError::into_inner) = Some(forward);
     }
 
     /// `order` as it is now (its status and `updated_at` after any change).
@@ -145,6 +153,10 @@ impl OrderActivity {
                 changes.log.pop_front();
             }
             changes.log.push_back(event.clone());
+            // Under the lock, so the forwarded order is the id order.
+            if let Some(forward) = &*self.forward.lock().unwrap_or_else(PoisonError::into_inner) {
+                let _ = forward.send(event.clone());
+            }
             event
         };
         // No receivers is fine: nobody is streaming.

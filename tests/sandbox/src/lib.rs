@@ -9,6 +9,7 @@ pub mod data;
 pub mod devices;
 pub mod events;
 pub mod issuer;
+pub mod nats;
 pub mod redis;
 pub mod services;
 pub mod stock;
@@ -42,6 +43,8 @@ pub struct SandboxOptions {
     pub faults: ServiceFaults,
     /// Random orders advanced per second (0: only `POST /orders/{id}/advance` does).
     pub order_activity: f64,
+    /// NATS server to publish every order event to as well (JetStream stream `ORDERS`).
+    pub nats_url: Option<String>,
 }
 
 /// Initial faults per simulated service.
@@ -72,6 +75,7 @@ impl Default for SandboxOptions {
             seed: data::DEFAULT_SEED,
             faults: ServiceFaults::default(),
             order_activity: 0.0,
+            nats_url: None,
         }
     }
 }
@@ -175,6 +179,11 @@ impl Sandbox {
             services::inventory(Arc::clone(&stock)),
         )
         .await?;
+        if let Some(url) = &options.nats_url {
+            let (forward, events) = tokio::sync::mpsc::unbounded_channel();
+            activity.forward_to(forward);
+            tasks.push(tokio::spawn(nats::publish(url.clone(), events)));
+        }
         tasks.push(tokio::spawn(
             Arc::clone(&activity).run(options.order_activity),
         ));

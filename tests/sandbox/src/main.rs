@@ -53,6 +53,11 @@ struct Args {
     /// `redis://127.0.0.1:6379`; unset, each BFF counts on its own.
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
+    /// Also publish every order event to this NATS server's JetStream (stream `ORDERS`),
+    /// and have the web and mobile BFFs follow order events there instead of the orders
+    /// service's feed, e.g. `nats://127.0.0.1:4222`.
+    #[arg(long, value_name = "URL")]
+    nats_url: Option<String>,
 }
 
 /// Where the launcher serves each BFF.
@@ -199,6 +204,7 @@ async fn main() -> ExitCode {
     let mut options = SandboxOptions {
         seed: args.seed,
         order_activity: args.order_activity,
+        nats_url: args.nats_url.clone(),
         ..SandboxOptions::default()
     };
     for addr in [
@@ -226,13 +232,23 @@ async fn main() -> ExitCode {
         iot: args.iot_listen,
         partner: args.partner_listen,
     };
-    match run(options, args.upstreams_only, listeners, args.redis_url).await {
+    let shared = Shared {
+        redis_url: args.redis_url,
+        nats_url: args.nats_url,
+    };
+    match run(options, args.upstreams_only, listeners, shared).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("switchyard-sandbox: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// What the BFFs the launcher starts share beyond the sandbox.
+struct Shared {
+    redis_url: Option<String>,
+    nats_url: Option<String>,
 }
 
 /// A BFF's default config, sharing usage-plan state through `redis_url` when given.
@@ -242,12 +258,26 @@ fn config_with<C: BffConfig>(redis_url: Option<&str>) -> C {
     config
 }
 
+/// Order events from JetStream at `nats_url`, when given (else the orders service's feed).
+fn events_from(nats_url: Option<&str>) -> switchyard_core::streaming::EventsConfig {
+    let mut events = switchyard_core::streaming::EventsConfig::default();
+    if let Some(url) = nats_url {
+        events.source = switchyard_core::streaming::SourceKind::Nats;
+        url.clone_into(&mut events.nats_url);
+    }
+    events
+}
+
 async fn run(
     options: SandboxOptions,
     upstreams_only: bool,
     listeners: BffListeners,
-    redis_url: Option<String>,
+    shared: Shared,
 ) -> anyhow::Result<()> {
+    let Shared {
+        redis_url,
+        nats_url,
+    } = shared;
     use anyhow::Context as _;
     let sandbox = Sandbox::start(&options)
         .await
@@ -274,12 +304,19 @@ async fn run(
             iot: iot_listen,
             partner: partner_listen,
         } = listeners;
+        if let Some(url) = &nats_url {
+            println!("  order events  published to JetStream at {url} (stream ORDERS)");
+        }
+        let mut web_config: web_bff::WebConfig = config_with(redis);
+        web_config.events = events_from(nats_url.as_deref());
         let web = sandbox
-            .start_bff::<web_bff::WebBff>(config_with(redis), web_listen)
+            .start_bff::<web_bff::WebBff>(web_config, web_listen)
             .await?;
         println!("  web-bff       http://{web}/graphql  (GraphiQL in a browser)");
+        let mut mobile_config: mobile_bff::MobileConfig = config_with(redis);
+        mobile_config.events = events_from(nats_url.as_deref());
         let mobile = sandbox
-            .start_bff::<mobile_bff::MobileBff>(config_with(redis), mobile_listen)
+            .start_bff::<mobile_bff::MobileBff>(mobile_config, mobile_listen)
             .await?;
         println!("  mobile-bff    http://{mobile}/v2/dashboard  (OpenAPI: /openapi.json)");
         let iot = sandbox
@@ -314,6 +351,14 @@ async fn run(
             "  curl -s 'http://{partner}/partner/v1/orders?status=paid&limit=5' -H 'Authorization: ApiKey {DEV_API_KEY}'"
         );
         println!("  curl -s {}/__stats", sandbox.inventory.url);
+        println!("Live order updates (an order changes every second or so):");
+        println!(
+            "  curl -N http://{mobile_listen}/v2/orders/stream -H 'Authorization: Bearer {token}' -H 'Accept: text/event-stream'"
+        );
+        println!(
+            "  curl -s -X POST {}/orders/<order id>/advance   # change one of yours now",
+            sandbox.orders.url
+        );
     }
     println!();
     println!("Ctrl-C to stop.");
