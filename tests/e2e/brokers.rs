@@ -1,10 +1,12 @@
 //! Live order updates with a real broker as the source: NATS JetStream (`nats-server -js`
-//! on a free port), the sandbox publishing every event to it.
+//! on a free port) and a Kafka-protocol broker (Tansu), the sandbox publishing every event
+//! to it.
 
 use std::time::Duration;
 
 use serde_json::json;
 use switchyard_core::streaming::SourceKind;
+use switchyard_sandbox::kafka::KafkaBroker;
 use switchyard_sandbox::nats::NatsServer;
 use switchyard_sandbox::{Sandbox, SandboxOptions};
 use switchyard_tests::stream::{SseClient, WsClient};
@@ -150,4 +152,74 @@ async fn a_client_resumes_on_another_replica_with_no_gap() {
         &resumed.next_event(WITHIN).await.expect("live").json(),
         &live,
     );
+}
+
+fn from_kafka(events: &mut switchyard_core::streaming::EventsConfig, kafka: &KafkaBroker) {
+    events.source = SourceKind::Kafka;
+    events.kafka_brokers = kafka.brokers();
+    events.reconnect_initial_ms = 50;
+    events.reconnect_max_ms = 500;
+}
+
+async fn sandbox_producing_to(kafka: &KafkaBroker) -> Sandbox {
+    Sandbox::start(&SandboxOptions {
+        kafka_brokers: Some(kafka.brokers()),
+        ..SandboxOptions::ephemeral()
+    })
+    .await
+    .expect("sandbox starts")
+}
+
+#[tokio::test]
+async fn kafka_events_reach_web_and_mobile_clients_and_resume_on_another_replica() {
+    let Some(kafka) = KafkaBroker::start("kafka_events_reach_web_and_mobile_clients") else {
+        return;
+    };
+    let sandbox = sandbox_producing_to(&kafka).await;
+    let (me, other) = customers(&sandbox);
+    let (mobile_addr, _stop) = mobile(&sandbox, |c| from_kafka(&mut c.events, &kafka)).await;
+    let (web_addr, _stop_web) = web(&sandbox, |c| from_kafka(&mut c.events, &kafka)).await;
+    let token = token(&sandbox, &me);
+    // The topic exists once the publisher has connected; until then streams wait.
+    let mut sse = SseClient::open(
+        &mobile_addr.to_string(),
+        "/v2/orders/stream",
+        &bearer(&token),
+    )
+    .await;
+    assert_eq!(sse.status, 200, "{}", sse.head);
+    let mut socket = WsClient::connect(
+        &format!("ws://{mobile_addr}/v2/orders/stream"),
+        &bearer(&token),
+        None,
+    )
+    .await
+    .expect("upgrade");
+    let mut graphql = graphql_ws(web_addr, &token).await;
+    graphql.send_json(&subscribe("s", json!({}))).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    advance(&sandbox, &other);
+    let own = advance(&sandbox, &me);
+    let event = sse.next_event(WITHIN).await.expect("an SSE event");
+    assert_compact(&event.json(), &own);
+    assert!(
+        event.id.as_deref().is_some_and(|id| id.starts_with("k-")),
+        "a Kafka cursor"
+    );
+    assert_compact(&socket.receive_json(WITHIN).await, &own);
+    assert_graphql_event(&next_message(&mut graphql).await["payload"], &own, true);
+    // Away for five events, back on a replica that never had a client.
+    drop(sse);
+    let missed: Vec<_> = (0..5).map(|_| advance(&sandbox, &me)).collect();
+    for expected in &missed {
+        assert_compact(&socket.receive_json(WITHIN).await, expected);
+    }
+    let (second, _stop_second) = mobile(&sandbox, |c| from_kafka(&mut c.events, &kafka)).await;
+    let mut headers = bearer(&token);
+    headers.push(("last-event-id", event.id.expect("an id")));
+    let mut resumed = SseClient::open(&second.to_string(), "/v2/orders/stream", &headers).await;
+    let replayed = resumed.events("order", 5).await;
+    for (event, expected) in replayed.iter().zip(&missed) {
+        assert_compact(&event.json(), expected);
+    }
 }

@@ -5,7 +5,7 @@
 //! Files, bottom up: `config.rs` (the `events` and `streams` sections), `event.rs`
 //! (`OrderEvent`, `FeedEvent`, `Cursor`), `source.rs` (the `EventSource` seam),
 //! `upstream_feed.rs` (the orders service's SSE feed, the embedded default), `nats.rs`
-//! (JetStream),
+//! (JetStream), `kafka.rs` (a Kafka-protocol broker),
 //! `subscription.rs` (one client's stream and how it ends), `feed.rs` (`OrderFeed`: the
 //! ring, the fan-out, the pump), [`sse`] (server-sent events as both BFFs send them).
 //! The WebSocket protocols and the wire shapes of events are the BFFs': they turn each
@@ -14,6 +14,7 @@
 mod config;
 mod event;
 mod feed;
+mod kafka;
 mod nats;
 mod source;
 pub mod sse;
@@ -26,6 +27,7 @@ use std::time::Duration;
 pub use config::{EventsConfig, SourceKind, StreamsConfig};
 pub use event::{BadCursor, Cursor, FeedEvent, OrderEvent};
 pub use feed::{Filter, OrderFeed, Refusal};
+pub use kafka::KafkaSource;
 pub use nats::{JetStreamSource, SUBJECT_PREFIX as NATS_SUBJECT_PREFIX};
 pub use source::{EventSource, SourceError, SourceItem, SourceStream};
 pub use subscription::{StreamEnd, StreamItem, Subscription};
@@ -60,12 +62,11 @@ impl OrderFeed {
                 &events.nats_stream,
                 Duration::from_millis(upstreams.orders.connect_timeout_ms),
             )),
-            other => {
-                return Err(ConfigError::invalid(
-                    "events.source",
-                    format!("{} is not available in this build", other.as_str()),
-                ));
-            }
+            SourceKind::Kafka => Arc::new(KafkaSource::new(
+                &events.kafka_brokers,
+                &events.kafka_topic,
+                Duration::from_millis(upstreams.orders.connect_timeout_ms),
+            )),
         };
         Ok(Self::new(source, events, streams, shutdown))
     }

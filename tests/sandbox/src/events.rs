@@ -60,8 +60,8 @@ pub struct OrderActivity {
     changes: Mutex<Changes>,
     live: broadcast::Sender<OrderEvent>,
     rng: Mutex<Rng>,
-    /// Where every event is also sent, in order (the JetStream publisher).
-    forward: Mutex<Option<tokio::sync::mpsc::UnboundedSender<OrderEvent>>>,
+    /// Where every event is also sent, in order (the broker publishers).
+    forward: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<OrderEvent>>>,
 }
 
 /// Why an order cannot advance.
@@ -97,7 +97,7 @@ impl OrderActivity {
             changes: Mutex::new(Changes::default()),
             live,
             rng: Mutex::new(Rng::new(0x0DE5)),
-            forward: Mutex::new(None),
+            forward: Mutex::new(Vec::new()),
         })
     }
 
@@ -107,7 +107,10 @@ impl OrderActivity {
 
     /// Sends every event from now on to `forward` too, in order.
     pub fn forward_to(&self, forward: tokio::sync::mpsc::UnboundedSender<OrderEvent>) {
-        *self.forward.lock().unwrap_or_else(PoisonError::into_inner) = Some(forward);
+        self.forward
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(forward);
     }
 
     /// `order` as it is now (its status and `updated_at` after any change).
@@ -154,7 +157,7 @@ impl OrderActivity {
             }
             changes.log.push_back(event.clone());
             // Under the lock, so the forwarded order is the id order.
-            if let Some(forward) = &*self.forward.lock().unwrap_or_else(PoisonError::into_inner) {
+            for forward in &*self.forward.lock().unwrap_or_else(PoisonError::into_inner) {
                 let _ = forward.send(event.clone());
             }
             event

@@ -9,6 +9,7 @@ pub mod data;
 pub mod devices;
 pub mod events;
 pub mod issuer;
+pub mod kafka;
 pub mod nats;
 pub mod redis;
 pub mod services;
@@ -45,6 +46,9 @@ pub struct SandboxOptions {
     pub order_activity: f64,
     /// NATS server to publish every order event to as well (JetStream stream `ORDERS`).
     pub nats_url: Option<String>,
+    /// Kafka bootstrap brokers to publish every order event to as well (topic
+    /// `orders.events`).
+    pub kafka_brokers: Option<String>,
 }
 
 /// Initial faults per simulated service.
@@ -76,6 +80,7 @@ impl Default for SandboxOptions {
             faults: ServiceFaults::default(),
             order_activity: 0.0,
             nats_url: None,
+            kafka_brokers: None,
         }
     }
 }
@@ -183,6 +188,11 @@ impl Sandbox {
             let (forward, events) = tokio::sync::mpsc::unbounded_channel();
             activity.forward_to(forward);
             tasks.push(tokio::spawn(nats::publish(url.clone(), events)));
+        }
+        if let Some(brokers) = &options.kafka_brokers {
+            let (forward, events) = tokio::sync::mpsc::unbounded_channel();
+            activity.forward_to(forward);
+            tasks.push(tokio::spawn(kafka::publish(brokers.clone(), events)));
         }
         tasks.push(tokio::spawn(
             Arc::clone(&activity).run(options.order_activity),
