@@ -13,3 +13,4 @@ pub mod otlp;
 pub mod process;
 pub mod report;
 pub mod scenario;
+pub mod streaming;

@@ -44,6 +44,21 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         requests: u64,
     },
+    /// Live order updates: N streams on the mobile BFF, events at a fixed rate.
+    Stream {
+        /// Streams to open, one run each (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        subscribers: Vec<usize>,
+        /// Order events the sandbox makes per second.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Seconds of events per run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Also write the figures as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// The cost of one usage-plan decision, in the process and in a Redis on loopback.
     Limiter {
         /// Decisions to time (the Redis store times a tenth as many).
@@ -155,6 +170,54 @@ async fn main() -> ExitCode {
             println!("{:<34} {:>10.0}", figure.what, figure.ns);
         }
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Stream {
+        subscribers,
+        rate,
+        seconds,
+        json,
+    }) = &args.command
+    {
+        return match switchyard_bench::streaming::run(subscribers, *rate, *seconds).await {
+            Ok(figures) => {
+                println!(
+                    "{:>11} {:>9} {:>12} {:>9} {:>9} {:>14} {:>9} {:>12}",
+                    "subscribers",
+                    "events/s",
+                    "deliveries/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "RSS/stream B",
+                    "RSS MB",
+                    "CPU/deliv µs"
+                );
+                for f in &figures {
+                    println!(
+                        "{:>11} {:>9.0} {:>12.0} {:>9.2} {:>9.2} {:>14.0} {:>9.1} {:>12.1}",
+                        f.subscribers,
+                        f.events_per_sec,
+                        f.deliveries_per_sec,
+                        f.p50_ms,
+                        f.p99_ms,
+                        f.rss_per_stream_bytes,
+                        f.rss_bytes as f64 / 1e6,
+                        f.cpu_per_delivery_us
+                    );
+                }
+                if let Some(path) = json {
+                    let text = serde_json::to_string_pretty(&figures).unwrap_or_default();
+                    if let Err(error) = std::fs::write(path, text) {
+                        eprintln!("switchyard-bench: cannot write {}: {error}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("switchyard-bench stream: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if let Some(Command::Limiter { decisions }) = args.command {
         return match switchyard_bench::limiter::run(decisions).await {

@@ -60,6 +60,18 @@ impl Target {
         })
     }
 
+    /// Resident memory now (`VmRSS`), in bytes.
+    pub fn rss(&self) -> u64 {
+        self.child
+            .id()
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map_or(0, |kb| kb * 1024)
+    }
+
     /// CPU time and peak RSS so far.
     pub fn usage(&self) -> Usage {
         self.child.id().map(usage_of).unwrap_or_default()

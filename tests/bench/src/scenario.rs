@@ -392,7 +392,7 @@ fn upstream_calls(sandbox: &Sandbox) -> u64 {
 /// customers cache is off, so the BFF makes the calls the floor makes), and usage plans
 /// off (the floor has none, and the benchmark's 256 consumers would be throttled by a
 /// tier's burst).
-fn child_env(sandbox: &Sandbox) -> Vec<(String, String)> {
+pub(crate) fn child_env(sandbox: &Sandbox) -> Vec<(String, String)> {
     let upstreams = sandbox.upstreams_config();
     vec![
         (
