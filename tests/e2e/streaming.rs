@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use switchyard_core::bff::{App, BffConfig as _};
 use switchyard_sandbox::events::OrderEvent;
 use switchyard_sandbox::{Sandbox, SandboxOptions, TokenRequest};
+use switchyard_tests::MetricsScrape;
 use switchyard_tests::stream::{SseClient, WsClient, WsReceived};
 use tokio::sync::oneshot;
 

@@ -504,6 +504,20 @@ impl MetricsScrape {
         )
     }
 
+    /// Scrapes `url` (a running BFF's `/metrics`).
+    pub async fn fetch(url: &str) -> Self {
+        let text = reqwest::get(url)
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("a body");
+        Self(
+            prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_owned())))
+                .expect("Prometheus text"),
+        )
+    }
+
     /// The sum of the counter or gauge samples of `metric` whose labels include `labels`;
     /// `None` when there is no such sample.
     pub fn value(&self, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {

@@ -58,6 +58,11 @@ struct Args {
     /// service's feed, e.g. `nats://127.0.0.1:4222`.
     #[arg(long, value_name = "URL")]
     nats_url: Option<String>,
+    /// Also produce every order event to topic `orders.events` on these Kafka bootstrap
+    /// brokers (`host:port,…`), and have the web and mobile BFFs follow order events there
+    /// (unless `--nats-url` is given too, which they then follow).
+    #[arg(long, value_name = "BROKERS")]
+    kafka_brokers: Option<String>,
 }
 
 /// Where the launcher serves each BFF.
@@ -205,6 +210,7 @@ async fn main() -> ExitCode {
         seed: args.seed,
         order_activity: args.order_activity,
         nats_url: args.nats_url.clone(),
+        kafka_brokers: args.kafka_brokers.clone(),
         ..SandboxOptions::default()
     };
     for addr in [
@@ -235,6 +241,7 @@ async fn main() -> ExitCode {
     let shared = Shared {
         redis_url: args.redis_url,
         nats_url: args.nats_url,
+        kafka_brokers: args.kafka_brokers,
     };
     match run(options, args.upstreams_only, listeners, shared).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -249,6 +256,7 @@ async fn main() -> ExitCode {
 struct Shared {
     redis_url: Option<String>,
     nats_url: Option<String>,
+    kafka_brokers: Option<String>,
 }
 
 /// A BFF's default config, sharing usage-plan state through `redis_url` when given.
@@ -258,12 +266,20 @@ fn config_with<C: BffConfig>(redis_url: Option<&str>) -> C {
     config
 }
 
-/// Order events from JetStream at `nats_url`, when given (else the orders service's feed).
-fn events_from(nats_url: Option<&str>) -> switchyard_core::streaming::EventsConfig {
+/// Order events from JetStream at `nats_url`, or else Kafka at `kafka_brokers`, when
+/// given (else the orders service's feed).
+fn events_from(
+    nats_url: Option<&str>,
+    kafka_brokers: Option<&str>,
+) -> switchyard_core::streaming::EventsConfig {
+    use switchyard_core::streaming::SourceKind;
     let mut events = switchyard_core::streaming::EventsConfig::default();
     if let Some(url) = nats_url {
-        events.source = switchyard_core::streaming::SourceKind::Nats;
+        events.source = SourceKind::Nats;
         url.clone_into(&mut events.nats_url);
+    } else if let Some(brokers) = kafka_brokers {
+        events.source = SourceKind::Kafka;
+        brokers.clone_into(&mut events.kafka_brokers);
     }
     events
 }
@@ -277,6 +293,7 @@ async fn run(
     let Shared {
         redis_url,
         nats_url,
+        kafka_brokers,
     } = shared;
     use anyhow::Context as _;
     let sandbox = Sandbox::start(&options)
@@ -307,14 +324,17 @@ async fn run(
         if let Some(url) = &nats_url {
             println!("  order events  published to JetStream at {url} (stream ORDERS)");
         }
+        if let Some(brokers) = &kafka_brokers {
+            println!("  order events  produced to Kafka at {brokers} (topic orders.events)");
+        }
         let mut web_config: web_bff::WebConfig = config_with(redis);
-        web_config.events = events_from(nats_url.as_deref());
+        web_config.events = events_from(nats_url.as_deref(), kafka_brokers.as_deref());
         let web = sandbox
             .start_bff::<web_bff::WebBff>(web_config, web_listen)
             .await?;
         println!("  web-bff       http://{web}/graphql  (GraphiQL in a browser)");
         let mut mobile_config: mobile_bff::MobileConfig = config_with(redis);
-        mobile_config.events = events_from(nats_url.as_deref());
+        mobile_config.events = events_from(nats_url.as_deref(), kafka_brokers.as_deref());
         let mobile = sandbox
             .start_bff::<mobile_bff::MobileBff>(mobile_config, mobile_listen)
             .await?;
