@@ -724,3 +724,83 @@ async fn web_sixth_subscription_of_a_consumer_is_refused() {
     assert_eq!(message["id"], "s5", "{message}");
     assert!(message.to_string().contains("RATE_LIMITED"), "{message}");
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_while_others_keep_receiving() {
+    use tokio::io::AsyncWriteExt as _;
+    const EVENTS: usize = 3_000;
+    let sandbox = sandbox().await;
+    let (addr, _stop) = mobile(&sandbox, |config| {
+        config.streams.client_buffer = 8;
+        config.server.write_timeout_secs = 1;
+    })
+    .await;
+    let admin = sandbox.issuer.mint(&TokenRequest {
+        sub: "ops".to_owned(),
+        scope: format!("{} data:admin", switchyard_sandbox::issuer::DEFAULT_SCOPES),
+        ..TokenRequest::default()
+    });
+    // A client that reads nothing, with a small receive window.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("buffer size");
+    let mut slow = socket.connect(addr).await.expect("connect");
+    slow.write_all(
+        format!(
+            "GET /v2/orders/stream HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\nauthorization: Bearer {admin}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut fast = SseClient::open(&addr.to_string(), "/v2/orders/stream", &bearer(&admin)).await;
+    let metrics_url = format!("http://{addr}/metrics");
+    let sse = [("transport", "sse")];
+    for _ in 0..100 {
+        let open = MetricsScrape::fetch(&metrics_url).await;
+        if open.value("switchyard_streams_active", &sse) == Some(2.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reader = tokio::spawn(async move {
+        let mut ids = Vec::new();
+        while ids.len() < EVENTS {
+            let event = fast
+                .next_event(Duration::from_secs(5))
+                .await
+                .expect("the fast client's stream goes on");
+            if event.event == "order" {
+                ids.push(event.id.expect("an id"));
+            }
+        }
+        ids
+    });
+    let mut made = Vec::new();
+    while made.len() < EVENTS {
+        if let Some(event) = sandbox.activity.advance_random() {
+            made.push(format!("u-{}", event.event_id));
+        }
+        // In steps the sandbox's live feed (1,024 events deep) keeps up with.
+        if made.len() % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let received = reader.await.expect("the reader");
+    assert_eq!(
+        received, made,
+        "every event, in order, for the client that reads"
+    );
+    // The one that did not read is no longer held: its stream was cut off.
+    let mut active = None;
+    for _ in 0..150 {
+        active = MetricsScrape::fetch(&metrics_url)
+            .await
+            .value("switchyard_streams_active", &sse);
+        if active == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(active, Some(1.0), "the slow stream was closed");
+    drop(slow);
+}

@@ -4,7 +4,11 @@
 //! The dataset is immutable; [`OrderActivity`] holds what changed on top of it (each
 //! advanced order's status and time) and a log of the last [`RETAINED_EVENTS`] events with
 //! increasing ids, from which `GET /orders/events?since=` replays. An order advances along
-//! `pending → paid → shipped → delivered`; delivered and cancelled orders stay put.
+//! `pending → paid → shipped → delivered`; delivered and cancelled orders stay put. The
+//! random activity picks among the orders that can still advance (the recent ones: a few
+//! hundred in the default data); when every one of them has been delivered, it places
+//! them again, one per step (an event back to the status the dataset gives them), so a
+//! sandbox left running, or a benchmark at 1,000 changes a second, never runs dry.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -51,6 +55,11 @@ struct Changes {
     statuses: HashMap<String, (OrderStatus, OffsetDateTime)>,
     log: VecDeque<OrderEvent>,
     last_id: u64,
+    /// Orders that can still advance (filled from the dataset on first use).
+    movable: Vec<String>,
+    /// Orders the activity has moved to the end of their life.
+    finished: Vec<String>,
+    seeded: bool,
 }
 
 /// The orders' changing statuses and their events.
@@ -136,50 +145,106 @@ impl OrderActivity {
         let order = self.data.order(id).ok_or(AdvanceError::NotFound)?;
         let event = {
             let mut changes = self.lock();
+            self.seed(&mut changes);
             let previous = changes
                 .statuses
                 .get(id)
                 .map_or(order.status, |(status, _)| *status);
             let status = next_status(previous).ok_or(AdvanceError::Final(previous))?;
-            let now = OffsetDateTime::now_utc();
-            changes.statuses.insert(id.to_owned(), (status, now));
-            changes.last_id += 1;
-            let event = OrderEvent {
-                event_id: changes.last_id,
-                order_id: id.to_owned(),
-                customer_id: order.customer_id.clone(),
-                status,
-                previous_status: previous,
-                occurred_at: now,
-            };
-            if changes.log.len() == self.retained {
-                changes.log.pop_front();
+            if next_status(status).is_none()
+                && let Some(at) = changes.movable.iter().position(|m| m == id)
+            {
+                let done = changes.movable.swap_remove(at);
+                changes.finished.push(done);
             }
-            changes.log.push_back(event.clone());
-            // Under the lock, so the forwarded order is the id order.
-            for forward in &*self.forward.lock().unwrap_or_else(PoisonError::into_inner) {
-                let _ = forward.send(event.clone());
-            }
-            event
+            self.record(&mut changes, order, previous, status)
         };
         // No receivers is fine: nobody is streaming.
         let _ = self.live.send(event.clone());
         Ok(event)
     }
 
-    /// Advances one random order that can still advance (a few tries), if any.
-    pub fn advance_random(&self) -> Option<OrderEvent> {
-        for _ in 0..16 {
-            let index = {
-                let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
-                rng.below(self.data.orders.len() as u64) as usize
-            };
-            let id = self.data.orders[index].id.clone();
-            if let Ok(event) = self.advance(&id) {
-                return Some(event);
-            }
+    /// The first time: every order the dataset has that can still advance.
+    fn seed(&self, changes: &mut Changes) {
+        if !changes.seeded {
+            changes.seeded = true;
+            changes.movable = self
+                .data
+                .orders
+                .iter()
+                .filter(|o| next_status(o.status).is_some())
+                .map(|o| o.id.clone())
+                .collect();
         }
-        None
+    }
+
+    /// Applies a change and logs (and forwards) its event; under the lock.
+    fn record(
+        &self,
+        changes: &mut Changes,
+        order: &Order,
+        previous: OrderStatus,
+        status: OrderStatus,
+    ) -> OrderEvent {
+        let now = OffsetDateTime::now_utc();
+        changes.statuses.insert(order.id.clone(), (status, now));
+        changes.last_id += 1;
+        let event = OrderEvent {
+            event_id: changes.last_id,
+            order_id: order.id.clone(),
+            customer_id: order.customer_id.clone(),
+            status,
+            previous_status: previous,
+            occurred_at: now,
+        };
+        if changes.log.len() == self.retained {
+            changes.log.pop_front();
+        }
+        changes.log.push_back(event.clone());
+        // Under the lock, so the forwarded order is the id order.
+        for forward in &*self.forward.lock().unwrap_or_else(PoisonError::into_inner) {
+            let _ = forward.send(event.clone());
+        }
+        event
+    }
+
+    /// Advances one random order that can still advance; when none can, places a
+    /// finished one again. `None` only when no order ever could.
+    pub fn advance_random(&self) -> Option<OrderEvent> {
+        let (movable, finished) = {
+            let mut changes = self.lock();
+            self.seed(&mut changes);
+            (changes.movable.len(), changes.finished.len())
+        };
+        let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        if movable > 0 {
+            let index = rng.below(movable as u64) as usize;
+            drop(rng);
+            let id = self.lock().movable.get(index).cloned()?;
+            return self.advance(&id).ok();
+        }
+        if finished == 0 {
+            return None;
+        }
+        let index = rng.below(finished as u64) as usize;
+        drop(rng);
+        let event = {
+            let mut changes = self.lock();
+            if index >= changes.finished.len() {
+                return None;
+            }
+            let id = changes.finished.swap_remove(index);
+            let order = self.data.order(&id)?;
+            let previous = changes
+                .statuses
+                .get(&id)
+                .map_or(order.status, |(status, _)| *status);
+            changes.movable.push(id);
+            // Placed again: back to where the dataset has it.
+            self.record(&mut changes, order, previous, order.status)
+        };
+        let _ = self.live.send(event.clone());
+        Some(event)
     }
 
     /// Retained events after `since` for `customer` (all customers: `None`), oldest first,
