@@ -181,7 +181,7 @@ async fn main() -> ExitCode {
         return match switchyard_bench::streaming::run(subscribers, *rate, *seconds).await {
             Ok(figures) => {
                 println!(
-                    "{:>11} {:>9} {:>12} {:>9} {:>9} {:>14} {:>9} {:>12}",
+                    "{:>11} {:>9} {:>12} {:>9} {:>9} {:>14} {:>9} {:>12} {:>10}",
                     "subscribers",
                     "events/s",
                     "deliveries/s",
@@ -189,11 +189,12 @@ async fn main() -> ExitCode {
                     "p99 ms",
                     "RSS/stream B",
                     "RSS MB",
-                    "CPU/deliv µs"
+                    "CPU/deliv µs",
+                    "idle CPU %"
                 );
                 for f in &figures {
                     println!(
-                        "{:>11} {:>9.0} {:>12.0} {:>9.2} {:>9.2} {:>14.0} {:>9.1} {:>12.1}",
+                        "{:>11} {:>9.0} {:>12.0} {:>9.2} {:>9.2} {:>14.0} {:>9.1} {:>12.1} {:>10.1}",
                         f.subscribers,
                         f.events_per_sec,
                         f.deliveries_per_sec,
@@ -201,7 +202,8 @@ async fn main() -> ExitCode {
                         f.p99_ms,
                         f.rss_per_stream_bytes,
                         f.rss_bytes as f64 / 1e6,
-                        f.cpu_per_delivery_us
+                        f.cpu_per_delivery_us,
+                        f.idle_cpu_percent
                     );
                 }
                 if let Some(path) = json {

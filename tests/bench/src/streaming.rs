@@ -7,7 +7,8 @@
 //!   before, over N);
 //! - delivery latency from the moment the orders service made the event (`at`) to the
 //!   moment a client read it, p50 and p99, over every delivery;
-//! - the BFF's CPU time per delivered event, and deliveries per second.
+//! - the BFF's CPU time per delivered event, and deliveries per second;
+//! - the BFF's CPU use with the N streams open and idle (heartbeats and timers).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,8 +46,11 @@ pub struct StreamFigures {
     pub rss_per_stream_bytes: f64,
     /// The BFF's resident memory with the streams open, bytes.
     pub rss_bytes: u64,
-    /// The BFF's CPU time per delivered event, microseconds.
+    /// The BFF's CPU time per delivered event, microseconds (reading the source's events,
+    /// those no stream was entitled to included).
     pub cpu_per_delivery_us: f64,
+    /// The BFF's CPU use with the streams open and no events, in % of one core.
+    pub idle_cpu_percent: f64,
 }
 
 /// Runs one measurement per entry of `subscribers`.
@@ -117,7 +121,13 @@ async fn run_one(n: usize, rate: f64, seconds: u64) -> anyhow::Result<StreamFigu
             .await
             .context("a subscriber task ended before its stream opened")??;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Idle: what N open streams cost with nothing happening (heartbeats, timers).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_from = target.usage().cpu;
+    let idle_started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_cpu = target.usage().cpu.saturating_sub(idle_from).as_secs_f64()
+        / idle_started.elapsed().as_secs_f64();
     let rss_idle = target.rss();
 
     let cpu_before = target.usage().cpu;
@@ -159,6 +169,7 @@ async fn run_one(n: usize, rate: f64, seconds: u64) -> anyhow::Result<StreamFigu
         p99_ms: quantile(0.99),
         rss_per_stream_bytes: rss_idle.saturating_sub(rss_before) as f64 / n as f64,
         rss_bytes: rss_idle,
+        idle_cpu_percent: idle_cpu * 100.0,
         cpu_per_delivery_us: if delivered == 0 {
             f64::NAN
         } else {
