@@ -199,40 +199,41 @@ impl SseClient {
     /// Whether the response ends (its last chunk, or the connection closing or being
     /// reset) within `within`, reading and discarding whatever still comes.
     pub async fn ends_within(&mut self, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        let mut chunk = [0u8; 8192];
-        loop {
-            if self.buffer.contains("\r\n0\r\n\r\n") || self.buffer.starts_with("0\r\n\r\n") {
-                return true;
-            }
-            match tokio::time::timeout_at(deadline, self.socket.read(&mut chunk)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return true,
-                Ok(Ok(read)) => self
-                    .buffer
-                    .push_str(&String::from_utf8_lossy(&chunk[..read])),
-                Err(_) => return false,
-            }
-        }
+        self.end_within(within).await.is_some()
     }
 
     /// Whether the connection is cut off (closed or reset, not a clean end of the
     /// response) within `within`.
     pub async fn cut_off_within(&mut self, within: Duration) -> bool {
+        self.end_within(within).await == Some(End::CutOff)
+    }
+
+    /// How the response ends within `within`, if it does.
+    async fn end_within(&mut self, within: Duration) -> Option<End> {
         let deadline = tokio::time::Instant::now() + within;
         let mut chunk = [0u8; 8192];
         loop {
-            if self.buffer.contains("\r\n0\r\n\r\n") {
-                return false;
+            if self.buffer.contains("\r\n0\r\n\r\n") || self.buffer.starts_with("0\r\n\r\n") {
+                return Some(End::Complete);
             }
             match tokio::time::timeout_at(deadline, self.socket.read(&mut chunk)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(End::CutOff),
                 Ok(Ok(read)) => self
                     .buffer
                     .push_str(&String::from_utf8_lossy(&chunk[..read])),
-                Err(_) => return false,
+                Err(_) => return None,
             }
         }
     }
+}
+
+/// How a streamed response ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// Its last chunk arrived.
+    Complete,
+    /// The connection closed or was reset first.
+    CutOff,
 }
 
 /// A WebSocket client.

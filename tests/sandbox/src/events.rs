@@ -21,7 +21,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use futures_util::Stream;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use switchyard_core::domain::{Order, OrderStatus};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
@@ -31,23 +31,8 @@ use crate::data::{Dataset, Rng};
 /// Events kept for replay.
 pub const RETAINED_EVENTS: usize = 10_000;
 
-/// One status change of one order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderEvent {
-    /// Increasing from 1 across the service.
-    pub event_id: u64,
-    /// The order.
-    pub order_id: String,
-    /// Its customer.
-    pub customer_id: String,
-    /// The new status.
-    pub status: OrderStatus,
-    /// The status before.
-    pub previous_status: OrderStatus,
-    /// When it changed.
-    #[serde(with = "time::serde::rfc3339")]
-    pub occurred_at: OffsetDateTime,
-}
+/// One status change of one order: the contract's `OrderEvent`, the type the BFFs read.
+pub use switchyard_core::streaming::OrderEvent;
 
 #[derive(Default)]
 struct Changes {

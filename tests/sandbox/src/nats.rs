@@ -5,15 +5,15 @@
 //! Without `nats-server` on the `PATH` the tests that need it cannot run: under `CI=true`
 //! that is a failure (CI installs it), elsewhere the caller is told it is skipped.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream;
 use tokio::sync::mpsc;
 
 use crate::events::OrderEvent;
+use crate::servers::{free_port, installed, wait_for_port};
 
 /// The stream order events go to (DESIGN.md: stream `ORDERS`).
 pub const STREAM: &str = "ORDERS";
@@ -91,35 +91,19 @@ pub struct NatsServer {
     dir: PathBuf,
 }
 
-/// Whether `nats-server` can be started here; under `CI=true` its absence panics.
-fn available(test: &str) -> bool {
-    let found = Command::new("nats-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: nats-server is not installed, and CI=true requires it (apt-get install nats-server)"
-        );
-        eprintln!("{test}: skipped, nats-server is not installed");
-    }
-    found
-}
-
 impl NatsServer {
     /// A fresh server with JetStream, or `None` (after saying so) where `nats-server` is
     /// missing.
     pub fn start(test: &str) -> Option<Self> {
-        if !available(test) {
+        if !installed(
+            "nats-server",
+            "--version",
+            test,
+            "apt-get install nats-server",
+        ) {
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|addr| addr.port())
-            .expect("a free loopback port");
+        let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("switchyard-nats-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -143,14 +127,11 @@ impl NatsServer {
             .spawn()
             .expect("nats-server starts");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("nats-server on port {} did not start", self.port);
+        assert!(
+            wait_for_port(self.port, 10),
+            "nats-server on port {} did not start",
+            self.port
+        );
     }
 
     /// `nats://127.0.0.1:<port>`.

@@ -6,6 +6,8 @@
 //! (CI installs it), elsewhere the caller is told it is skipped.
 
 use std::net::TcpListener;
+
+use crate::servers::{free_port, installed};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,27 +20,12 @@ pub struct RedisServer {
 
 /// Whether `redis-server` can be started here; under `CI=true` its absence panics.
 fn available(test: &str) -> bool {
-    let found = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: redis-server is not installed, and CI=true requires it (apt-get install redis-server)"
-        );
-        eprintln!("{test}: skipped, redis-server is not installed");
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free loopback port")
+    installed(
+        "redis-server",
+        "--version",
+        test,
+        "apt-get install redis-server",
+    )
 }
 
 /// A free port for a cluster node: Redis Cluster also listens on the port + 10,000 (its
