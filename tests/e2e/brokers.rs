@@ -49,16 +49,17 @@ async fn published(nats: &NatsServer, count: u64) {
     panic!("the sandbox did not publish {count} events");
 }
 
-#[tokio::test]
-async fn jetstream_events_reach_web_and_mobile_clients_over_every_transport() {
-    let Some(nats) = NatsServer::start("jetstream_events_reach_web_and_mobile_clients") else {
-        return;
-    };
-    let sandbox = sandbox_publishing_to(&nats).await;
-    let (me, other) = customers(&sandbox);
-    let (mobile_addr, _stop) = mobile(&sandbox, |c| from_jetstream(&mut c.events, &nats)).await;
-    let (web_addr, _stop_web) = web(&sandbox, |c| from_jetstream(&mut c.events, &nats)).await;
-    let token = token(&sandbox, &me);
+/// Opens a mobile SSE stream, a mobile WebSocket and a web subscription for `me`; makes one
+/// change of `other`'s and one of `me`'s; asserts that each transport delivers exactly
+/// `me`'s, with a cursor of the source (`cursor_prefix`). Returns the mobile WebSocket,
+/// still open, and the SSE event.
+async fn every_transport_delivers(
+    sandbox: &Sandbox,
+    (mobile_addr, web_addr): (std::net::SocketAddr, std::net::SocketAddr),
+    (me, other): (&str, &str),
+    cursor_prefix: &str,
+) -> (WsClient, switchyard_tests::stream::SseEvent) {
+    let token = token(sandbox, me);
     let mut sse = SseClient::open(
         &mobile_addr.to_string(),
         "/v2/orders/stream",
@@ -76,17 +77,34 @@ async fn jetstream_events_reach_web_and_mobile_clients_over_every_transport() {
     let mut graphql = graphql_ws(web_addr, &token).await;
     graphql.send_json(&subscribe("s", json!({}))).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    advance(&sandbox, &other);
-    let own = advance(&sandbox, &me);
+    advance(sandbox, other);
+    let own = advance(sandbox, me);
     let event = sse.next_event(WITHIN).await.expect("an SSE event");
     assert_compact(&event.json(), &own);
     assert!(
-        event.id.as_deref().is_some_and(|id| id.starts_with("n-")),
-        "a JetStream cursor"
+        event
+            .id
+            .as_deref()
+            .is_some_and(|id| id.starts_with(cursor_prefix)),
+        "a cursor of the source: {:?}",
+        event.id
     );
     assert_compact(&socket.receive_json(WITHIN).await, &own);
     let message = next_message(&mut graphql).await;
     assert_graphql_event(&message["payload"], &own, true);
+    (socket, event)
+}
+
+#[tokio::test]
+async fn jetstream_events_reach_web_and_mobile_clients_over_every_transport() {
+    let Some(nats) = NatsServer::start("jetstream_events_reach_web_and_mobile_clients") else {
+        return;
+    };
+    let sandbox = sandbox_publishing_to(&nats).await;
+    let (me, other) = customers(&sandbox);
+    let (mobile_addr, _stop) = mobile(&sandbox, |c| from_jetstream(&mut c.events, &nats)).await;
+    let (web_addr, _stop_web) = web(&sandbox, |c| from_jetstream(&mut c.events, &nats)).await;
+    every_transport_delivers(&sandbox, (mobile_addr, web_addr), (&me, &other), "n-").await;
 }
 
 #[tokio::test]
@@ -179,37 +197,10 @@ async fn kafka_events_reach_web_and_mobile_clients_and_resume_on_another_replica
     let (me, other) = customers(&sandbox);
     let (mobile_addr, _stop) = mobile(&sandbox, |c| from_kafka(&mut c.events, &kafka)).await;
     let (web_addr, _stop_web) = web(&sandbox, |c| from_kafka(&mut c.events, &kafka)).await;
+    let (mut socket, event) =
+        every_transport_delivers(&sandbox, (mobile_addr, web_addr), (&me, &other), "k-").await;
     let token = token(&sandbox, &me);
-    // The topic exists once the publisher has connected; until then streams wait.
-    let mut sse = SseClient::open(
-        &mobile_addr.to_string(),
-        "/v2/orders/stream",
-        &bearer(&token),
-    )
-    .await;
-    assert_eq!(sse.status, 200, "{}", sse.head);
-    let mut socket = WsClient::connect(
-        &format!("ws://{mobile_addr}/v2/orders/stream"),
-        &bearer(&token),
-        None,
-    )
-    .await
-    .expect("upgrade");
-    let mut graphql = graphql_ws(web_addr, &token).await;
-    graphql.send_json(&subscribe("s", json!({}))).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    advance(&sandbox, &other);
-    let own = advance(&sandbox, &me);
-    let event = sse.next_event(WITHIN).await.expect("an SSE event");
-    assert_compact(&event.json(), &own);
-    assert!(
-        event.id.as_deref().is_some_and(|id| id.starts_with("k-")),
-        "a Kafka cursor"
-    );
-    assert_compact(&socket.receive_json(WITHIN).await, &own);
-    assert_graphql_event(&next_message(&mut graphql).await["payload"], &own, true);
     // Away for five events, back on a replica that never had a client.
-    drop(sse);
     let missed: Vec<_> = (0..5).map(|_| advance(&sandbox, &me)).collect();
     for expected in &missed {
         assert_compact(&socket.receive_json(WITHIN).await, expected);

@@ -18,14 +18,14 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::response::sse::Event;
 use http::HeaderMap;
-use http::header::{ACCEPT, UPGRADE};
+use http::header::UPGRADE;
 use serde::{Deserialize, Serialize};
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{Principal, Scope};
 use switchyard_core::domain::OrderStatus;
 use switchyard_core::metrics::OpenStream;
 use switchyard_core::problem::Problem;
-use switchyard_core::streaming::sse::{sse_response, subscription_frames};
+use switchyard_core::streaming::sse::{accepts_event_stream, sse_response, subscription_frames};
 use switchyard_core::streaming::{
     Cursor, FeedEvent, Filter, Refusal, StreamEnd, StreamItem, Subscription,
 };
@@ -128,15 +128,6 @@ pub(crate) async fn orders_stream(
             Ok(sse_response(frames, heartbeat))
         }
     }
-}
-
-fn accepts_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|media| media.split(';').next().map(str::trim) == Some("text/event-stream"))
 }
 
 /// WebSocket close codes of this stream.

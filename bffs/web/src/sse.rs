@@ -13,12 +13,12 @@ use axum::response::Response;
 use axum::response::sse::Event;
 use futures_util::StreamExt as _;
 use http::HeaderMap;
-use http::header::{ACCEPT, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use strum::VariantArray as _;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth;
 use switchyard_core::response::ErrorResponder as _;
-use switchyard_core::streaming::sse::{Aborted, sse_response};
+use switchyard_core::streaming::sse::{Aborted, accepts_event_stream, sse_response};
 
 use crate::AppState;
 use crate::errors::GraphqlErrorResponder;
@@ -34,13 +34,7 @@ pub(crate) async fn stream(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let accepts = headers
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|media| media.split(';').next().map(str::trim) == Some("text/event-stream"));
-    if !accepts {
+    if !accepts_event_stream(&headers) {
         let mut response = reject(
             ErrorCode::BadRequest,
             "POST /graphql/stream answers with Accept: text/event-stream",

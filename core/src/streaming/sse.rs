@@ -19,6 +19,16 @@ use super::subscription::{StreamEnd, StreamItem, Subscription};
 #[error("the client fell behind its event stream")]
 pub struct Aborted;
 
+/// Whether the request's `Accept` allows `text/event-stream`.
+pub fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| media.split(';').next().map(str::trim) == Some("text/event-stream"))
+}
+
 /// The `event: reset` frame: events were missed that cannot be replayed.
 pub fn reset_event() -> Event {
     Event::default()
