@@ -510,6 +510,9 @@ async fn stop_if_idle(inner: &FeedInner, linger: Duration) -> bool {
         }
         if woken.is_err() {
             state.pump_running = false;
+            // Whoever comes next waits for the reopened source to catch up: "live" must
+            // not start at the head as it was when the pump stopped.
+            state.caught_up = false;
             tracing::info!("order events: no client left; unsubscribed");
             return true;
         }
@@ -573,21 +576,35 @@ mod tests {
         Principal::new(id.to_owned(), ["data:orders:read"], Tier::Free, None)
     }
 
-    fn feed_with(
-        feeds: usize,
-        streams: StreamsConfig,
-        replay_events: usize,
-    ) -> (
+    type HandFedFeed = (
         OrderFeed,
         Vec<mpsc::UnboundedSender<SourceItem>>,
         Arc<HandFed>,
-    ) {
+    );
+
+    fn feed_with(feeds: usize, streams: StreamsConfig, replay_events: usize) -> HandFedFeed {
+        let events = EventsConfig {
+            replay_events,
+            ..EventsConfig::default()
+        };
+        feed_of(feeds, true, streams, events)
+    }
+
+    /// A feed over `feeds` hand-fed opens, each starting with `CaughtUp` if `caught_up`.
+    fn feed_of(
+        feeds: usize,
+        caught_up: bool,
+        streams: StreamsConfig,
+        events: EventsConfig,
+    ) -> HandFedFeed {
         let mut senders = Vec::new();
         let mut receivers = VecDeque::new();
         for _ in 0..feeds {
             let (sender, receiver) = mpsc::unbounded_channel();
-            // Nothing retained: live from the start.
-            sender.send(SourceItem::CaughtUp).expect("send");
+            if caught_up {
+                // Nothing retained: live from the start.
+                sender.send(SourceItem::CaughtUp).expect("send");
+            }
             senders.push(sender);
             receivers.push_back(receiver);
         }
@@ -596,10 +613,9 @@ mod tests {
             opened_after: StdMutex::new(Vec::new()),
         });
         let events = EventsConfig {
-            replay_events,
             reconnect_initial_ms: 1,
             reconnect_max_ms: 1,
-            ..EventsConfig::default()
+            ..events
         };
         let feed = OrderFeed::new(
             Arc::clone(&source) as Arc<dyn EventSource>,
@@ -821,5 +837,44 @@ mod tests {
             assert_eq!(next_position(&mut everything).await, Some(expected));
         }
         assert_eq!(next_position(&mut one_order).await, Some(3));
+    }
+
+    #[tokio::test]
+    async fn after_the_feed_paused_a_live_client_starts_at_the_new_head() {
+        let events = EventsConfig {
+            linger_secs: 0,
+            ..EventsConfig::default()
+        };
+        let (feed, senders, source) = feed_of(2, false, StreamsConfig::default(), events);
+        let alice = customer("cus_a");
+        senders[0].send(SourceItem::CaughtUp).expect("send");
+        let mut first = feed
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .await
+            .expect("open");
+        senders[0].send(event(1, "cus_a")).expect("send");
+        assert_eq!(next_position(&mut first).await, Some(1));
+        drop(first);
+        // The pump lingers for 0 s, then lets the source go.
+        while feed.inner.lock().pump_running {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Made while nobody followed: the reopened source replays it, then is caught up.
+        senders[1].send(event(2, "cus_a")).expect("send");
+        senders[1].send(SourceItem::CaughtUp).expect("send");
+        let mut second = feed
+            .subscribe(&alice, Filter::for_principal(&alice, None), None)
+            .await
+            .expect("open");
+        senders[1].send(event(3, "cus_a")).expect("send");
+        assert_eq!(
+            next_position(&mut second).await,
+            Some(3),
+            "live: not the old one"
+        );
+        assert_eq!(
+            *source.opened_after.lock().expect("lock"),
+            vec![None, Some(1)]
+        );
     }
 }
