@@ -108,6 +108,20 @@ pub(crate) fn advance(sandbox: &Sandbox, customer: &str) -> OrderEvent {
         .expect("an order of the customer that can advance")
 }
 
+/// A mobile SSE stream and a mobile WebSocket for `token`, both open.
+async fn mobile_streams(addr: &str, token: &str) -> (SseClient, WsClient) {
+    let stream = SseClient::open(addr, "/v2/orders/stream", &bearer(token)).await;
+    assert_eq!(stream.status, 200, "{}", stream.head);
+    let socket = WsClient::connect(
+        &format!("ws://{addr}/v2/orders/stream"),
+        &bearer(token),
+        None,
+    )
+    .await
+    .expect("upgrade");
+    (stream, socket)
+}
+
 pub(crate) fn assert_compact(event: &Value, expected: &OrderEvent) {
     let object = event.as_object().expect("an object");
     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
@@ -316,14 +330,7 @@ async fn a_stream_ends_when_its_token_expires() {
         ttl: 2,
         ..TokenRequest::default()
     });
-    let mut stream = SseClient::open(&addr, "/v2/orders/stream", &bearer(&short)).await;
-    let mut socket = WsClient::connect(
-        &format!("ws://{addr}/v2/orders/stream"),
-        &bearer(&short),
-        None,
-    )
-    .await
-    .expect("upgrade");
+    let (mut stream, mut socket) = mobile_streams(&addr, &short).await;
     let end = stream
         .next_event(Duration::from_secs(4))
         .await
@@ -346,14 +353,7 @@ async fn on_shutdown_streams_are_told_to_reconnect() {
     let (addr, stop) = mobile(&sandbox, |config| config.streams.reconnect_after_ms = 2500).await;
     let addr = addr.to_string();
     let token = token(&sandbox, &me);
-    let mut stream = SseClient::open(&addr, "/v2/orders/stream", &bearer(&token)).await;
-    let mut socket = WsClient::connect(
-        &format!("ws://{addr}/v2/orders/stream"),
-        &bearer(&token),
-        None,
-    )
-    .await
-    .expect("upgrade");
+    let (mut stream, mut socket) = mobile_streams(&addr, &token).await;
     stop.send(()).expect("the BFF is serving");
     let goodbye = stream
         .next_event(Duration::from_secs(2))
@@ -375,14 +375,7 @@ async fn idle_streams_get_heartbeats() {
     let (addr, _stop) = mobile(&sandbox, |config| config.streams.heartbeat_secs = 1).await;
     let addr = addr.to_string();
     let token = token(&sandbox, &me);
-    let mut stream = SseClient::open(&addr, "/v2/orders/stream", &bearer(&token)).await;
-    let mut socket = WsClient::connect(
-        &format!("ws://{addr}/v2/orders/stream"),
-        &bearer(&token),
-        None,
-    )
-    .await
-    .expect("upgrade");
+    let (mut stream, mut socket) = mobile_streams(&addr, &token).await;
     assert!(
         socket.pinged_within(Duration::from_secs(3)).await,
         "a WebSocket ping"

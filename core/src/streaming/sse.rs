@@ -50,7 +50,7 @@ where
         http::header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
     );
-    // nginx and others buffer responses unless told not to.
+    // Reverse proxies buffer responses unless told not to.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
 }
