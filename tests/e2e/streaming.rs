@@ -594,6 +594,18 @@ async fn graphql_over_sse_refuses_what_post_graphql_refuses() {
     let broken =
         SseClient::request(&addr, "POST", "/graphql/stream", &bearer(&token), Some("{")).await;
     assert_eq!(broken.status, 400);
+    // A body over the limit: 413 in the GraphQL error format, not the framework's text.
+    let huge = format!("{{\"query\": \"{}\"}}", "x".repeat(100 * 1024));
+    let oversized = SseClient::request(
+        &addr,
+        "POST",
+        "/graphql/stream",
+        &bearer(&token),
+        Some(&huge),
+    )
+    .await;
+    assert_eq!(oversized.status, 413, "{}", oversized.head);
+    assert!(oversized.body().await.contains("PAYLOAD_TOO_LARGE"));
     let deep = json!({"query": format!("subscription {{ orderUpdated {{ order {{ {}id{} }} }} }}", "customer { orders { nodes { ".repeat(8), " } } }".repeat(8))}).to_string();
     // The depth limit is checked as the operation starts: its one result says so, then the
     // stream completes.

@@ -102,26 +102,9 @@ pub(crate) async fn graphql_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::trim);
-    if content_type != Some("application/json") {
-        return reject(
-            ErrorCode::UnsupportedMediaType,
-            "POST /graphql takes Content-Type: application/json",
-        );
-    }
-    let body = match body {
+    let body = match json_body(&headers, body, "POST /graphql") {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return reject(
-                ErrorCode::PayloadTooLarge,
-                "request body is over the size limit",
-            );
-        }
-        Err(rejection) => return reject(ErrorCode::BadRequest, &rejection.body_text()),
+        Err(refused) => return refused,
     };
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
@@ -133,6 +116,35 @@ pub(crate) async fn graphql_post(
         }
     };
     execute(&state, &headers, batch, Method::Post).await
+}
+
+/// The body of a `POST` that must be JSON (`route` names it in the messages): 415 for
+/// another content type, 413 over the size limit, 400 when it could not be read, each in
+/// the GraphQL error format.
+pub(crate) fn json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    route: &str,
+) -> Result<Bytes, Response> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    if content_type != Some("application/json") {
+        return Err(reject(
+            ErrorCode::UnsupportedMediaType,
+            &format!("{route} takes Content-Type: application/json"),
+        ));
+    }
+    match body {
+        Ok(body) => Ok(body),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(reject(
+            ErrorCode::PayloadTooLarge,
+            "request body is over the size limit",
+        )),
+        Err(rejection) => Err(reject(ErrorCode::BadRequest, &rejection.body_text())),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

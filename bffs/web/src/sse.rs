@@ -9,11 +9,11 @@ use std::time::Duration;
 use async_graphql::Request;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 use axum::response::sse::Event;
 use futures_util::StreamExt as _;
 use http::HeaderMap;
-use http::header::CONTENT_TYPE;
 use strum::VariantArray as _;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth;
@@ -22,7 +22,7 @@ use switchyard_core::streaming::sse::{Aborted, accepts_event_stream, sse_respons
 
 use crate::AppState;
 use crate::errors::GraphqlErrorResponder;
-use crate::http::{classify_errors, prepare_streamed, require_some_read_scope, wire};
+use crate::http::{classify_errors, json_body, prepare_streamed, require_some_read_scope, wire};
 
 fn reject(code: ErrorCode, message: &str) -> Response {
     GraphqlErrorResponder.respond(code, message)
@@ -32,7 +32,7 @@ fn reject(code: ErrorCode, message: &str) -> Response {
 pub(crate) async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if !accepts_event_stream(&headers) {
         let mut response = reject(
@@ -42,18 +42,10 @@ pub(crate) async fn stream(
         *response.status_mut() = http::StatusCode::NOT_ACCEPTABLE;
         return response;
     }
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::trim)
-        == Some("application/json");
-    if !is_json {
-        return reject(
-            ErrorCode::UnsupportedMediaType,
-            "POST /graphql/stream takes Content-Type: application/json",
-        );
-    }
+    let body = match json_body(&headers, body, "POST /graphql/stream") {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let principal = match state.authenticator.authenticate(&headers).await {
         Ok(principal) => principal,
         Err(error) => return auth::reject(&GraphqlErrorResponder, &error),

@@ -634,6 +634,13 @@ mod tests {
         }
     }
 
+    /// A stream of everything `who` may see after `after`.
+    async fn open(feed: &OrderFeed, who: &Principal, after: Option<Cursor>) -> Subscription {
+        feed.subscribe(who, Filter::for_principal(who, None), after)
+            .await
+            .expect("open")
+    }
+
     fn cursor(position: u64) -> Option<Cursor> {
         Some(Cursor::new(SourceKind::Upstream, position))
     }
@@ -642,10 +649,7 @@ mod tests {
     async fn each_client_gets_its_own_customers_events_and_resumes_without_gap_or_repeat() {
         let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 100);
         let alice = customer("cus_a");
-        let mut live = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
-            .await
-            .expect("open");
+        let mut live = open(&feed, &alice, None).await;
         for position in 1..=6 {
             let owner = if position % 2 == 0 { "cus_b" } else { "cus_a" };
             senders[0].send(event(position, owner)).expect("send");
@@ -654,10 +658,7 @@ mod tests {
         assert_eq!(next_position(&mut live).await, Some(3));
         assert_eq!(next_position(&mut live).await, Some(5));
         // Resuming after 1: 3 and 5 from the ring, then live ones.
-        let mut resumed = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(1))
-            .await
-            .expect("open");
+        let mut resumed = open(&feed, &alice, cursor(1)).await;
         senders[0].send(event(7, "cus_a")).expect("send");
         for expected in [3, 5, 7] {
             assert_eq!(next_position(&mut resumed).await, Some(expected));
@@ -669,10 +670,7 @@ mod tests {
     async fn a_cursor_older_than_the_ring_or_from_another_source_gets_one_reset() {
         let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 3);
         let alice = customer("cus_a");
-        let _warm = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
-            .await
-            .expect("open");
+        let _warm = open(&feed, &alice, None).await;
         for position in 1..=6 {
             senders[0].send(event(position, "cus_a")).expect("send");
         }
@@ -680,10 +678,7 @@ mod tests {
         while feed.inner.lock().last_position != Some(6) {
             tokio::task::yield_now().await;
         }
-        let mut old = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(1))
-            .await
-            .expect("open");
+        let mut old = open(&feed, &alice, cursor(1)).await;
         assert_eq!(next_position(&mut old).await, None, "a reset first");
         senders[0].send(event(7, "cus_a")).expect("send");
         assert_eq!(next_position(&mut old).await, Some(7), "then live");
@@ -697,10 +692,7 @@ mod tests {
             .expect("open");
         assert_eq!(next_position(&mut foreign).await, None);
         // Within the ring (4..=7): exact.
-        let mut recent = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), cursor(4))
-            .await
-            .expect("open");
+        let mut recent = open(&feed, &alice, cursor(4)).await;
         for expected in [5, 6, 7] {
             assert_eq!(next_position(&mut recent).await, Some(expected));
         }
@@ -710,10 +702,7 @@ mod tests {
     async fn a_source_failure_reconnects_after_the_last_position_and_skips_redeliveries() {
         let (feed, senders, source) = feed_with(2, StreamsConfig::default(), 100);
         let alice = customer("cus_a");
-        let mut stream = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
-            .await
-            .expect("open");
+        let mut stream = open(&feed, &alice, None).await;
         senders[0].send(event(1, "cus_a")).expect("send");
         senders[0].send(event(2, "cus_a")).expect("send");
         assert_eq!(next_position(&mut stream).await, Some(1));
@@ -734,10 +723,7 @@ mod tests {
     async fn a_gap_in_the_source_resets_the_clients_that_had_not_seen_it() {
         let (feed, senders, _) = feed_with(1, StreamsConfig::default(), 100);
         let alice = customer("cus_a");
-        let mut stream = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
-            .await
-            .expect("open");
+        let mut stream = open(&feed, &alice, None).await;
         senders[0].send(event(1, "cus_a")).expect("send");
         senders[0].send(SourceItem::Gap).expect("send");
         senders[0].send(event(50, "cus_a")).expect("send");
@@ -754,14 +740,8 @@ mod tests {
         };
         let (feed, senders, _) = feed_with(1, streams, 100);
         let alice = customer("cus_a");
-        let mut slow = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
-            .await
-            .expect("open");
-        let mut fast = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
-            .await
-            .expect("open");
+        let mut slow = open(&feed, &alice, None).await;
+        let mut fast = open(&feed, &alice, None).await;
         senders[0].send(event(1, "cus_a")).expect("send");
         assert_eq!(next_position(&mut slow).await, Some(1));
         assert_eq!(next_position(&mut fast).await, Some(1));
@@ -817,10 +797,7 @@ mod tests {
             Tier::Free,
             None,
         );
-        let mut everything = feed
-            .subscribe(&admin, Filter::for_principal(&admin, None), None)
-            .await
-            .expect("open");
+        let mut everything = open(&feed, &admin, None).await;
         let alice = customer("cus_a");
         let mut one_order = feed
             .subscribe(
@@ -848,10 +825,7 @@ mod tests {
         let (feed, senders, source) = feed_of(2, false, StreamsConfig::default(), events);
         let alice = customer("cus_a");
         senders[0].send(SourceItem::CaughtUp).expect("send");
-        let mut first = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
-            .await
-            .expect("open");
+        let mut first = open(&feed, &alice, None).await;
         senders[0].send(event(1, "cus_a")).expect("send");
         assert_eq!(next_position(&mut first).await, Some(1));
         drop(first);
@@ -862,10 +836,7 @@ mod tests {
         // Made while nobody followed: the reopened source replays it, then is caught up.
         senders[1].send(event(2, "cus_a")).expect("send");
         senders[1].send(SourceItem::CaughtUp).expect("send");
-        let mut second = feed
-            .subscribe(&alice, Filter::for_principal(&alice, None), None)
-            .await
-            .expect("open");
+        let mut second = open(&feed, &alice, None).await;
         senders[1].send(event(3, "cus_a")).expect("send");
         assert_eq!(
             next_position(&mut second).await,
