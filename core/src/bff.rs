@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::{Limiter, RateLimitConfig};
 use crate::response::ErrorResponder;
 use crate::server::{self, ConnectionLimits, Readiness};
-use crate::shared_state::RedisConfig;
+use crate::shared_state::{RedisClient, RedisConfig};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::telemetry;
 use crate::trace_export::SpanSink;
@@ -216,6 +216,8 @@ pub struct Core {
     pub limiter: Option<Limiter>,
     /// This BFF's Prometheus metrics, exported at `/metrics`.
     pub metrics: Metrics,
+    /// The fleet's Redis (`None` when `redis.url` is unset: state stays in the process).
+    pub redis: Option<RedisClient>,
     /// The process's shutdown, for long-lived work (streams) to watch.
     pub shutdown: Shutdown,
 }
@@ -259,10 +261,12 @@ impl<B: Bff> App<B> {
     /// Wires HTTP upstream clients, the authenticator and the BFF's state for `config`.
     pub fn new(config: &B::Config) -> Result<Self, ConfigError> {
         let (shutdown, shutdown_handle) = crate::shutdown::channel();
+        let redis = RedisClient::new(config.redis())?;
         let core = Core {
             upstreams: Upstreams::from_config(config.upstreams())?,
             authenticator: Authenticator::for_profile(config.auth(), config.profile())?,
-            limiter: Limiter::new(config.ratelimit(), config.redis())?,
+            limiter: Limiter::new(config.ratelimit(), redis.as_ref())?,
+            redis,
             metrics: Metrics::new(B::NAME, config.metrics().max_consumers),
             shutdown: shutdown_handle,
         };

@@ -5,6 +5,7 @@ mod auth;
 mod config;
 mod decoding;
 mod readings;
+mod shared_acks;
 
 use std::ops::Deref;
 

@@ -7,6 +7,7 @@
 //! client, deadlines, breakers and retries come from `switchyard-core`; [`IotBff`] is what
 //! its BFF skeleton runs.
 
+mod acks;
 pub mod config;
 pub mod errors;
 pub mod message;

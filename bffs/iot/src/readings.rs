@@ -6,12 +6,7 @@
 //! answered with the same bytes without an upstream call. A message that fails upstream is
 //! not remembered: the device is told to retry (503 + `Retry-After`) and loses nothing.
 
-use std::collections::VecDeque;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -26,80 +21,9 @@ use switchyard_core::upstream::{Deadline, UpstreamError, with_deadline};
 use time::OffsetDateTime;
 
 use crate::AppState;
+use crate::acks::{ContentDigest, Recall, SeqReused};
 use crate::errors::{CBOR, DeviceError};
 use crate::message::{self, Ack, ReadingMessage, Rejection};
-
-/// Acks already given, by `(device, seq)`, with a hash of the message they answered.
-///
-/// Kept per device, the most recent `per_device` of each: a device resends a message
-/// whose ack it lost within seconds, so its recent acks are what matter, and no device
-/// can push other devices' acks out by numbering messages without end. Devices are
-/// evicted least recently used first (moka's default admission policy would refuse new
-/// devices once the book is full) and forgotten after `retention` without a message.
-pub struct AckBook {
-    devices: moka::sync::Cache<String, Arc<Mutex<VecDeque<RememberedAck>>>>,
-    per_device: usize,
-    retention: Duration,
-}
-
-/// One ack: the message's `seq` and content hash, the ack's bytes, and when it was given.
-struct RememberedAck {
-    seq: u64,
-    hash: u64,
-    ack: Bytes,
-    at: Instant,
-}
-
-impl AckBook {
-    /// A book keeping up to `entries` acks in all, `per_device` per device, each for
-    /// `retention`.
-    pub fn new(entries: u64, per_device: u32, retention: Duration) -> Self {
-        let per_device = per_device.max(1);
-        Self {
-            devices: moka::sync::Cache::builder()
-                .max_capacity((entries / u64::from(per_device)).max(1))
-                .eviction_policy(moka::policy::EvictionPolicy::lru())
-                .time_to_idle(retention)
-                .build(),
-            per_device: per_device as usize,
-            retention,
-        }
-    }
-
-    /// The ack given to `device`'s message `seq`, with that message's hash.
-    pub fn get(&self, device: &str, seq: u64) -> Option<(u64, Bytes)> {
-        let acks = self.devices.get(device)?;
-        let acks = acks.lock().unwrap_or_else(PoisonError::into_inner);
-        acks.iter()
-            .rev()
-            .find(|remembered| remembered.seq == seq && remembered.at.elapsed() < self.retention)
-            .map(|remembered| (remembered.hash, remembered.ack.clone()))
-    }
-
-    /// Remembers the ack given to `device`'s message `seq` of content `hash`.
-    pub fn remember(&self, device: &str, seq: u64, hash: u64, ack: Bytes) {
-        let acks = self
-            .devices
-            .get_with_by_ref(device, || Arc::new(Mutex::new(VecDeque::new())));
-        let mut acks = acks.lock().unwrap_or_else(PoisonError::into_inner);
-        acks.retain(|remembered| remembered.seq != seq);
-        acks.push_back(RememberedAck {
-            seq,
-            hash,
-            ack,
-            at: Instant::now(),
-        });
-        while acks.len() > self.per_device {
-            acks.pop_front();
-        }
-    }
-}
-
-fn content_hash(message: &ReadingMessage) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    message.hash(&mut hasher);
-    hasher.finish()
-}
 
 /// The `Idempotency-Key` of a message: stable for `(device, seq)`, nothing else.
 pub fn idempotency_key(device_id: &str, seq: u64) -> String {
@@ -166,27 +90,36 @@ pub(crate) async fn post_readings(
         ));
     }
 
-    let hash = content_hash(&message);
-    if let Some((seen_hash, ack)) = state.acks.get(&message.device_id, message.seq) {
-        return if seen_hash == hash {
-            Ok(cbor(ack))
-        } else {
-            Err(DeviceError::new(
-                ErrorCode::BadRequest,
-                format!(
-                    "seq {} was already used for a different message",
-                    message.seq
-                ),
-            ))
-        };
+    let digest = ContentDigest::of(&message);
+    let reused = || {
+        DeviceError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "seq {} was already used for a different message",
+                message.seq
+            ),
+        )
+    };
+    match state
+        .acks
+        .recall(&message.device_id, message.seq, &digest)
+        .await
+    {
+        Recall::Given(ack) => return Ok(cbor(ack)),
+        Recall::OtherMessage => return Err(reused()),
+        Recall::Unknown => {}
     }
 
     let ack = apply(&state, &message).await?;
     let bytes = Bytes::from(ack.to_cbor());
+    // Another replica may have answered the same message meanwhile (both applied it under
+    // one idempotency key, so upstream once): every copy gets the first ack written.
     state
         .acks
-        .remember(&message.device_id, message.seq, hash, bytes.clone());
-    Ok(cbor(bytes))
+        .remember(&message.device_id, message.seq, &digest, bytes)
+        .await
+        .map(cbor)
+        .map_err(|SeqReused| reused())
 }
 
 /// Rejects what the BFF can judge alone, forwards the rest, and merges the answers.
@@ -319,6 +252,3 @@ pub(crate) async fn get_config(
     principal.require(Scope::InventoryWrite)?;
     Ok(cbor(Bytes::from(state.settings.to_cbor())))
 }
-
-/// Shared handle to the ack book.
-pub(crate) type Acks = Arc<AckBook>;

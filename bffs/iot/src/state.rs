@@ -9,9 +9,9 @@ use switchyard_core::config::ConfigError;
 use switchyard_core::ratelimit::Limiter;
 use switchyard_core::upstream::Upstreams;
 
+use crate::acks::AckLedger;
 use crate::config::{DevicesConfig, IotConfig};
 use crate::message::{Limits, Settings};
-use crate::readings::{AckBook, Acks};
 
 /// Everything a request handler needs, built once per process. Handlers and middleware
 /// take it by value (axum clones the state for every request), so it is one shared
@@ -26,7 +26,7 @@ pub struct AppStateInner {
     pub(crate) devices: DevicesConfig,
     pub(crate) limits: Limits,
     pub(crate) settings: Settings,
-    pub(crate) acks: Acks,
+    pub(crate) acks: AckLedger,
 }
 
 /// Wires the device API for `config` over core's clients and authenticator.
@@ -46,11 +46,12 @@ pub(crate) fn build(config: &IotConfig, core: &Core) -> Result<AppState, ConfigE
             max_readings: devices.max_readings,
             max_body_bytes: devices.max_body_bytes,
         },
-        acks: Arc::new(AckBook::new(
+        acks: AckLedger::new(
             devices.ack_cache_entries,
             devices.acks_per_device,
             Duration::from_secs(devices.ack_retention_secs),
-        )),
+            core.redis.as_ref(),
+        ),
         devices: devices.clone(),
     }))
 }

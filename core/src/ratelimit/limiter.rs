@@ -3,21 +3,19 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
 use super::config::{ConsumerKey, OnStoreError, RateLimitConfig, TierPlan};
 use super::local::LocalStore;
 use super::policy::{Decision, Plan};
-use super::redis::{RedisStore, StoreError};
+use super::redis::RedisStore;
 use crate::auth::Principal;
 use crate::config::ConfigError;
 use crate::domain::Tier;
 use crate::metrics::RequestRecord;
-use crate::shared_state::RedisConfig;
+use crate::shared_state::{RedisClient, StoreBreaker};
 
 /// Wall-clock milliseconds that advance with tokio's clock: anchored to the system clock
 /// once, so calendar windows are real, and paused with tokio's clock in tests.
@@ -40,50 +38,6 @@ impl Clock {
 
     fn now_ms(&self) -> i64 {
         self.anchor_unix_ms + self.anchor.elapsed().as_millis() as i64
-    }
-}
-
-/// Stops asking a failing store for a growing pause, and logs each change of state once.
-#[derive(Debug)]
-struct StoreBreaker {
-    failing: AtomicBool,
-    state: Mutex<(Option<Instant>, Duration)>,
-}
-
-const FIRST_PAUSE: Duration = Duration::from_millis(250);
-const LONGEST_PAUSE: Duration = Duration::from_secs(30);
-
-impl StoreBreaker {
-    fn new() -> Self {
-        Self {
-            failing: AtomicBool::new(false),
-            state: Mutex::new((None, FIRST_PAUSE)),
-        }
-    }
-
-    /// Whether the store may be asked now.
-    fn permits(&self) -> bool {
-        if !self.failing.load(Ordering::Relaxed) {
-            return true;
-        }
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.0.is_none_or(|until| Instant::now() >= until)
-    }
-
-    fn succeeded(&self) {
-        if self.failing.swap(false, Ordering::Relaxed) {
-            *self.state.lock().unwrap_or_else(PoisonError::into_inner) = (None, FIRST_PAUSE);
-            tracing::warn!("rate-limit store answers again; shared limits resume");
-        }
-    }
-
-    fn failed(&self, error: &StoreError, fallback: OnStoreError) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let pause = state.1;
-        *state = (Some(Instant::now() + pause), (pause * 2).min(LONGEST_PAUSE));
-        if !self.failing.swap(true, Ordering::Relaxed) {
-            tracing::warn!(%error, on_store_error = ?fallback, "rate-limit store failed; deciding per on_store_error until it answers");
-        }
     }
 }
 
@@ -118,7 +72,10 @@ pub struct Limiter(Arc<LimiterInner>);
 impl Limiter {
     /// The limiter `config` describes, over Redis when `redis` names one; `None` when
     /// `ratelimit.enabled` is false.
-    pub fn new(config: &RateLimitConfig, redis: &RedisConfig) -> Result<Option<Self>, ConfigError> {
+    pub fn new(
+        config: &RateLimitConfig,
+        redis: Option<&RedisClient>,
+    ) -> Result<Option<Self>, ConfigError> {
         if !config.enabled {
             return Ok(None);
         }
@@ -131,10 +88,7 @@ impl Limiter {
             .keys()
             .next()
             .ok_or_else(|| ConfigError::invalid("ratelimit.tiers", "expected at least one tier"))?;
-        let shared = match redis.target() {
-            Some(target) => Some(RedisStore::new(redis, target?)?),
-            None => None,
-        };
+        let shared = redis.map(|client| RedisStore::new(client.clone()));
         let anonymous = Plan::new(
             Tier::Free,
             &TierPlan {
@@ -155,7 +109,14 @@ impl Limiter {
                 .collect(),
             local: LocalStore::default(),
             shared,
-            breaker: StoreBreaker::new(),
+            breaker: StoreBreaker::new(
+                "rate-limit store",
+                match config.on_store_error {
+                    OnStoreError::Local => "deciding with this replica's own counters",
+                    OnStoreError::Allow => "admitting every request",
+                    OnStoreError::Deny => "refusing every request with 429",
+                },
+            ),
             clock: Clock::new(),
             anonymous,
             anonymous_counters: LocalStore::default(),
@@ -225,7 +186,7 @@ impl Limiter {
                     inner.breaker.succeeded();
                     return (decision, false);
                 }
-                Err(error) => inner.breaker.failed(&error, inner.on_store_error),
+                Err(error) => inner.breaker.failed(&error),
             }
         }
         let decision = match inner.on_store_error {
@@ -283,6 +244,7 @@ impl Decision {
 mod tests {
     use super::*;
     use crate::ratelimit::config::{ConsumerOverride, Period, Quota};
+    use std::time::Duration;
 
     fn principal(sub: &str, tier: Tier) -> Principal {
         Principal::new(
@@ -294,7 +256,7 @@ mod tests {
     }
 
     fn limiter(config: RateLimitConfig) -> Limiter {
-        Limiter::new(&config, &RedisConfig::default())
+        Limiter::new(&config, None)
             .expect("valid")
             .expect("enabled")
     }
@@ -389,10 +351,6 @@ mod tests {
             enabled: false,
             ..RateLimitConfig::default()
         };
-        assert!(
-            Limiter::new(&config, &RedisConfig::default())
-                .expect("valid")
-                .is_none()
-        );
+        assert!(Limiter::new(&config, None).expect("valid").is_none());
     }
 }

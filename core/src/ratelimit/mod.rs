@@ -32,4 +32,4 @@ pub use self::config::{
 pub use self::layer::{AddressLimit, UsagePlanLayer, client_address, limit_by_address};
 pub use self::limiter::{Consumer, Limiter};
 pub use self::policy::{Decision, Plan, PolicyState, RATELIMIT, RATELIMIT_POLICY};
-pub use self::redis::StoreError;
+pub use crate::shared_state::StoreError;

@@ -8,19 +8,14 @@
 //! `{sy:rl:<consumer>}`, so they sit in one slot and the script runs on Redis Cluster.
 //! Quota windows are named by the BFF's clock (their start in Unix seconds).
 //!
-//! Connections are opened lazily, so a BFF starts while Redis is down; each call has the
-//! `redis.timeout_ms` budget; failures are returned to the limiter, which decides per
-//! `on_store_error` and stops asking Redis for a while (see `super::StoreBreaker`).
+//! The process's [`RedisClient`] carries it (lazily connected, `redis.timeout_ms` per
+//! call); failures are returned to the limiter, which decides per `on_store_error` and
+//! stops asking Redis for a while (`shared_state::StoreBreaker`).
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
 use redis::{Script, Value};
-use tokio::sync::OnceCell;
 
 use super::policy::{Counters, Decision, Plan, evaluate, window};
-use crate::config::ConfigError;
-use crate::shared_state::{RedisConfig, RedisTarget};
+use crate::shared_state::{RedisClient, StoreError};
 
 /// The decision script. KEYS[1] is the consumer's TAT, KEYS[2..] its quota counters;
 /// ARGV is interval (ms), capacity (ms), cost, then each quota's limit, then each window's
@@ -55,77 +50,19 @@ for i = 1, quotas do reply[#reply + 1] = used[i] end
 return reply
 ";
 
-enum Connection {
-    Single(ConnectionManager),
-    Cluster(Box<LazyCluster>),
-}
-
-/// A cluster client and its connection, opened on first use (and again after a failure
-/// to open it).
-struct LazyCluster {
-    client: ClusterClient,
-    connection: OnceCell<ClusterConnection>,
-}
-
-/// Why the store could not decide.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Redis answered with an error, or the connection failed.
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    /// No answer within `redis.timeout_ms`.
-    #[error("redis did not answer within the timeout")]
-    Timeout,
-    /// The script answered something else than its reply.
-    #[error("redis: unexpected reply from the decision script")]
-    Reply,
-}
-
 /// Usage-plan counters in Redis.
 pub(super) struct RedisStore {
-    connection: Connection,
+    client: RedisClient,
     script: Script,
-    timeout: std::time::Duration,
 }
 
 impl RedisStore {
-    /// A store for `config` (which must name a target); nothing is connected yet.
-    pub(super) fn new(config: &RedisConfig, target: RedisTarget) -> Result<Self, ConfigError> {
-        let invalid = |e: redis::RedisError| {
-            ConfigError::invalid("redis.url", format!("cannot use this Redis: {e}"))
-        };
-        let timeout = config.timeout();
-        let connection = match target {
-            RedisTarget::Single(url) => {
-                let client = redis::Client::open(url.as_str()).map_err(invalid)?;
-                let settings = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(
-                        timeout.max(std::time::Duration::from_millis(200)),
-                    ))
-                    .set_response_timeout(Some(timeout))
-                    .set_number_of_retries(1);
-                Connection::Single(
-                    ConnectionManager::new_lazy_with_config(client, settings).map_err(invalid)?,
-                )
-            }
-            RedisTarget::Cluster(nodes) => {
-                let client = ClusterClient::builder(nodes)
-                    .connection_timeout(timeout.max(std::time::Duration::from_millis(200)))
-                    .response_timeout(timeout)
-                    .retries(1)
-                    .build()
-                    .map_err(invalid)?;
-                Connection::Cluster(Box::new(LazyCluster {
-                    client,
-                    connection: OnceCell::new(),
-                }))
-            }
-        };
-        Ok(Self {
-            connection,
+    /// A store over `client`.
+    pub(super) fn new(client: RedisClient) -> Self {
+        Self {
+            client,
             script: Script::new(DECIDE),
-            timeout,
-        })
+        }
     }
 
     /// Decides `cost` units of `plan` for `consumer`, atomically in Redis.
@@ -160,25 +97,7 @@ impl RedisStore {
         for w in &windows {
             invocation.arg(w.end_ms);
         }
-        let call = async {
-            match &self.connection {
-                Connection::Single(manager) => {
-                    let mut manager = manager.clone();
-                    invocation.invoke_async::<Value>(&mut manager).await
-                }
-                Connection::Cluster(cluster) => {
-                    let connection = cluster
-                        .connection
-                        .get_or_try_init(|| cluster.client.get_async_connection())
-                        .await?;
-                    let mut connection = connection.clone();
-                    invocation.invoke_async::<Value>(&mut connection).await
-                }
-            }
-        };
-        let reply = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| StoreError::Timeout)??;
+        let reply = self.client.invoke(&invocation).await?;
         let (allowed, now_ms, counters) = parse_reply(&reply, plan.quotas.len())?;
         let (mut decision, _) = evaluate(plan, now_ms, &counters, cost);
         // Redis decided atomically; the local arithmetic only describes the decision.

@@ -32,7 +32,8 @@ fn limiter(redis: &RedisConfig) -> anyhow::Result<Limiter> {
         tiers: [(Tier::Pro, plan)].into(),
         ..RateLimitConfig::default()
     };
-    Limiter::new(&config, redis)?.ok_or_else(|| anyhow::anyhow!("usage plans are off"))
+    let client = switchyard_core::shared_state::RedisClient::new(redis)?;
+    Limiter::new(&config, client.as_ref())?.ok_or_else(|| anyhow::anyhow!("usage plans are off"))
 }
 
 async fn measure(store: &'static str, limiter: Limiter, decisions: u64) -> LimiterFigures {

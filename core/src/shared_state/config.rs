@@ -1,8 +1,5 @@
-//! The connection to the shared state of a fleet: the `redis` section, which every feature
-//! that must agree across replicas uses (usage plans today).
+//! The `redis` section: where the fleet's shared state is.
 //!
-//! Unset (the default), every such feature keeps its state in the process: right for one
-//! replica, and it needs nothing installed. With `redis.url` set, replicas share it.
 //! `redis://host:port` is one server (or a Valkey); `redis+cluster://h1:p1,h2:p2` is a
 //! Redis Cluster, whose nodes are given as a comma-separated list.
 
@@ -53,7 +50,7 @@ pub enum RedisTarget {
 }
 
 impl RedisTarget {
-    fn parse(url: &str) -> Result<Self, ConfigError> {
+    pub(super) fn parse(url: &str) -> Result<Self, ConfigError> {
         let invalid = |message: &str| ConfigError::invalid("redis.url", message.to_owned());
         if let Some(nodes) = url.strip_prefix("redis+cluster://") {
             let nodes: Vec<String> = nodes

@@ -1,0 +1,229 @@
+//! The acks already given, by `(device, seq)`, so a repeated message gets the same bytes
+//! without a second upstream apply.
+//!
+//! Two levels: this process's [`AckBook`], always, and with `redis.url` set the fleet's
+//! table of acks (`sy:acks:<device>:<seq>` → content digest + ack bytes, kept
+//! `devices.ack_retention_secs`, written set-if-absent), so a retry that lands on another
+//! replica is answered like one that comes back here. If Redis fails the message is
+//! treated as new: it goes upstream under its `Idempotency-Key`, which the inventory
+//! service applies once, so a reading is never lost nor counted twice; only the
+//! "no second upstream call" saving is given up until Redis answers again.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use axum::body::Bytes;
+use switchyard_core::shared_state::{RedisClient, RedisTable, SharedTable};
+use tokio::time::Instant;
+
+use crate::message::ReadingMessage;
+
+/// SHA-256 of a decoded message, so two encodings of one message are the same message and
+/// every replica (every build) computes the same digest.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct ContentDigest([u8; 32]);
+
+impl ContentDigest {
+    pub(crate) fn of(message: &ReadingMessage) -> Self {
+        let mut hasher = DigestHasher(digest::Context::new(&digest::SHA256));
+        message.hash(&mut hasher);
+        let mut bytes = [0; 32];
+        bytes.copy_from_slice(hasher.0.finish().as_ref());
+        Self(bytes)
+    }
+}
+
+/// Feeds `Hash` into SHA-256. `Hash` writes integers in native byte order and lengths as
+/// `usize`; every replica of a fleet runs on the same architecture, so they agree.
+struct DigestHasher(digest::Context);
+
+impl Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        unreachable!("only the SHA-256 of the stream is used")
+    }
+}
+
+/// What is known of a message.
+pub(crate) enum Recall {
+    /// It was answered with this ack.
+    Given(Bytes),
+    /// Its `(device, seq)` was used for a message with other content.
+    OtherMessage,
+    /// Not seen (or the shared table could not be asked).
+    Unknown,
+}
+
+/// The `(device, seq)` was answered for another message first.
+pub(crate) struct SeqReused;
+
+/// The acks, in this process and (when configured) across the fleet.
+pub(crate) struct AckLedger {
+    local: AckBook,
+    shared: Option<RedisTable>,
+}
+
+impl AckLedger {
+    /// A ledger keeping `entries` acks in process (`per_device` per device), and sharing
+    /// them through `redis` when given, each for `retention`.
+    pub(crate) fn new(
+        entries: u64,
+        per_device: u32,
+        retention: Duration,
+        redis: Option<&RedisClient>,
+    ) -> Self {
+        Self {
+            local: AckBook::new(entries, per_device, retention),
+            shared: redis.map(|client| {
+                RedisTable::new(
+                    client.clone(),
+                    "acks",
+                    retention,
+                    "treating repeats as new messages; the inventory service's idempotency key still applies each once",
+                )
+            }),
+        }
+    }
+
+    /// What is known of `device`'s message `seq` with content `digest`.
+    pub(crate) async fn recall(&self, device: &str, seq: u64, digest: &ContentDigest) -> Recall {
+        if let Some((seen, ack)) = self.local.get(device, seq) {
+            return judge(&seen, digest, ack);
+        }
+        let Some(shared) = &self.shared else {
+            return Recall::Unknown;
+        };
+        match shared.get(&key(device, seq)).await {
+            Ok(Some(record)) => match split(record) {
+                Some((seen, ack)) => {
+                    self.local.remember(device, seq, seen, ack.clone());
+                    judge(&seen, digest, ack)
+                }
+                None => Recall::Unknown,
+            },
+            Ok(None) | Err(_) => Recall::Unknown,
+        }
+    }
+
+    /// Remembers `ack` as the answer to `device`'s message `seq` with content `digest`,
+    /// and returns the ack to send: `ack`, or the one another replica wrote first.
+    pub(crate) async fn remember(
+        &self,
+        device: &str,
+        seq: u64,
+        digest: &ContentDigest,
+        ack: Bytes,
+    ) -> Result<Bytes, SeqReused> {
+        let mut kept = (*digest, ack.clone());
+        if let Some(shared) = &self.shared {
+            let mut record = Vec::with_capacity(32 + ack.len());
+            record.extend_from_slice(&digest.0);
+            record.extend_from_slice(&ack);
+            if let Ok(first) = shared
+                .insert_if_absent(&key(device, seq), Bytes::from(record))
+                .await
+                && let Some(first) = split(first)
+            {
+                kept = first;
+            }
+        }
+        self.local.remember(device, seq, kept.0, kept.1.clone());
+        if kept.0 == *digest {
+            Ok(kept.1)
+        } else {
+            Err(SeqReused)
+        }
+    }
+}
+
+fn judge(seen: &ContentDigest, digest: &ContentDigest, ack: Bytes) -> Recall {
+    if seen == digest {
+        Recall::Given(ack)
+    } else {
+        Recall::OtherMessage
+    }
+}
+
+fn key(device: &str, seq: u64) -> String {
+    format!("{device}:{seq}")
+}
+
+/// A shared record: 32 bytes of digest, then the ack.
+fn split(record: Bytes) -> Option<(ContentDigest, Bytes)> {
+    let digest: [u8; 32] = record.get(..32)?.try_into().ok()?;
+    Some((ContentDigest(digest), record.slice(32..)))
+}
+
+/// Acks already given in this process, by `(device, seq)`, with the digest of the message
+/// they answered.
+///
+/// Kept per device, the most recent `per_device` of each: a device resends a message
+/// whose ack it lost within seconds, so its recent acks are what matter, and no device
+/// can push other devices' acks out by numbering messages without end. Devices are
+/// evicted least recently used first (moka's default admission policy would refuse new
+/// devices once the book is full) and forgotten after `retention` without a message.
+pub(crate) struct AckBook {
+    devices: moka::sync::Cache<String, Arc<Mutex<VecDeque<RememberedAck>>>>,
+    per_device: usize,
+    retention: Duration,
+}
+
+/// One ack: the message's `seq` and content digest, the ack's bytes, and when it was
+/// given.
+struct RememberedAck {
+    seq: u64,
+    digest: ContentDigest,
+    ack: Bytes,
+    at: Instant,
+}
+
+impl AckBook {
+    /// A book keeping up to `entries` acks in all, `per_device` per device, each for
+    /// `retention`.
+    pub(crate) fn new(entries: u64, per_device: u32, retention: Duration) -> Self {
+        let per_device = per_device.max(1);
+        Self {
+            devices: moka::sync::Cache::builder()
+                .max_capacity((entries / u64::from(per_device)).max(1))
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .time_to_idle(retention)
+                .build(),
+            per_device: per_device as usize,
+            retention,
+        }
+    }
+
+    /// The ack given to `device`'s message `seq`, with that message's digest.
+    fn get(&self, device: &str, seq: u64) -> Option<(ContentDigest, Bytes)> {
+        let acks = self.devices.get(device)?;
+        let acks = acks.lock().unwrap_or_else(PoisonError::into_inner);
+        acks.iter()
+            .rev()
+            .find(|remembered| remembered.seq == seq && remembered.at.elapsed() < self.retention)
+            .map(|remembered| (remembered.digest, remembered.ack.clone()))
+    }
+
+    /// Remembers the ack given to `device`'s message `seq` of content `digest`.
+    fn remember(&self, device: &str, seq: u64, digest: ContentDigest, ack: Bytes) {
+        let acks = self
+            .devices
+            .get_with_by_ref(device, || Arc::new(Mutex::new(VecDeque::new())));
+        let mut acks = acks.lock().unwrap_or_else(PoisonError::into_inner);
+        acks.retain(|remembered| remembered.seq != seq);
+        acks.push_back(RememberedAck {
+            seq,
+            digest,
+            ack,
+            at: Instant::now(),
+        });
+        while acks.len() > self.per_device {
+            acks.pop_front();
+        }
+    }
+}
