@@ -20,6 +20,9 @@ pub enum ErrorCode {
     BadUserInput,
     /// Depth, complexity, alias or batch limit exceeded.
     QueryTooComplex,
+    /// A GraphQL request named a persisted query by hash that this BFF does not know
+    /// (Apollo's APQ: the client resends it with its text).
+    PersistedQueryNotFound,
     /// Missing or invalid token.
     Unauthenticated,
     /// Valid token, not allowed.
@@ -95,9 +98,10 @@ impl ErrorCode {
 impl From<ErrorCode> for StatusCode {
     fn from(code: ErrorCode) -> Self {
         match code {
-            ErrorCode::BadRequest | ErrorCode::BadUserInput | ErrorCode::QueryTooComplex => {
-                StatusCode::BAD_REQUEST
-            }
+            ErrorCode::BadRequest
+            | ErrorCode::BadUserInput
+            | ErrorCode::QueryTooComplex
+            | ErrorCode::PersistedQueryNotFound => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
@@ -135,6 +139,11 @@ mod tests {
         (ErrorCode::BadRequest, "BAD_REQUEST", 400),
         (ErrorCode::BadUserInput, "BAD_USER_INPUT", 400),
         (ErrorCode::QueryTooComplex, "QUERY_TOO_COMPLEX", 400),
+        (
+            ErrorCode::PersistedQueryNotFound,
+            "PERSISTED_QUERY_NOT_FOUND",
+            400,
+        ),
         (ErrorCode::Unauthenticated, "UNAUTHENTICATED", 401),
         (ErrorCode::Forbidden, "FORBIDDEN", 403),
         (ErrorCode::NotFound, "NOT_FOUND", 404),

@@ -7,6 +7,7 @@ mod config;
 mod graphql_http;
 mod limits;
 mod observability;
+mod persisted;
 mod profile;
 mod resilience;
 mod schema_contract;

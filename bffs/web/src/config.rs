@@ -62,6 +62,30 @@ pub struct GraphqlConfig {
     /// Complexity per usage-plan unit: an operation costs
     /// `max(1, ceil(complexity / cost_per_unit))` units.
     pub cost_per_unit: usize,
+    /// Persisted queries: `off`, `apq` (Apollo's automatic persisted queries, shared
+    /// through Redis when `redis.url` is set) or `trusted` (only the operations of
+    /// `trusted_manifest`).
+    pub persisted_queries: PersistedQueryMode,
+    /// The manifest `trusted` mode accepts (Apollo's persisted-query manifest format;
+    /// `web-bff --print-manifest <dir>` writes it from a folder of `.graphql` files).
+    pub trusted_manifest: Option<std::path::PathBuf>,
+    /// APQ queries this replica keeps in memory (all of them without Redis; the ones it
+    /// served recently with it), each for 24 h.
+    pub persisted_query_entries: u64,
+}
+
+/// `graphql.persisted_queries`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistedQueryMode {
+    /// `extensions.persistedQuery` is refused (`PERSISTED_QUERY_NOT_SUPPORTED` message).
+    Off,
+    /// A client may send a query's SHA-256 instead of its text once it has been sent
+    /// with it.
+    #[default]
+    Apq,
+    /// Only operations of the manifest run, by hash or by their exact text.
+    Trusted,
 }
 
 impl Default for GraphqlConfig {
@@ -83,6 +107,9 @@ impl Default for GraphqlConfig {
             document_cache_bytes: 8 * 1024 * 1024,
             deadline_ms: 800,
             cost_per_unit: 100,
+            persisted_queries: PersistedQueryMode::default(),
+            trusted_manifest: None,
+            persisted_query_entries: 10_000,
         }
     }
 }
@@ -126,6 +153,13 @@ impl Validate for GraphqlConfig {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "expected a value greater than 0"));
             }
+        }
+        if self.persisted_queries == PersistedQueryMode::Trusted && self.trusted_manifest.is_none()
+        {
+            return Err(ConfigError::invalid(
+                "graphql.trusted_manifest",
+                "trusted persisted queries need the manifest's path",
+            ));
         }
         if self.max_page_size > 100 {
             return Err(ConfigError::invalid(

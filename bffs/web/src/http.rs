@@ -30,6 +30,7 @@ use crate::cost::{self, TooCostly};
 use crate::document::Miss;
 use crate::errors::{GRAPHQL_RESPONSE_JSON, GraphqlErrorResponder};
 use crate::fetchers::Loaders;
+use crate::persisted::Refusal;
 use crate::schema::RequestData;
 use crate::usage::{Charge, Decisions};
 
@@ -89,7 +90,8 @@ pub(crate) async fn graphql_get(
         return crate::graphiql::page();
     }
     let request = match parse_query_string(raw_query.as_deref().unwrap_or("")) {
-        Ok(request) if !request.query.is_empty() => request,
+        // A persisted query may come by hash alone (so its URL is short and cacheable).
+        Ok(request) if !request.query.is_empty() || is_persisted(&request) => request,
         Ok(_) => return reject(ErrorCode::BadRequest, "missing `query` parameter"),
         Err(e) => return reject(ErrorCode::BadRequest, &format!("invalid query string: {e}")),
     };
@@ -145,6 +147,10 @@ pub(crate) fn json_body(
         )),
         Err(rejection) => Err(reject(ErrorCode::BadRequest, &rejection.body_text())),
     }
+}
+
+fn is_persisted(request: &Request) -> bool {
+    request.extensions.contains_key("persistedQuery")
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -214,12 +220,19 @@ async fn execute(
     }
     let decisions = Decisions::default();
     let mut prepared = Vec::with_capacity(requests.len());
-    for request in requests {
+    for mut request in requests {
         if let Some(name) = &request.operation_name {
             RequestRecord::note_operation(name);
         }
+        let registration = match state.persisted.resolve(&mut request).await {
+            Ok(registration) => registration,
+            Err(refusal) => {
+                prepared.push(Err(persisted_refusal(&refusal)));
+                continue;
+            }
+        };
         match prepare(state, request, method, &principal, &decisions) {
-            Ok(ready) => prepared.push(Ok(ready)),
+            Ok((request, miss)) => prepared.push(Ok((request, miss, registration))),
             Err(Rejection::MutationOverGet) => {
                 let mut response = reject(
                     ErrorCode::BadRequest,
@@ -239,13 +252,16 @@ async fn execute(
     let budget = Duration::from_millis(state.limits.deadline_ms);
     let executions = futures_util::future::join_all(prepared.into_iter().map(|prepared| async {
         match prepared {
-            Ok((request, miss)) => {
+            Ok((request, miss, registration)) => {
                 let response = classify_errors(state.schema.execute(request).await);
-                // Only a document that validated is worth keeping parsed.
-                if let Some(miss) = miss
-                    && !is_request_error(&response)
-                {
-                    state.documents.remember(miss);
+                // Only a document that validated is worth keeping parsed, or registering.
+                if !is_request_error(&response) {
+                    if let Some(miss) = miss {
+                        state.documents.remember(miss);
+                    }
+                    if let Some(registration) = registration {
+                        state.persisted.register(registration).await;
+                    }
                 }
                 response
             }
@@ -310,9 +326,23 @@ enum Rejection {
 }
 
 fn request_error(code: ErrorCode, message: impl Into<String>) -> Rejection {
+    Rejection::Errors(Box::new(error_response(code, message)))
+}
+
+fn error_response(code: ErrorCode, message: impl Into<String>) -> GqlResponse {
     let mut error = ServerError::new(message, None);
     set_code(&mut error, code);
-    Rejection::Errors(Box::new(GqlResponse::from_errors(vec![error])))
+    GqlResponse::from_errors(vec![error])
+}
+
+/// The response to a refused persisted query: `PERSISTED_QUERY_NOT_FOUND` for an unknown
+/// hash (the client resends the text), `BAD_REQUEST` otherwise.
+fn persisted_refusal(refusal: &Refusal) -> GqlResponse {
+    let code = match refusal {
+        Refusal::NotFound => ErrorCode::PersistedQueryNotFound,
+        _ => ErrorCode::BadRequest,
+    };
+    error_response(code, refusal.message())
 }
 
 fn set_code(error: &mut ServerError, code: ErrorCode) {
@@ -375,14 +405,21 @@ fn prepare(
 /// Prepares one operation that arrived on a stream transport (a WebSocket `subscribe`,
 /// a GraphQL-over-SSE request) with the same checks as `POST /graphql`; the usage plan
 /// is charged as for one operation. `Err` is the response to send instead.
-pub(crate) fn prepare_streamed(
+pub(crate) async fn prepare_streamed(
     state: &AppState,
-    request: Request,
+    mut request: Request,
     principal: &Principal,
 ) -> Result<Request, GqlResponse> {
     if let Some(name) = &request.operation_name {
         RequestRecord::note_operation(name);
     }
+    // Trusted mode holds on every transport. A query first sent here with its hash is
+    // not registered (Apollo's clients register over HTTP).
+    state
+        .persisted
+        .resolve(&mut request)
+        .await
+        .map_err(|refusal| persisted_refusal(&refusal))?;
     match prepare(
         state,
         request,

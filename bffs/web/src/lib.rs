@@ -3,7 +3,7 @@
 //! [`WebBff`] is what core's BFF skeleton runs: [`state`] wires the process-wide parts
 //! (schema, document cache) over core's upstream clients and authenticator, and the router
 //! serves `/graphql`. Tests, the sandbox launcher and benchmarks run it in-process through
-//! `switchyard_core::bff::App`; `main.rs` only adds `--print-schema`.
+//! `switchyard_core::bff::App`; `main.rs` only adds `--print-schema` and `--print-manifest`.
 
 pub mod config;
 mod cost;
@@ -13,6 +13,8 @@ mod fetchers;
 mod graphiql;
 mod http;
 pub mod loader;
+pub mod manifest;
+mod persisted;
 pub mod schema;
 mod sse;
 mod state;

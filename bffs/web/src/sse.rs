@@ -62,7 +62,7 @@ pub(crate) async fn stream(
             );
         }
     };
-    let request = match prepare_streamed(&state, request, &principal) {
+    let request = match prepare_streamed(&state, request, &principal).await {
         Ok(request) => request,
         Err(response) => {
             // The refusal's own code (QUERY_TOO_COMPLEX, BAD_REQUEST, …) and message.

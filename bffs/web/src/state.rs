@@ -13,6 +13,7 @@ use switchyard_core::upstream::Upstreams;
 use crate::build_schema;
 use crate::config::{GraphqlConfig, WebConfig};
 use crate::document::DocumentCache;
+use crate::persisted::PersistedQueries;
 use crate::schema::WebSchema;
 
 /// Everything a request handler needs, built once per process. Handlers and middleware
@@ -33,6 +34,8 @@ pub struct AppStateInner {
     /// Order events for subscriptions.
     pub(crate) feed: OrderFeed,
     pub(crate) metrics: Metrics,
+    /// Persisted queries (APQ or the trusted manifest).
+    pub(crate) persisted: PersistedQueries,
 }
 
 /// Wires the schema and the document cache for `config` over core's clients.
@@ -59,6 +62,7 @@ pub(crate) fn build(config: &WebConfig, core: &Core) -> Result<AppState, ConfigE
             config.graphql.document_cache_entries,
             config.graphql.document_cache_bytes,
         ),
+        persisted: PersistedQueries::from_config(&config.graphql, core.redis.as_ref())?,
         limits: config.graphql.clone(),
         graphiql: config.graphql.graphiql_on(config.profile),
     }))

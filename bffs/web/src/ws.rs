@@ -338,7 +338,7 @@ async fn run_subscription(
     outgoing: mpsc::Sender<Outgoing>,
 ) {
     let open = state.metrics.stream_opened("websocket");
-    let request = match prepare_streamed(&state, request, &principal) {
+    let request = match prepare_streamed(&state, request, &principal).await {
         Ok(request) => request,
         Err(response) => {
             let response = classify_errors(response);

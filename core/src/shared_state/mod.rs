@@ -23,4 +23,4 @@ mod table;
 pub use self::breaker::StoreBreaker;
 pub use self::config::{RedisConfig, RedisTarget};
 pub use self::redis::{RedisClient, StoreError};
-pub use self::table::{LocalTable, RedisTable, SharedTable, shared_table};
+pub use self::table::{LocalTable, RedisTable, SharedTable};

@@ -34,7 +34,7 @@ pub enum StoreError {
 
 enum Connection {
     Single(ConnectionManager),
-    Cluster(LazyCluster),
+    Cluster(Box<LazyCluster>),
 }
 
 /// A cluster client and its connection, opened on first use (and again after a failure
@@ -98,10 +98,10 @@ impl RedisClient {
                     .retries(1)
                     .build()
                     .map_err(invalid)?;
-                Connection::Cluster(LazyCluster {
+                Connection::Cluster(Box::new(LazyCluster {
                     client,
                     connection: OnceCell::new(),
-                })
+                }))
             }
         };
         Ok(Some(Self(Arc::new(Inner {

@@ -7,7 +7,6 @@
 //! replica sees them, using `SET … NX GET PX` (Redis 7 or Valkey), one command on one key,
 //! so it also runs on Redis Cluster.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -28,22 +27,6 @@ pub trait SharedTable: Send + Sync + 'static {
 
     /// Whether other replicas see the same table.
     fn is_shared(&self) -> bool;
-}
-
-/// The table `name` with `retention`: in Redis when `redis` is given, else in the process
-/// (at most `local_entries` values, least recently used evicted first). `meanwhile` says,
-/// for the log, what the feature does while Redis fails.
-pub fn shared_table(
-    redis: Option<&RedisClient>,
-    name: &'static str,
-    retention: Duration,
-    local_entries: u64,
-    meanwhile: &'static str,
-) -> Arc<dyn SharedTable> {
-    match redis {
-        Some(client) => Arc::new(RedisTable::new(client.clone(), name, retention, meanwhile)),
-        None => Arc::new(LocalTable::new(retention, local_entries)),
-    }
 }
 
 /// A [`SharedTable`] in this process.
@@ -160,20 +143,23 @@ mod tests {
     #[tokio::test]
     async fn the_first_value_written_under_a_key_wins() {
         let table = LocalTable::new(Duration::from_secs(60), 10);
-        assert_eq!(table.get("k").await.unwrap(), None);
+        assert_eq!(table.get("k").await.expect("in process"), None);
         let first = table
             .insert_if_absent("k", Bytes::from_static(b"one"))
             .await
-            .unwrap();
+            .expect("in process");
         let second = table
             .insert_if_absent("k", Bytes::from_static(b"two"))
             .await
-            .unwrap();
+            .expect("in process");
         assert_eq!(
             (first.as_ref(), second.as_ref()),
             (&b"one"[..], &b"one"[..])
         );
-        assert_eq!(table.get("k").await.unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(
+            table.get("k").await.expect("in process").as_deref(),
+            Some(&b"one"[..])
+        );
         assert!(!table.is_shared());
     }
 }
