@@ -1,13 +1,66 @@
-# Builds every Switchyard binary once; docker-compose.yml runs them as separate services.
-FROM rust:1.95-bookworm AS build
+# syntax=docker/dockerfile:1
+# One image target per BFF, each built and shipped alone:
+#   docker build --target web-bff -t switchyard/web-bff .
+# (likewise mobile-bff, iot-bff, partner-bff, and sandbox for the development upstreams).
+# The images' entrypoint is the binary, so a deployment passes only its arguments
+# (`--config …`), as deploy/kubernetes/ does.
+FROM rust:1.95-bookworm AS source
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p switchyard-sandbox -p web-bff -p mobile-bff -p iot-bff -p partner-bff
 
-FROM debian:bookworm-slim
+FROM source AS build-web-bff
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target,id=switchyard-target \
+    cargo build --release --locked -p web-bff && cp target/release/web-bff /usr/local/bin/
+
+FROM source AS build-mobile-bff
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target,id=switchyard-target \
+    cargo build --release --locked -p mobile-bff && cp target/release/mobile-bff /usr/local/bin/
+
+FROM source AS build-iot-bff
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target,id=switchyard-target \
+    cargo build --release --locked -p iot-bff && cp target/release/iot-bff /usr/local/bin/
+
+FROM source AS build-partner-bff
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target,id=switchyard-target \
+    cargo build --release --locked -p partner-bff && cp target/release/partner-bff /usr/local/bin/
+
+FROM source AS build-sandbox
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target,id=switchyard-target \
+    cargo build --release --locked -p switchyard-sandbox \
+    && cp target/release/switchyard-sandbox /usr/local/bin/
+
+FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/target/release/switchyard-sandbox /src/target/release/web-bff \
-    /src/target/release/mobile-bff /src/target/release/iot-bff \
-    /src/target/release/partner-bff /usr/local/bin/
-USER nobody
+USER 65534:65534
+
+FROM runtime AS web-bff
+COPY --from=build-web-bff /usr/local/bin/web-bff /usr/local/bin/
+# The operations `graphql.persisted_queries = "trusted"` accepts ship with the binary.
+COPY --from=source /src/schema/web.operations.json /etc/switchyard/web.operations.json
+EXPOSE 8081
+ENTRYPOINT ["web-bff"]
+
+FROM runtime AS mobile-bff
+COPY --from=build-mobile-bff /usr/local/bin/mobile-bff /usr/local/bin/
+EXPOSE 8082
+ENTRYPOINT ["mobile-bff"]
+
+FROM runtime AS iot-bff
+COPY --from=build-iot-bff /usr/local/bin/iot-bff /usr/local/bin/
+EXPOSE 8083
+ENTRYPOINT ["iot-bff"]
+
+FROM runtime AS partner-bff
+COPY --from=build-partner-bff /usr/local/bin/partner-bff /usr/local/bin/
+EXPOSE 8084
+ENTRYPOINT ["partner-bff"]
+
+FROM runtime AS sandbox
+COPY --from=build-sandbox /usr/local/bin/switchyard-sandbox /usr/local/bin/
+ENTRYPOINT ["switchyard-sandbox"]

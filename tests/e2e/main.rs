@@ -2,6 +2,7 @@
 
 mod brokers;
 mod dashboard;
+mod deployment;
 mod iot;
 mod mobile;
 mod partner;

@@ -1,0 +1,199 @@
+//! `deploy/kubernetes/` and `docker-compose.yml` say what each BFF runs with: every
+//! ConfigMap's `config.toml`, with the variables its Deployment sets, must load as that
+//! BFF's config (so a renamed or mistyped key fails here, not in a rollout), and the
+//! Deployments keep what DESIGN.md asks of them. Kubernetes' own schemas are checked by
+//! `.ci/run` (`kubernetes-validate --strict`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+use switchyard_core::config::{ConfigError, Profile};
+use switchyard_tests::load_config;
+
+fn repo(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}
+
+/// The documents of a multi-document YAML file.
+fn documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).expect("readable manifest");
+    serde_norway::Deserializer::from_str(&text)
+        .map(|document| Value::deserialize(document).expect("valid YAML"))
+        .collect()
+}
+
+fn of_kind<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
+    documents
+        .iter()
+        .find(|document| document["kind"] == kind)
+        .unwrap_or_else(|| panic!("a {kind}"))
+}
+
+/// `(config.toml written to a temp file, the SWITCHYARD_ variables with placeholder values
+/// for those from the secret)`.
+fn config_of(bff: &str) -> (PathBuf, Vec<(String, String)>, Vec<Value>) {
+    let documents = documents(&repo(&format!("deploy/kubernetes/{bff}.yaml")));
+    let toml = of_kind(&documents, "ConfigMap")["data"]["config.toml"]
+        .as_str()
+        .expect("config.toml in the ConfigMap")
+        .to_owned();
+    let path = std::env::temp_dir().join(format!("sy-k8s-{bff}-{}.toml", std::process::id()));
+    std::fs::write(&path, toml).expect("temp file");
+    let secret = documents_of_secret();
+    let container = &of_kind(&documents, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    let env = container["env"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|variable| {
+            let name = variable["name"].as_str().expect("name").to_owned();
+            let value = match variable["value"].as_str() {
+                Some(value) => value.to_owned(),
+                None => {
+                    let key = variable["valueFrom"]["secretKeyRef"]["key"]
+                        .as_str()
+                        .expect("a value or a secret key");
+                    secret[key]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("secret.yaml has no {key}"))
+                        .to_owned()
+                }
+            };
+            (name, value)
+        })
+        .collect();
+    (path, env, documents)
+}
+
+fn documents_of_secret() -> Value {
+    let documents = documents(&repo("deploy/kubernetes/secret.yaml"));
+    of_kind(&documents, "Secret")["stringData"].clone()
+}
+
+fn load<T>(bff: &str) -> Result<(T, Vec<Value>), ConfigError>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + Default + switchyard_core::config::Validate,
+{
+    let (path, env, documents) = config_of(bff);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let config = load_config::<T>(Some(&path), &env);
+    let _ = std::fs::remove_file(&path);
+    config.map(|config| (config, documents))
+}
+
+/// What every Deployment must keep.
+fn check_deployment(bff: &str, documents: &[Value], admin_port: u16) {
+    let pod = &of_kind(documents, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["enableServiceLinks"], false,
+        "{bff}: service links inject SWITCHYARD_…_PORT"
+    );
+    let container = &pod["containers"][0];
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            container[probe]["httpGet"]["port"], "admin",
+            "{bff} {probe}"
+        );
+    }
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    let admin = container["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|port| port["name"] == "admin")
+        .expect("an admin port");
+    assert_eq!(
+        admin["containerPort"], admin_port,
+        "{bff}: admin_listen's port"
+    );
+    assert!(
+        container["resources"]["requests"]["cpu"].is_string(),
+        "{bff}: a CPU request"
+    );
+    assert!(
+        container["resources"]["limits"]["memory"].is_string(),
+        "{bff}: a memory limit"
+    );
+    for kind in ["Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"] {
+        assert_eq!(
+            of_kind(documents, kind)["metadata"]["name"],
+            bff,
+            "{bff}: its {kind}"
+        );
+    }
+    let grace = pod["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("a grace period");
+    assert!(
+        grace > 15,
+        "{bff}: preStop 5 s + shutdown grace 10 s must fit in {grace} s"
+    );
+}
+
+#[test]
+fn the_web_bff_manifest_loads_as_its_config() {
+    let (config, documents) = load::<web_bff::WebConfig>("web-bff").expect("web-bff config");
+    assert_eq!(config.profile, Profile::Production);
+    assert!(config.redis.url.is_some(), "shared state from the secret");
+    assert_eq!(
+        config.graphql.persisted_queries,
+        web_bff::config::PersistedQueryMode::Trusted
+    );
+    let admin = config
+        .server
+        .admin_listen
+        .expect("admin_listen in production");
+    check_deployment("web-bff", &documents, admin.port());
+}
+
+#[test]
+fn the_mobile_bff_manifest_loads_as_its_config() {
+    let (config, documents) =
+        load::<mobile_bff::MobileConfig>("mobile-bff").expect("mobile-bff config");
+    assert_eq!(config.profile, Profile::Production);
+    assert!(config.redis.url.is_some());
+    let admin = config
+        .server
+        .admin_listen
+        .expect("admin_listen in production");
+    check_deployment("mobile-bff", &documents, admin.port());
+}
+
+#[test]
+fn the_iot_bff_manifest_loads_as_its_config() {
+    let (config, documents) = load::<iot_bff::IotConfig>("iot-bff").expect("iot-bff config");
+    assert_eq!(config.profile, Profile::Production);
+    assert!(config.redis.url.is_some(), "acks shared across replicas");
+    let admin = config
+        .server
+        .admin_listen
+        .expect("admin_listen in production");
+    check_deployment("iot-bff", &documents, admin.port());
+}
+
+#[test]
+fn the_partner_bff_manifest_loads_as_its_config() {
+    let (config, documents) =
+        load::<partner_bff::PartnerConfig>("partner-bff").expect("partner-bff config");
+    assert_eq!(config.profile, Profile::Production);
+    assert!(config.redis.url.is_some());
+    let admin = config
+        .server
+        .admin_listen
+        .expect("admin_listen in production");
+    check_deployment("partner-bff", &documents, admin.port());
+}
+
+#[test]
+fn a_mistyped_key_in_a_manifest_would_fail_here() {
+    let path = std::env::temp_dir().join(format!("sy-k8s-typo-{}.toml", std::process::id()));
+    std::fs::write(&path, "[server]\nadmin_listne = \"0.0.0.0:9090\"\n").expect("temp file");
+    let error = load_config::<web_bff::WebConfig>(Some(&path), &[]).expect_err("unknown key");
+    let _ = std::fs::remove_file(&path);
+    assert!(error.to_string().contains("admin_listne"), "{error}");
+}
