@@ -292,6 +292,18 @@ impl<B: Bff> App<B> {
     /// retried later (readiness reports them).
     pub async fn prime(&self) {
         self.core.authenticator.prime_or_warn().await;
+        self.connect_redis().await;
+    }
+
+    /// Opens the connection to Redis now, so the first requests do not spend their
+    /// `redis.timeout_ms` on connecting (and fall back to local state); a Redis that is
+    /// down is only logged: features fall back per their fail mode until it answers.
+    async fn connect_redis(&self) {
+        if let Some(redis) = &self.core.redis
+            && let Err(error) = redis.connect().await
+        {
+            tracing::warn!(%error, "redis does not answer yet; shared state falls back until it does");
+        }
     }
 
     /// The whole router: the BFF's routes, the health routes, and the common layers.
@@ -389,6 +401,7 @@ impl<B: Bff> App<B> {
             );
         }
         let shutdown = stopped();
+        self.connect_redis().await;
         if let Err(error) = self.core.authenticator.prime().await {
             if error.is_fatal() {
                 return Err(std::io::Error::other(format!("refusing to start: {error}")));

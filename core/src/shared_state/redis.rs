@@ -15,6 +15,9 @@ use tokio::sync::OnceCell;
 use super::config::{RedisConfig, RedisTarget};
 use crate::config::ConfigError;
 
+/// Time the first connection may take at start.
+const CONNECT_BUDGET: Duration = Duration::from_secs(2);
+
 /// Why a shared store did not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -79,7 +82,7 @@ impl RedisClient {
             ConfigError::invalid("redis.url", format!("cannot use this Redis: {e}"))
         };
         let timeout = config.timeout();
-        let connect_timeout = timeout.max(Duration::from_millis(200));
+        let connect_timeout = timeout.max(Duration::from_millis(200)).min(CONNECT_BUDGET);
         let connection = match target? {
             RedisTarget::Single(url) => {
                 let client = redis::Client::open(url.as_str()).map_err(invalid)?;
@@ -110,6 +113,15 @@ impl RedisClient {
         }))))
     }
 
+    /// Connects now (one `PING`, with up to 2 s to connect), so requests do not spend
+    /// their budget on it; a BFF calls it at start.
+    pub async fn connect(&self) -> Result<(), StoreError> {
+        let ping = redis::cmd("PING");
+        self.send_within(Command::Plain(&ping), CONNECT_BUDGET)
+            .await
+            .map(drop)
+    }
+
     /// Runs a Lua script (its keys must share one hash slot on a cluster).
     pub async fn invoke(&self, invocation: &ScriptInvocation<'_>) -> Result<Value, StoreError> {
         self.send(Command::Script(invocation)).await
@@ -121,6 +133,14 @@ impl RedisClient {
     }
 
     async fn send(&self, command: Command<'_>) -> Result<Value, StoreError> {
+        self.send_within(command, self.0.timeout).await
+    }
+
+    async fn send_within(
+        &self,
+        command: Command<'_>,
+        budget: Duration,
+    ) -> Result<Value, StoreError> {
         let call = async {
             match &self.0.connection {
                 Connection::Single(manager) => command.run(&mut manager.clone()).await,
@@ -133,7 +153,7 @@ impl RedisClient {
                 }
             }
         };
-        let reply = tokio::time::timeout(self.0.timeout, call)
+        let reply = tokio::time::timeout(budget, call)
             .await
             .map_err(|_| StoreError::Timeout)??;
         Ok(reply)

@@ -12,7 +12,7 @@ pub mod issuer;
 pub mod kafka;
 pub mod nats;
 pub mod redis;
-mod servers;
+pub mod servers;
 pub mod services;
 pub mod stock;
 

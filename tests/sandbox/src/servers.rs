@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 /// Whether `binary` runs here (`binary probe` succeeds). When it does not, `test` is
 /// told it is skipped, except under `CI=true`, where that is a failure naming `install`.
-pub(crate) fn installed(binary: &str, probe: &str, test: &str, install: &str) -> bool {
+pub fn installed(binary: &str, probe: &str, test: &str, install: &str) -> bool {
     let found = Command::new(binary)
         .arg(probe)
         .stdout(Stdio::null())
@@ -24,7 +24,7 @@ pub(crate) fn installed(binary: &str, probe: &str, test: &str, install: &str) ->
 }
 
 /// A loopback port free now.
-pub(crate) fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
@@ -32,7 +32,7 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// Waits (at most `seconds`) until something accepts connections on `port`.
-pub(crate) fn wait_for_port(port: u16, seconds: u64) -> bool {
+pub fn wait_for_port(port: u16, seconds: u64) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
     while std::time::Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
