@@ -197,3 +197,73 @@ fn a_mistyped_key_in_a_manifest_would_fail_here() {
     let _ = std::fs::remove_file(&path);
     assert!(error.to_string().contains("admin_listne"), "{error}");
 }
+
+/// The `SWITCHYARD_…` variables of a compose service, anchors and merge keys resolved.
+fn compose_env(services: &serde_norway::Value, service: &str) -> Vec<(String, String)> {
+    let environment = services[service]["environment"]
+        .as_mapping()
+        .unwrap_or_else(|| panic!("{service} has an environment"));
+    environment
+        .iter()
+        .map(|(key, value)| {
+            let key = key.as_str().expect("a variable name").to_owned();
+            let value = value
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} is a string"))
+                .to_owned();
+            (key, value)
+        })
+        .collect()
+}
+
+fn loads_from_env<T>(env: &[(String, String)]) -> Result<T, ConfigError>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + Default + switchyard_core::config::Validate,
+{
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    load_config::<T>(None, &env)
+}
+
+#[test]
+fn docker_compose_runs_two_replicas_of_every_bff_behind_the_balancer_on_their_own_image_targets() {
+    let text = std::fs::read_to_string(repo("docker-compose.yml")).expect("docker-compose.yml");
+    let mut compose: serde_norway::Value = serde_norway::from_str(&text).expect("YAML");
+    compose.apply_merge().expect("merge keys");
+    let services = &compose["services"];
+    let dockerfile = std::fs::read_to_string(repo("Dockerfile")).expect("Dockerfile");
+    let stages: Vec<&str> = dockerfile
+        .lines()
+        .filter(|line| line.starts_with("FROM "))
+        .filter_map(|line| line.split(" AS ").nth(1))
+        .collect();
+    let balancer =
+        std::fs::read_to_string(repo("deploy/haproxy/haproxy.cfg")).expect("haproxy.cfg");
+    for bff in ["web-bff", "mobile-bff", "iot-bff", "partner-bff"] {
+        for n in 1..=2 {
+            let service = format!("{bff}-{n}");
+            assert_eq!(
+                services[service.as_str()]["build"]["target"].as_str(),
+                Some(bff),
+                "{service} builds its own image"
+            );
+            assert!(stages.contains(&bff), "the Dockerfile has a {bff} stage");
+            let env = compose_env(services, &service);
+            assert!(
+                env.iter()
+                    .any(|(k, v)| k == "SWITCHYARD_REDIS__URL" && v.starts_with("redis://")),
+                "{service} shares state through Redis"
+            );
+            let loaded = match bff {
+                "web-bff" => loads_from_env::<web_bff::WebConfig>(&env).map(drop),
+                "mobile-bff" => loads_from_env::<mobile_bff::MobileConfig>(&env).map(drop),
+                "iot-bff" => loads_from_env::<iot_bff::IotConfig>(&env).map(drop),
+                _ => loads_from_env::<partner_bff::PartnerConfig>(&env).map(drop),
+            };
+            loaded.unwrap_or_else(|error| panic!("{service}: {error}"));
+            assert!(
+                balancer.contains(&format!(" {service}:")),
+                "haproxy routes to {service}"
+            );
+        }
+    }
+}
