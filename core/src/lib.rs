@@ -10,7 +10,7 @@
 //! | 5 | [`server`]: health and readiness, the common layers (admission control among them), serving with graceful shutdown |
 //! | 4 | [`ratelimit`]: usage plans (GCRA and quotas, in-process or in Redis) and the pre-auth limit per address; [`streaming`]: live order updates (event sources, the fan-out feed, resumable subscriptions) |
 //! | 3 | [`auth`]: JWTs, API keys, principals; [`versioning`]: retiring old API versions |
-//! | 2 | [`upstream`]: the upstream call path; [`response`]: the `ErrorResponder` seam; [`shared_state`]: the `redis` section; [`openapi`]; [`telemetry`]; [`access_log`]: one JSON line per request; [`trace_export`]: spans over OTLP |
+//! | 2 | [`upstream`]: the upstream call path; [`response`]: the `ErrorResponder` seam; [`shared_state`]: the fleet's Redis client, its breaker and `SharedTable`; [`openapi`]; [`telemetry`]; [`access_log`]: one JSON line per request; [`trace_export`]: spans over OTLP |
 //! | 1 | [`shutdown`]: the process's shutdown as long-lived work watches it; [`error`]: `ErrorCode`; [`domain`]: entities from upstream JSON; [`config`]: loader, errors, validation, `server`/`log` sections; [`conditional`]: ETags; [`cursor`]; [`metrics`]: the Prometheus registry and the record of the request being served; [`trace_context`]: W3C Trace Context |
 //!
 //! Core knows HTTP, tower and serde, but no client protocol: no GraphQL, no CBOR. BFFs

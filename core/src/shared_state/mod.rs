@@ -12,8 +12,8 @@
 //! so a dead Redis costs one timeout now and then, not one per request, and each feature
 //! decides what a failure means for it.
 //!
-//! Files, bottom up: `config.rs` (the section), `breaker.rs`, `redis.rs` (the client and
-//! its errors), `table.rs`.
+//! Files, bottom up: `config.rs` (the section), `redis.rs` (the client and its errors),
+//! `breaker.rs`, `table.rs`.
 
 mod breaker;
 mod config;

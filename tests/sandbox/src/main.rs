@@ -49,8 +49,8 @@ struct Args {
     /// Listen address of the partner BFF.
     #[arg(long, default_value = "127.0.0.1:8084")]
     partner_listen: SocketAddr,
-    /// Share usage-plan state through this Redis (`redis.url` of every BFF started), e.g.
-    /// `redis://127.0.0.1:6379`; unset, each BFF counts on its own.
+    /// Share usage plans, persisted queries and IoT acks through this Redis (`redis.url` of
+    /// every BFF started), e.g. `redis://127.0.0.1:6379`; unset, each BFF keeps its own.
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
     /// Also publish every order event to this NATS server's JetStream (stream `ORDERS`),
