@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
+use switchyard_core::bff::BffConfig;
 use switchyard_core::config::{ConfigError, Profile};
 use switchyard_tests::load_config;
 
@@ -135,58 +136,34 @@ fn check_deployment(bff: &str, documents: &[Value], admin_port: u16) {
     );
 }
 
-#[test]
-fn the_web_bff_manifest_loads_as_its_config() {
-    let (config, documents) = load::<web_bff::WebConfig>("web-bff").expect("web-bff config");
-    assert_eq!(config.profile, Profile::Production);
-    assert!(config.redis.url.is_some(), "shared state from the secret");
-    assert_eq!(
-        config.graphql.persisted_queries,
-        web_bff::config::PersistedQueryMode::Trusted
+/// `bff`'s manifest, loaded as its config `C` and checked for what every BFF's must have:
+/// the production profile, Redis from the secret, metrics on the admin port the probes
+/// use.
+fn production_config<C: BffConfig>(bff: &str) -> C {
+    let (config, documents) = load::<C>(bff).unwrap_or_else(|error| panic!("{bff}: {error}"));
+    assert_eq!(config.profile(), Profile::Production, "{bff}");
+    assert!(
+        config.redis().url.is_some(),
+        "{bff}: shared state from the secret"
     );
     let admin = config
-        .server
+        .server()
         .admin_listen
-        .expect("admin_listen in production");
-    check_deployment("web-bff", &documents, admin.port());
+        .unwrap_or_else(|| panic!("{bff}: admin_listen in production"));
+    check_deployment(bff, &documents, admin.port());
+    config
 }
 
 #[test]
-fn the_mobile_bff_manifest_loads_as_its_config() {
-    let (config, documents) =
-        load::<mobile_bff::MobileConfig>("mobile-bff").expect("mobile-bff config");
-    assert_eq!(config.profile, Profile::Production);
-    assert!(config.redis.url.is_some());
-    let admin = config
-        .server
-        .admin_listen
-        .expect("admin_listen in production");
-    check_deployment("mobile-bff", &documents, admin.port());
-}
-
-#[test]
-fn the_iot_bff_manifest_loads_as_its_config() {
-    let (config, documents) = load::<iot_bff::IotConfig>("iot-bff").expect("iot-bff config");
-    assert_eq!(config.profile, Profile::Production);
-    assert!(config.redis.url.is_some(), "acks shared across replicas");
-    let admin = config
-        .server
-        .admin_listen
-        .expect("admin_listen in production");
-    check_deployment("iot-bff", &documents, admin.port());
-}
-
-#[test]
-fn the_partner_bff_manifest_loads_as_its_config() {
-    let (config, documents) =
-        load::<partner_bff::PartnerConfig>("partner-bff").expect("partner-bff config");
-    assert_eq!(config.profile, Profile::Production);
-    assert!(config.redis.url.is_some());
-    let admin = config
-        .server
-        .admin_listen
-        .expect("admin_listen in production");
-    check_deployment("partner-bff", &documents, admin.port());
+fn every_bff_manifest_loads_as_its_config() {
+    let web = production_config::<web_bff::WebConfig>("web-bff");
+    assert_eq!(
+        web.graphql.persisted_queries,
+        web_bff::config::PersistedQueryMode::Trusted
+    );
+    production_config::<mobile_bff::MobileConfig>("mobile-bff");
+    production_config::<iot_bff::IotConfig>("iot-bff");
+    production_config::<partner_bff::PartnerConfig>("partner-bff");
 }
 
 #[test]

@@ -59,6 +59,16 @@ impl Fleet {
         })
     }
 
+    /// A device's token (`data:inventory:write`), on a plan no test meets.
+    fn device_token(&self, device: &str) -> String {
+        self.sandbox.issuer.mint(&TokenRequest {
+            sub: device.to_owned(),
+            scope: "data:inventory:write".to_owned(),
+            tier: "enterprise".to_owned(),
+            ..TokenRequest::default()
+        })
+    }
+
     fn note(&mut self, line: String) {
         println!("fleet: {line}");
         self.report.push(line);
@@ -279,12 +289,7 @@ async fn persisted_queries_are_shared(fleet: &mut Fleet) {
 }
 
 async fn iot_retries_are_answered_once(fleet: &mut Fleet) {
-    let token = fleet.sandbox.issuer.mint(&TokenRequest {
-        sub: "dev-0001".to_owned(),
-        scope: "data:inventory:write".to_owned(),
-        tier: "enterprise".to_owned(),
-        ..TokenRequest::default()
-    });
+    let token = fleet.device_token("dev-0001");
     let message = iot_bff::samples::valid("dev-0001", 1, 5).to_cbor();
     let mut acks = Vec::new();
     for replica in &fleet.iot {
@@ -478,12 +483,7 @@ async fn redis_stopped_and_back(fleet: &mut Fleet) {
         assert_eq!(mobile.status(), 200, "mobile answers without Redis");
         answered += 2;
     }
-    let device = fleet.sandbox.issuer.mint(&TokenRequest {
-        sub: "dev-0002".to_owned(),
-        scope: "data:inventory:write".to_owned(),
-        tier: "enterprise".to_owned(),
-        ..TokenRequest::default()
-    });
+    let device = fleet.device_token("dev-0002");
     let message = iot_bff::samples::valid("dev-0002", 1, 3).to_cbor();
     let mut acks = Vec::new();
     for _ in 0..2 {

@@ -2,33 +2,17 @@
 //! bytes and no second upstream apply; while Redis is down every message still reaches
 //! the inventory service under its idempotency key, and sharing resumes after.
 
-use iot_bff::{IotBff, IotConfig, samples};
+use iot_bff::{IotBff, samples};
 use serde_json::json;
-use switchyard_tests::{MockUpstreams, RedisServer, TestApp};
+use switchyard_tests::{RedisServer, TestApp};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::{IotApp, error_code};
 
-/// Two replicas sharing `redis_url` and one set of mocks (the first replica's).
 async fn two_replicas(redis_url: &str) -> (IotApp, IotApp) {
-    let first = IotApp(
-        TestApp::spawn_with(|config: &mut IotConfig| {
-            config.redis.url = Some(redis_url.to_owned());
-            config.redis.timeout_ms = 300;
-        })
-        .await,
-    );
-    let mut config = IotConfig {
-        upstreams: first.mocks.upstreams_config(),
-        auth: first.mocks.auth_config(),
-        ..IotConfig::default()
-    };
-    config.redis.url = Some(redis_url.to_owned());
-    config.redis.timeout_ms = 300;
-    let second =
-        IotApp(TestApp::<IotBff>::with_config(&config, MockUpstreams::start().await).await);
-    (first, second)
+    let (first, second) = TestApp::<IotBff>::two_replicas_sharing(redis_url).await;
+    (IotApp(first), IotApp(second))
 }
 
 async fn inventory_accepts(app: &IotApp, key: &str, n: u64) {

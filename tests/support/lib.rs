@@ -350,6 +350,23 @@ impl<B: Bff> TestApp<B> {
         Self::with_config(&config, mocks).await
     }
 
+    /// Two replicas of `B` sharing the Redis at `redis_url` (300 ms per command) and one
+    /// set of mocks: the first replica's (the second holds fresh, unused ones).
+    pub async fn two_replicas_sharing(redis_url: &str) -> (Self, Self) {
+        let share = |config: &mut B::Config| {
+            let redis = config.redis_mut();
+            redis.url = Some(redis_url.to_owned());
+            redis.timeout_ms = 300;
+        };
+        let first = Self::spawn_with(share).await;
+        let mut config = B::Config::default();
+        *config.upstreams_mut() = first.mocks.upstreams_config();
+        *config.auth_mut() = first.mocks.auth_config();
+        share(&mut config);
+        let second = Self::with_config(&config, MockUpstreams::start().await).await;
+        (first, second)
+    }
+
     /// `B` with exactly `config`, talking to `mocks`; the signing keys are loaded first.
     pub async fn with_config(config: &B::Config, mocks: MockUpstreams) -> Self {
         let app = App::<B>::new(config).expect("test config is valid");

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use axum::body::Body;
 use http::Request;
 use serde_json::{Value, json};
-use switchyard_tests::{MockUpstreams, RedisServer, TestApp, customer_json};
+use switchyard_tests::{RedisServer, TestApp, customer_json};
 use web_bff::config::PersistedQueryMode;
 use web_bff::manifest::Manifest;
 use web_bff::{WebBff, WebConfig};
@@ -318,23 +318,9 @@ async fn the_manifest_generator_names_the_file_of_an_operation_that_does_not_val
     );
 }
 
-/// Two replicas sharing a Redis and one set of mocks.
 async fn two_replicas(redis_url: &str) -> (WebApp, WebApp) {
-    let first = spawn_app_with(|config| {
-        config.redis.url = Some(redis_url.to_owned());
-        config.redis.timeout_ms = 300;
-    })
-    .await;
-    let mut config = WebConfig {
-        upstreams: first.mocks.upstreams_config(),
-        auth: first.mocks.auth_config(),
-        ..WebConfig::default()
-    };
-    config.redis.url = Some(redis_url.to_owned());
-    config.redis.timeout_ms = 300;
-    let second =
-        WebApp(TestApp::<WebBff>::with_config(&config, MockUpstreams::start().await).await);
-    (first, second)
+    let (first, second) = TestApp::<WebBff>::two_replicas_sharing(redis_url).await;
+    (WebApp(first), WebApp(second))
 }
 
 #[tokio::test]
