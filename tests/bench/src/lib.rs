@@ -6,6 +6,7 @@
 //! sandbox and the load generator, which run in the parent. See BENCHMARKS.md.
 
 pub mod floor;
+pub mod instructions;
 pub mod limiter;
 pub mod load;
 pub mod observe;

@@ -59,6 +59,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// Instructions per request of each BFF and its floor, counted under valgrind's
+    /// callgrind (exact and repeatable on a noisy machine).
+    Instructions {
+        /// Requests counted per server (after as many warm-up ones).
+        #[arg(long, default_value_t = 300)]
+        requests: u64,
+        /// Also write the counts as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// The cost of one usage-plan decision, in the process and in a Redis on loopback.
     Limiter {
         /// Decisions to time (the Redis store times a tenth as many).
@@ -217,6 +227,43 @@ async fn main() -> ExitCode {
             }
             Err(error) => {
                 eprintln!("switchyard-bench stream: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Command::Instructions { requests, json }) = &args.command {
+        let scenarios: Vec<Scenario> = Scenario::ALL
+            .into_iter()
+            .filter(|s| {
+                args.scenarios.is_empty() || args.scenarios.iter().any(|n| s.name().contains(n))
+            })
+            .collect();
+        return match switchyard_bench::instructions::count(&scenarios, *requests).await {
+            Ok(counts) => {
+                println!(
+                    "{:<20} {:>16} {:>16} {:>7}",
+                    "scenario", "BFF instr/req", "floor instr/req", "ratio"
+                );
+                for c in &counts {
+                    println!(
+                        "{:<20} {:>16} {:>16} {:>7.2}",
+                        c.scenario,
+                        c.bff_instructions_per_req,
+                        c.floor_instructions_per_req,
+                        c.ratio
+                    );
+                }
+                if let Some(path) = json {
+                    let text = serde_json::to_string_pretty(&counts).unwrap_or_default();
+                    if let Err(error) = std::fs::write(path, text) {
+                        eprintln!("switchyard-bench: cannot write {}: {error}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("switchyard-bench instructions: {error:#}");
                 ExitCode::FAILURE
             }
         };

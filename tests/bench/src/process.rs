@@ -28,8 +28,26 @@ pub struct Usage {
 impl Target {
     /// Starts `serve <what>` with `env` and waits until it prints its address.
     pub async fn start(what: &str, env: &[(String, String)]) -> anyhow::Result<Self> {
+        Self::start_under(&[], what, env).await
+    }
+
+    /// Like [`Target::start`], run by `wrapper` (e.g. `valgrind --tool=callgrind …`); the
+    /// child's pid is then the wrapper's, which for valgrind is the program's.
+    pub async fn start_under(
+        wrapper: &[String],
+        what: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the benchmark binary")?;
-        let mut child = Command::new(exe)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .arg("serve")
             .arg(what)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -43,9 +61,9 @@ impl Target {
             .with_context(|| format!("starting {what}"))?;
         let stdout = child.stdout.take().context("child stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
             .await
-            .with_context(|| format!("{what} did not start within 30 s"))??
+            .with_context(|| format!("{what} did not start within 120 s"))??
             .with_context(|| format!("{what} exited before listening"))?;
         let addr = line
             .strip_prefix("listening on ")
@@ -70,6 +88,11 @@ impl Target {
                 line.split_whitespace().nth(1)?.parse::<u64>().ok()
             })
             .map_or(0, |kb| kb * 1024)
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// CPU time and peak RSS so far.

@@ -98,7 +98,7 @@ impl Scenario {
     }
 
     /// The `serve` argument of the BFF and of the floor.
-    fn targets(self) -> (&'static str, String) {
+    pub(crate) fn targets(self) -> (&'static str, String) {
         match self {
             Self::Web(n) => ("web", format!("floor-web-{n}")),
             Self::Mobile => ("mobile", "floor-mobile".to_owned()),
@@ -112,7 +112,7 @@ impl Scenario {
     }
 
     /// Whether a 2xx body of the BFF (`floor == false`) or the floor is a complete answer.
-    fn check_body(self, floor: bool) -> CheckBody {
+    pub(crate) fn check_body(self, floor: bool) -> CheckBody {
         let this = self.shape();
         fn contains(body: &[u8], needle: &[u8]) -> bool {
             body.windows(needle.len()).any(|w| w == needle)
@@ -134,7 +134,7 @@ impl Scenario {
     }
 
     /// One signed-in caller per token: request `i` goes out as caller `i mod len`.
-    fn tokens(self, sandbox: &Sandbox) -> anyhow::Result<Arc<Vec<String>>> {
+    pub(crate) fn tokens(self, sandbox: &Sandbox) -> anyhow::Result<Arc<Vec<String>>> {
         let tokens: Vec<String> = match self.shape() {
             Self::Iot => vec![sandbox.issuer.mint(&TokenRequest {
                 sub: BENCH_DEVICE.into(),
@@ -164,7 +164,12 @@ impl Scenario {
     }
 
     /// Request `i` against the BFF (`floor == false`) or the floor.
-    fn make_request(self, base: &str, floor: bool, tokens: Arc<Vec<String>>) -> MakeRequest {
+    pub(crate) fn make_request(
+        self,
+        base: &str,
+        floor: bool,
+        tokens: Arc<Vec<String>>,
+    ) -> MakeRequest {
         let base = base.to_owned();
         let token = move |i: u64| tokens[(i % tokens.len() as u64) as usize].clone();
         match self.shape() {

@@ -1,0 +1,177 @@
+//! Instructions per request, counted by valgrind's callgrind: the BFF and its floor each
+//! run under `valgrind --tool=callgrind`, take a warm-up, have their counters zeroed
+//! (`callgrind_control --zero`), serve `requests` requests one after the other, and dump
+//! (`callgrind_control --dump`). The count is exact and repeats for the same binary and
+//! input whatever else the machine does, so a hot-path change can be judged on one run
+//! while CPU times wander. The sandbox upstreams and the client run in this process,
+//! outside valgrind, so only the server's own work is counted.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use switchyard_sandbox::{Sandbox, SandboxOptions};
+
+use crate::process::Target;
+use crate::scenario::Scenario;
+
+/// Instructions per request of one scenario's BFF and floor.
+#[derive(Clone, Debug, Serialize)]
+pub struct InstructionCount {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Requests counted per server.
+    pub requests: u64,
+    /// The BFF's instructions per request.
+    pub bff_instructions_per_req: u64,
+    /// The floor's instructions per request.
+    pub floor_instructions_per_req: u64,
+    /// `bff / floor`.
+    pub ratio: f64,
+}
+
+/// Counts `scenarios` with `requests` measured requests each (after as many warm-up ones).
+pub async fn count(scenarios: &[Scenario], requests: u64) -> anyhow::Result<Vec<InstructionCount>> {
+    for tool in ["valgrind", "callgrind_control"] {
+        std::process::Command::new(tool)
+            .arg("--version")
+            .output()
+            .with_context(|| format!("{tool} is needed (apt-get install valgrind)"))?;
+    }
+    let sandbox = Sandbox::start(&SandboxOptions::ephemeral()).await?;
+    let env = crate::scenario::child_env(&sandbox);
+    let dir = std::env::temp_dir().join(format!("switchyard-callgrind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut counts = Vec::new();
+    for &scenario in scenarios {
+        let (bff_target, floor_target) = scenario.targets();
+        let bff = per_request(&sandbox, scenario, bff_target, false, &env, &dir, requests).await?;
+        let floor = per_request(
+            &sandbox,
+            scenario,
+            &floor_target,
+            true,
+            &env,
+            &dir,
+            requests,
+        )
+        .await?;
+        let count = InstructionCount {
+            scenario: scenario.name(),
+            requests,
+            bff_instructions_per_req: bff,
+            floor_instructions_per_req: floor,
+            ratio: bff as f64 / floor.max(1) as f64,
+        };
+        eprintln!(
+            "{}: {} instructions per request, floor {} ({:.2}×)",
+            count.scenario, bff, floor, count.ratio
+        );
+        counts.push(count);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(counts)
+}
+
+async fn per_request(
+    sandbox: &Sandbox,
+    scenario: Scenario,
+    target: &str,
+    floor: bool,
+    env: &[(String, String)],
+    dir: &Path,
+    requests: u64,
+) -> anyhow::Result<u64> {
+    let out = dir.join(format!("{target}.callgrind"));
+    let wrapper = vec![
+        "valgrind".to_owned(),
+        "--tool=callgrind".to_owned(),
+        "--quiet".to_owned(),
+        format!("--callgrind-out-file={}", out.display()),
+    ];
+    // Deadlines and timeouts sized for a server running some fifty times slower.
+    let mut env = env.to_vec();
+    env.push(("SWITCHYARD_GRAPHQL__DEADLINE_MS".into(), "60000".into()));
+    env.push(("SWITCHYARD_API__DEADLINE_MS".into(), "60000".into()));
+    env.push(("SWITCHYARD_DEVICES__DEADLINE_MS".into(), "60000".into()));
+    let target_process = Target::start_under(&wrapper, target, &env).await?;
+    let pid = target_process.pid().context("the server's pid")?;
+    let tokens = scenario.tokens(sandbox)?;
+    let make = scenario.make_request(&target_process.base, floor, tokens);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let check = scenario.check_body(floor);
+    let mut i = 0;
+    let send = async |i: u64| -> anyhow::Result<()> {
+        let response = make(&client, i).send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        anyhow::ensure!(
+            status.is_success() && check(&body),
+            "{target}: request {i} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        Ok(())
+    };
+    for _ in 0..requests {
+        send(i).await?;
+        i += 1;
+    }
+    control(&["--zero", &pid.to_string()])?;
+    for _ in 0..requests {
+        send(i).await?;
+        i += 1;
+    }
+    control(&["--dump", &pid.to_string()])?;
+    drop(target_process);
+    let total = dumped_instructions(dir, &out)?;
+    Ok(total / requests)
+}
+
+fn control(args: &[&str]) -> anyhow::Result<()> {
+    let status = std::process::Command::new("callgrind_control")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("callgrind_control")?;
+    anyhow::ensure!(status.success(), "callgrind_control {args:?} failed");
+    Ok(())
+}
+
+/// The `totals:` (or `summary:`) line of the dump `callgrind_control --dump` wrote next to
+/// `out` (as `out.1`).
+fn dumped_instructions(dir: &Path, out: &Path) -> anyhow::Result<u64> {
+    let name = out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("dump name")?
+        .to_owned();
+    let dumps: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{name}.")))
+        })
+        .collect();
+    let dump = dumps
+        .iter()
+        .max()
+        .with_context(|| format!("no dump of {name}"))?;
+    let text = std::fs::read_to_string(dump)?;
+    for dump in &dumps {
+        let _ = std::fs::remove_file(dump);
+    }
+    let _ = std::fs::remove_file(out);
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix("totals:")
+                .or_else(|| line.strip_prefix("summary:"))
+        })
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .context("no totals in the callgrind dump")
+}
