@@ -69,6 +69,9 @@ pub struct GraphqlConfig {
     /// The manifest `trusted` mode accepts (Apollo's persisted-query manifest format;
     /// `web-bff --print-manifest <dir>` writes it from a folder of `.graphql` files).
     pub trusted_manifest: Option<std::path::PathBuf>,
+    /// Whether queries the prepared-operation executor covers run on it (planned once,
+    /// written straight to bytes) rather than on async-graphql's executor.
+    pub prepared_executor: bool,
     /// APQ queries this replica keeps in memory (all of them without Redis; the ones it
     /// served recently with it), each for 24 h.
     pub persisted_query_entries: u64,
@@ -110,6 +113,7 @@ impl Default for GraphqlConfig {
             persisted_queries: PersistedQueryMode::default(),
             trusted_manifest: None,
             persisted_query_entries: 10_000,
+            prepared_executor: true,
         }
     }
 }

@@ -24,6 +24,9 @@ pub(crate) struct ParsedDocument {
     pub(crate) aliases: usize,
     /// Fields after fragment expansion and directives per field.
     pub(crate) shape: Shape,
+    /// Its plan for the prepared-operation path, made on first use (`None`: the planner
+    /// declined it; it stays on async-graphql).
+    prepared: std::sync::OnceLock<Option<crate::prepared::Prepared>>,
 }
 
 impl ParsedDocument {
@@ -45,7 +48,20 @@ impl ParsedDocument {
             document,
             aliases,
             shape,
+            prepared: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The plan for requests naming `operation_name`, planned the first time it is asked
+    /// for; only documents that validated are asked (those the cache holds).
+    pub(crate) fn prepared(
+        &self,
+        operation_name: Option<&str>,
+    ) -> Option<&crate::prepared::Prepared> {
+        self.prepared
+            .get_or_init(|| crate::prepared::Prepared::new(&self.document, operation_name))
+            .as_ref()
+            .filter(|prepared| prepared.is_for(operation_name))
     }
 
     /// The type of the operation a request would run (`None` if it cannot be told: no such

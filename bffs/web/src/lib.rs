@@ -15,6 +15,7 @@ mod http;
 pub mod loader;
 pub mod manifest;
 mod persisted;
+mod prepared;
 pub mod schema;
 mod sse;
 mod state;
