@@ -8,6 +8,7 @@ mod graphql_http;
 mod limits;
 mod observability;
 mod persisted;
+mod prepared;
 mod profile;
 mod resilience;
 mod schema_contract;

@@ -6,6 +6,7 @@
 //! depth, complexity, alias and batch limits run before execution, so a rejected query
 //! costs the upstreams nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::http::parse_query_string;
@@ -28,9 +29,10 @@ use switchyard_core::upstream::{Freshness, within_budget};
 use crate::AppState;
 use crate::cost::{self, TooCostly};
 use crate::document::Miss;
+use crate::document::ParsedDocument;
 use crate::errors::{GRAPHQL_RESPONSE_JSON, GraphqlErrorResponder};
 use crate::fetchers::Loaders;
-use crate::persisted::Refusal;
+use crate::persisted::{Refusal, Registration};
 use crate::schema::RequestData;
 use crate::usage::{Charge, Decisions};
 
@@ -231,8 +233,8 @@ async fn execute(
                 continue;
             }
         };
-        match prepare(state, request, method, &principal, &decisions) {
-            Ok((request, miss)) => prepared.push(Ok((request, miss, registration))),
+        match prepare(state, request, method) {
+            Ok(operation) => prepared.push(Ok((operation, registration))),
             Err(Rejection::MutationOverGet) => {
                 let mut response = reject(
                     ErrorCode::BadRequest,
@@ -252,20 +254,10 @@ async fn execute(
     let budget = Duration::from_millis(state.limits.deadline_ms);
     let executions = futures_util::future::join_all(prepared.into_iter().map(|prepared| async {
         match prepared {
-            Ok((request, miss, registration)) => {
-                let response = classify_errors(state.schema.execute(request).await);
-                // Only a document that validated is worth keeping parsed, or registering.
-                if !is_request_error(&response) {
-                    if let Some(miss) = miss {
-                        state.documents.remember(miss);
-                    }
-                    if let Some(registration) = registration {
-                        state.persisted.register(registration).await;
-                    }
-                }
-                response
+            Ok((operation, registration)) => {
+                run_operation(state, operation, registration, &principal, &decisions).await
             }
-            Err(response) => response,
+            Err(response) => Answer::Graphql(response),
         }
     }));
     let (mut responses, freshness) = within_budget(budget, executions).await;
@@ -273,7 +265,7 @@ async fn execute(
         let report = freshness_extension(&freshness);
         for response in &mut responses {
             response
-                .extensions
+                .extensions_mut()
                 .insert("freshness".to_owned(), report.clone());
         }
     }
@@ -352,15 +344,8 @@ fn set_code(error: &mut ServerError, code: ErrorCode) {
         .set("code", code.as_str());
 }
 
-/// Parses (through the cache), applies the checks async-graphql lacks, and attaches the
-/// request's principal and fresh loaders.
-fn prepare(
-    state: &AppState,
-    mut request: Request,
-    method: Method,
-    principal: &Principal,
-    decisions: &Decisions,
-) -> Result<(Request, Option<Miss>), Rejection> {
+/// Parses (through the cache) and applies the checks async-graphql lacks.
+fn prepare(state: &AppState, request: Request, method: Method) -> Result<Operation, Rejection> {
     let limits = &state.limits;
     let too_costly =
         |error: TooCostly| request_error(ErrorCode::QueryTooComplex, error.to_string());
@@ -387,19 +372,173 @@ fn prepare(
     {
         return Err(Rejection::MutationOverGet);
     }
-    request.set_parsed_query(parsed.document.clone());
-    if let Some(limiter) = &state.limiter {
-        request = request.data(Charge {
-            limiter: limiter.clone(),
-            cost_per_unit: state.limits.cost_per_unit,
-            decisions: decisions.clone(),
+    Ok(Operation {
+        request,
+        parsed,
+        miss,
+    })
+}
+
+/// An operation that passed the checks before execution, to run on the prepared path or
+/// on async-graphql.
+pub(crate) struct Operation {
+    request: Request,
+    parsed: Arc<ParsedDocument>,
+    /// Set when the document was parsed for this request (not validated yet).
+    miss: Option<Miss>,
+}
+
+impl Operation {
+    /// The request for async-graphql: the parsed document (cloned: async-graphql takes it
+    /// by value), the principal, fresh loaders and the usage-plan charge.
+    fn into_graphql(
+        self,
+        state: &AppState,
+        principal: &Principal,
+        decisions: &Decisions,
+    ) -> (Request, Option<Miss>) {
+        let mut request = self.request;
+        request.set_parsed_query(self.parsed.document.clone());
+        if let Some(limiter) = &state.limiter {
+            request = request.data(Charge {
+                limiter: limiter.clone(),
+                cost_per_unit: state.limits.cost_per_unit,
+                decisions: decisions.clone(),
+            });
+        }
+        let request = request.data(RequestData {
+            principal: principal.clone(),
+            loaders: Arc::new(Loaders::new(&state.upstreams)),
         });
+        (request, self.miss)
     }
-    let request = request.data(RequestData {
-        principal: principal.clone(),
-        loaders: std::sync::Arc::new(Loaders::new(&state.upstreams)),
-    });
-    Ok((request, miss))
+}
+
+/// What one operation answered.
+pub(crate) enum Answer {
+    /// async-graphql's response.
+    Graphql(GqlResponse),
+    /// The prepared path's: `data` as JSON bytes (`None`: null).
+    Prepared {
+        data: Option<Vec<u8>>,
+        errors: Vec<ServerError>,
+        extensions: std::collections::BTreeMap<String, Value>,
+    },
+}
+
+impl Answer {
+    fn extensions_mut(&mut self) -> &mut std::collections::BTreeMap<String, Value> {
+        match self {
+            Self::Graphql(response) => &mut response.extensions,
+            Self::Prepared { extensions, .. } => extensions,
+        }
+    }
+
+    fn is_request_error(&self) -> bool {
+        match self {
+            Self::Graphql(response) => is_request_error(response),
+            Self::Prepared { .. } => false,
+        }
+    }
+
+    /// The answer as the response body's JSON.
+    fn write(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        match self {
+            Self::Graphql(response) => serde_json::to_writer(&mut *out, &wire(response)),
+            Self::Prepared {
+                data,
+                errors,
+                extensions,
+            } => {
+                out.extend_from_slice(b"{\"data\":");
+                match data {
+                    Some(data) => out.extend_from_slice(data),
+                    None => out.extend_from_slice(b"null"),
+                }
+                if !errors.is_empty() {
+                    out.extend_from_slice(b",\"errors\":");
+                    serde_json::to_writer(&mut *out, errors)?;
+                }
+                if !extensions.is_empty() {
+                    out.extend_from_slice(b",\"extensions\":");
+                    serde_json::to_writer(&mut *out, extensions)?;
+                }
+                out.push(b'}');
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Runs one operation: on the prepared path when it covers it (a cached document, planned,
+/// whose variables coerce and whose complexity is within the limit), else on async-graphql.
+async fn run_operation(
+    state: &AppState,
+    operation: Operation,
+    registration: Option<Registration>,
+    principal: &Principal,
+    decisions: &Decisions,
+) -> Answer {
+    if operation.miss.is_none() && state.limits.prepared_executor {
+        let parsed = Arc::clone(&operation.parsed);
+        let operation_name = operation.request.operation_name.as_deref();
+        if let Some(plan) = parsed.prepared(operation_name)
+            && let Some(ready) = crate::prepared::ready(
+                plan,
+                &parsed.document,
+                &operation.request.variables,
+                state.limits.max_complexity,
+            )
+        {
+            if let Some(limiter) = &state.limiter {
+                let cost = crate::usage::units(ready.complexity, state.limits.cost_per_unit);
+                let decision = limiter.charge(principal, cost).await;
+                let allowed = decision.allowed;
+                let message = decision
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "rate limit exceeded".to_owned());
+                decisions.push(decision);
+                if !allowed {
+                    let error = crate::errors::graphql_error(ErrorCode::RateLimited, message);
+                    return Answer::Graphql(GqlResponse::from_errors(vec![
+                        error.into_server_error(async_graphql::Pos::default()),
+                    ]));
+                }
+            }
+            let loaders = Loaders::new(&state.upstreams);
+            let context = crate::prepared::Context {
+                principal,
+                loaders: &loaders,
+                upstreams: &state.upstreams,
+                max_page_size: state.limits.max_page_size,
+            };
+            let (data, errors) = crate::prepared::run(&ready, &context).await;
+            state
+                .prepared_runs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(registration) = registration {
+                state.persisted.register(registration).await;
+            }
+            return Answer::Prepared {
+                data,
+                errors,
+                extensions: std::collections::BTreeMap::new(),
+            };
+        }
+    }
+    let (request, miss) = operation.into_graphql(state, principal, decisions);
+    let response = classify_errors(state.schema.execute(request).await);
+    // Only a document that validated is worth keeping parsed, or registering.
+    if !is_request_error(&response) {
+        if let Some(miss) = miss {
+            state.documents.remember(miss);
+        }
+        if let Some(registration) = registration {
+            state.persisted.register(registration).await;
+        }
+    }
+    Answer::Graphql(response)
 }
 
 /// Prepares one operation that arrived on a stream transport (a WebSocket `subscribe`,
@@ -420,14 +559,9 @@ pub(crate) async fn prepare_streamed(
         .resolve(&mut request)
         .await
         .map_err(|refusal| persisted_refusal(&refusal))?;
-    match prepare(
-        state,
-        request,
-        Method::Post,
-        principal,
-        &Decisions::default(),
-    ) {
-        Ok((request, _)) => Ok(request),
+    let decisions = Decisions::default();
+    match prepare(state, request, Method::Post) {
+        Ok(operation) => Ok(operation.into_graphql(state, principal, &decisions).0),
         Err(Rejection::Errors(response)) => Err(*response),
         // Only GET refuses mutations.
         Err(Rejection::MutationOverGet) => Err(GqlResponse::from_errors(vec![ServerError::new(
@@ -499,20 +633,31 @@ pub(crate) fn wire(response: &GqlResponse) -> WireResponse<'_> {
     }
 }
 
-fn render(media_type: MediaType, responses: &[GqlResponse], is_batch: bool) -> Response {
-    let body = if is_batch {
-        serde_json::to_vec(&responses.iter().map(wire).collect::<Vec<_>>())
+fn render(media_type: MediaType, responses: &[Answer], is_batch: bool) -> Response {
+    let mut body = Vec::with_capacity(1024);
+    let written = if is_batch {
+        body.push(b'[');
+        responses
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, answer)| {
+                if i > 0 {
+                    body.push(b',');
+                }
+                answer.write(&mut body)
+            })
+            .map(|()| body.push(b']'))
     } else {
-        serde_json::to_vec(&wire(&responses[0]))
+        responses[0].write(&mut body)
     };
-    let Ok(body) = body else {
+    if written.is_err() {
         return reject(ErrorCode::Internal, "cannot serialise the response");
-    };
+    }
     // With graphql-response+json, a request that failed before execution is a 400; with
     // legacy application/json every well-formed request is a 200.
     let status = if media_type == MediaType::GraphqlResponseJson
         && !is_batch
-        && is_request_error(&responses[0])
+        && responses[0].is_request_error()
     {
         StatusCode::BAD_REQUEST
     } else {

@@ -36,6 +36,17 @@ pub struct AppStateInner {
     pub(crate) metrics: Metrics,
     /// Persisted queries (APQ or the trusted manifest).
     pub(crate) persisted: PersistedQueries,
+    /// Operations run on the prepared path so far.
+    pub(crate) prepared_runs: std::sync::atomic::AtomicU64,
+}
+
+impl AppStateInner {
+    /// How many operations ran on the prepared-operation path (the rest ran on
+    /// async-graphql).
+    pub fn prepared_runs(&self) -> u64 {
+        self.prepared_runs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Wires the schema and the document cache for `config` over core's clients.
@@ -63,6 +74,7 @@ pub(crate) fn build(config: &WebConfig, core: &Core) -> Result<AppState, ConfigE
             config.graphql.document_cache_bytes,
         ),
         persisted: PersistedQueries::from_config(&config.graphql, core.redis.as_ref())?,
+        prepared_runs: std::sync::atomic::AtomicU64::new(0),
         limits: config.graphql.clone(),
         graphiql: config.graphql.graphiql_on(config.profile),
     }))

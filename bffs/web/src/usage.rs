@@ -23,7 +23,7 @@ use crate::schema::RequestData;
 pub(crate) struct Decisions(Arc<Mutex<Vec<Decision>>>);
 
 impl Decisions {
-    fn push(&self, decision: Decision) {
+    pub(crate) fn push(&self, decision: Decision) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -15,7 +15,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::{Name, PathSegment, Pos, ServerError};
-use futures_util::future::{join_all, try_join_all};
+use futures_util::future::join_all;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{Principal, Scope};
 use switchyard_core::domain::{self, Customer, Order, StockLevel};
@@ -92,14 +92,8 @@ pub(crate) struct Exec<'a> {
     errors: Mutex<Vec<ServerError>>,
 }
 
-/// A field that failed: its error travels up to the nearest nullable field.
-type Failed = ServerError;
-
-fn error_at(error: async_graphql::Error, pos: Pos, path: &Path<'_>) -> ServerError {
-    let mut error = error.into_server_error(pos);
-    error.path = path.segments();
-    error
-}
+/// A resolver's result: the value, or the error it failed with.
+type Outcome<T> = Result<T, async_graphql::Error>;
 
 impl<'a> Exec<'a> {
     pub(crate) fn new(
@@ -119,16 +113,14 @@ impl<'a> Exec<'a> {
         }
     }
 
-    fn add_error(&self, error: ServerError) {
+    /// Records `error` as the error of the field at `path` (written at `pos`).
+    fn fail(&self, error: &async_graphql::Error, pos: Pos, path: &Path<'_>) {
+        let mut error = error.clone().into_server_error(pos);
+        error.path = path.segments();
         self.errors
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(error);
-    }
-
-    /// The errors of nullable fields, in the order they happened.
-    pub(crate) fn take_errors(&self) -> Vec<ServerError> {
-        std::mem::take(&mut *self.errors.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn included<F>(&self, field: &Planned<F>) -> bool {
@@ -138,11 +130,15 @@ impl<'a> Exec<'a> {
         })
     }
 
-    fn collect<'s, F>(&self, selection: &'s Selection<F>) -> Vec<&'s Planned<F>> {
-        selection.iter().filter(|f| self.included(f)).collect()
+    /// The fields of `selection` this request includes.
+    fn collect<'s, F>(
+        &'s self,
+        selection: &'s Selection<F>,
+    ) -> impl Iterator<Item = &'s Planned<F>> + 's {
+        selection.iter().filter(|f| self.included(f))
     }
 
-    fn require(&self, scope: Scope) -> Result<(), async_graphql::Error> {
+    fn require(&self, scope: Scope) -> Outcome<()> {
         self.principal.require(scope).map_err(|e| auth_error(&e))
     }
 
@@ -151,43 +147,33 @@ impl<'a> Exec<'a> {
         &self,
         root: &Selection<RootField>,
     ) -> (Option<Vec<u8>>, Vec<ServerError>) {
-        let fields = self.collect(root);
-        let results = try_join_all(fields.iter().map(|field| self.root_field(field))).await;
-        let data = match results {
-            Ok(parts) => {
-                let mut out = Vec::with_capacity(256 + parts.iter().map(Vec::len).sum::<usize>());
-                out.push(b'{');
-                for (i, (field, part)) in fields.iter().zip(&parts).enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_key(&mut out, &field.key);
-                    out.extend_from_slice(part);
-                }
-                out.push(b'}');
-                Some(out)
-            }
-            Err(error) => {
-                self.add_error(error);
-                None
-            }
-        };
-        (data, self.take_errors())
+        let fields: Vec<_> = self.collect(root).collect();
+        let fetched = join_all(fields.iter().map(|field| self.fetch_root(&field.field))).await;
+        let mut out = Vec::with_capacity(1024);
+        let written = write_object(
+            &mut out,
+            fields.iter().zip(&fetched),
+            |out, (field, fetched)| {
+                write_key(out, &field.key);
+                self.write_root(out, field, fetched)
+            },
+        );
+        let errors =
+            std::mem::take(&mut *self.errors.lock().unwrap_or_else(PoisonError::into_inner));
+        (written.then_some(out), errors)
     }
 
-    /// One root field's JSON value.
-    async fn root_field(&self, field: &Planned<RootField>) -> Result<Vec<u8>, Failed> {
-        let path = Path::ROOT.key(&field.key);
-        let mut out = Vec::new();
-        match &field.field {
-            RootField::Typename => write_str(&mut out, "Query"),
+    async fn fetch_root(&self, field: &RootField) -> RootFetched {
+        match field {
+            RootField::Typename => RootFetched::Typename,
             RootField::Viewer(selection) => {
-                if let Err(error) = self.require(Scope::CustomersRead) {
-                    return Err(error_at(error, field.pos, &path));
-                }
-                let node = CustomerNode::by_id(&self.principal.subject);
-                let fetched = self.fetch_customer(&node, selection, &path).await?;
-                self.write_customer(&mut out, &fetched, selection);
+                RootFetched::Customer(match self.require(Scope::CustomersRead) {
+                    Ok(()) => {
+                        let node = CustomerNode::by_id(&self.principal.subject);
+                        Ok(self.fetch_customer(node, selection).await)
+                    }
+                    Err(error) => Err(error),
+                })
             }
             RootField::Customer(id, selection) => {
                 let id = self.variables.string(id);
@@ -202,22 +188,12 @@ impl<'a> Exec<'a> {
                         Err(e) => Err(upstream_error(&e)),
                     }
                 };
-                match loaded.await {
-                    Ok(customer) => {
-                        let node = CustomerNode::loaded(customer);
-                        self.nullable(
-                            &mut out,
-                            self.fetch_customer(&node, selection, &path).await,
-                            |out, fetched| {
-                                self.write_customer(out, fetched, selection);
-                            },
-                        );
-                    }
-                    Err(error) => {
-                        self.add_error(error_at(error, field.pos, &path));
-                        out.extend_from_slice(b"null");
-                    }
-                }
+                RootFetched::Customer(match loaded.await {
+                    Ok(customer) => Ok(self
+                        .fetch_customer(CustomerNode::loaded(customer), selection)
+                        .await),
+                    Err(error) => Err(error),
+                })
             }
             RootField::Order(id, selection) => {
                 let id = self.variables.string(id);
@@ -234,19 +210,13 @@ impl<'a> Exec<'a> {
                         Err(e) => Err(upstream_error(&e)),
                     }
                 };
-                match loaded.await {
-                    Ok(order) => {
-                        let fetched = self.fetch_order(order, selection, &path).await;
-                        self.write_order(&mut out, &fetched, selection);
-                    }
-                    Err(error) => {
-                        self.add_error(error_at(error, field.pos, &path));
-                        out.extend_from_slice(b"null");
-                    }
-                }
+                RootFetched::Order(match loaded.await {
+                    Ok(order) => Ok(self.fetch_order(order, selection).await),
+                    Err(error) => Err(error),
+                })
             }
             RootField::Orders(args, selection) => {
-                let scope = async {
+                let scope = || {
                     self.require(Scope::OrdersRead)?;
                     let customer_id = args
                         .customer_id
@@ -259,13 +229,12 @@ impl<'a> Exec<'a> {
                         None => Some(self.principal.subject.clone()),
                     })
                 };
-                let customer_id = scope.await.map_err(|e| error_at(e, field.pos, &path))?;
-                let fetched = self
-                    .fetch_connection(customer_id, args, selection, field.pos, &path)
-                    .await?;
-                self.write_connection(&mut out, &fetched, selection);
+                RootFetched::Connection(match scope() {
+                    Ok(customer_id) => self.fetch_connection(customer_id, args, selection).await,
+                    Err(error) => Err(error),
+                })
             }
-            RootField::Stock(skus, selection) => {
+            RootField::Stock(skus, _) => {
                 let skus = self.variables.string_list(skus);
                 let loaded = async {
                     self.require(Scope::InventoryRead)?;
@@ -276,118 +245,115 @@ impl<'a> Exec<'a> {
                             format!("at most {max} skus per query, got {}", skus.len()),
                         ));
                     }
-                    let loads = skus.iter().map(|sku| self.loaders.stock.load(sku));
-                    join_all(loads)
+                    join_all(skus.iter().map(|sku| self.loaders.stock.load(sku)))
                         .await
                         .into_iter()
                         .map(|result| result.map_err(|e| upstream_error(&e)))
                         .collect::<Result<Vec<_>, _>>()
                 };
-                match loaded.await {
-                    Ok(levels) => {
-                        out.push(b'[');
-                        for (i, level) in levels.iter().enumerate() {
-                            if i > 0 {
-                                out.push(b',');
-                            }
-                            match level {
-                                Some(level) => self.write_stock(&mut out, level, selection),
-                                None => out.extend_from_slice(b"null"),
-                            }
-                        }
-                        out.push(b']');
-                    }
+                RootFetched::Stock(loaded.await)
+            }
+        }
+    }
+
+    /// Writes a root field's value; `false` when the field is left out (its resolver
+    /// failed, as async-graphql leaves out a failed non-null field).
+    fn write_root(
+        &self,
+        out: &mut Vec<u8>,
+        field: &Planned<RootField>,
+        fetched: &RootFetched,
+    ) -> bool {
+        let path = Path::ROOT.key(&field.key);
+        match (&field.field, fetched) {
+            (RootField::Typename, _) => write_str(out, "Query"),
+            (RootField::Viewer(selection), RootFetched::Customer(customer)) => match customer {
+                Ok(customer) => self.write_customer(out, customer, selection, &path),
+                Err(error) => {
+                    self.fail(error, field.pos, &path);
+                    return false;
+                }
+            },
+            (RootField::Customer(_, selection), RootFetched::Customer(customer)) => {
+                match customer {
+                    Ok(customer) => self.write_customer(out, customer, selection, &path),
                     Err(error) => {
-                        self.add_error(error_at(error, field.pos, &path));
+                        self.fail(error, field.pos, &path);
                         out.extend_from_slice(b"null");
                     }
                 }
             }
-        }
-        Ok(out)
-    }
-
-    /// Writes `value` through `write`, or `null` (its error recorded) when it failed.
-    fn nullable<T>(
-        &self,
-        out: &mut Vec<u8>,
-        value: Result<T, Failed>,
-        write: impl FnOnce(&mut Vec<u8>, &T),
-    ) {
-        match value {
-            Ok(value) => write(out, &value),
-            Err(error) => {
-                self.add_error(error);
-                out.extend_from_slice(b"null");
+            (RootField::Order(_, selection), RootFetched::Order(order)) => match order {
+                Ok(order) => self.write_order(out, order, selection, &path),
+                Err(error) => {
+                    self.fail(error, field.pos, &path);
+                    out.extend_from_slice(b"null");
+                }
+            },
+            (RootField::Orders(_, selection), RootFetched::Connection(connection)) => {
+                match connection {
+                    Ok(connection) => self.write_connection(out, connection, selection, &path),
+                    Err(error) => {
+                        self.fail(error, field.pos, &path);
+                        return false;
+                    }
+                }
             }
+            (RootField::Stock(_, selection), RootFetched::Stock(levels)) => match levels {
+                Ok(levels) => {
+                    out.push(b'[');
+                    for (i, level) in levels.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        match level {
+                            Some(level) => self.write_stock(out, level, selection),
+                            None => out.extend_from_slice(b"null"),
+                        }
+                    }
+                    out.push(b']');
+                }
+                Err(error) => {
+                    self.fail(error, field.pos, &path);
+                    out.extend_from_slice(b"null");
+                }
+            },
+            _ => out.extend_from_slice(b"null"),
         }
+        true
     }
 
-    /// Everything a customer object selects that must be awaited: its record (when a
-    /// field needs it) and its connections, in field order; the first failure fails it.
+    /// Everything a customer object selects that must be awaited: its record (once, when
+    /// a field needs it) and each of its connections.
     fn fetch_customer<'s>(
         &'s self,
-        node: &'s CustomerNode,
+        node: CustomerNode,
         selection: &'s Selection<CustomerField>,
-        path: &'s Path<'s>,
-    ) -> futures_util::future::BoxFuture<'s, Result<CustomerFetched, Failed>> {
+    ) -> futures_util::future::BoxFuture<'s, CustomerFetched> {
         Box::pin(async move {
-            let fields = self.collect(selection);
-            let first_record_field = fields.iter().find(|f| f.field.needs_record());
-            enum Part {
-                Record(Arc<Customer>),
-                Connection(ConnectionFetched),
-            }
-            let mut parts = Vec::new();
-            let mut record_at = None;
-            for field in &fields {
-                match &field.field {
-                    CustomerField::Orders(args, connection) => {
-                        parts.push(futures_util::future::Either::Left(async move {
-                            let field_path = path.key(&field.key);
-                            if let Err(e) = self.require(Scope::OrdersRead) {
-                                return Err(error_at(e, field.pos, &field_path));
-                            }
-                            self.fetch_connection(
-                                Some(node.id.clone()),
-                                args,
-                                connection,
-                                field.pos,
-                                &field_path,
-                            )
-                            .await
-                            .map(Part::Connection)
-                        }));
-                    }
-                    _ if record_at.is_none()
-                        && first_record_field.is_some_and(|f| std::ptr::eq(*f, *field)) =>
-                    {
-                        record_at = Some(parts.len());
-                        parts.push(futures_util::future::Either::Right(async move {
-                            let field_path = path.key(&field.key);
-                            node.record(self.loaders)
-                                .await
-                                .map(Part::Record)
-                                .map_err(|e| error_at(e, field.pos, &field_path))
-                        }));
-                    }
-                    _ => {}
+            let fields: Vec<_> = self.collect(selection).collect();
+            let needs_record = fields.iter().any(|f| f.field.needs_record());
+            let record = async {
+                if needs_record {
+                    Some(node.record(self.loaders).await)
+                } else {
+                    None
                 }
-            }
-            let parts = try_join_all(parts).await?;
-            let mut record = node.record.clone();
-            let mut connections = Vec::new();
-            for part in parts {
-                match part {
-                    Part::Record(customer) => record = Some(customer),
-                    Part::Connection(connection) => connections.push(connection),
-                }
-            }
-            Ok(CustomerFetched {
+            };
+            let connections = join_all(fields.iter().filter_map(|field| match &field.field {
+                CustomerField::Orders(args, connection) => Some(async {
+                    self.require(Scope::OrdersRead)?;
+                    self.fetch_connection(Some(node.id.clone()), args, connection)
+                        .await
+                }),
+                _ => None,
+            }));
+            let (record, connections) = futures_util::future::join(record, connections).await;
+            CustomerFetched {
                 id: node.id.clone(),
                 record,
                 connections,
-            })
+            }
         })
     }
 
@@ -396,24 +362,32 @@ impl<'a> Exec<'a> {
         out: &mut Vec<u8>,
         fetched: &CustomerFetched,
         selection: &Selection<CustomerField>,
+        path: &Path<'_>,
     ) {
         let mut connections = fetched.connections.iter();
-        out.push(b'{');
-        for (i, field) in self.collect(selection).into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        write_object(out, self.collect(selection), |out, field| {
+            let record = match (field.field.needs_record(), &fetched.record) {
+                (true, Some(Ok(record))) => Some(record.as_ref()),
+                (true, Some(Err(error))) => {
+                    self.fail(error, field.pos, &path.key(&field.key));
+                    return false;
+                }
+                _ => None,
+            };
             write_key(out, &field.key);
-            // The record is there whenever a field needs it (else the fetch failed).
-            let record = fetched.record.as_deref();
             match (&field.field, record) {
                 (CustomerField::Typename, _) => write_str(out, "Customer"),
                 (CustomerField::Id, _) => write_str(out, &fetched.id),
-                (CustomerField::Orders(_, selection), _) => {
-                    if let Some(connection) = connections.next() {
-                        self.write_connection(out, connection, selection);
+                (CustomerField::Orders(_, selection), _) => match connections.next() {
+                    Some(Ok(connection)) => {
+                        self.write_connection(out, connection, selection, &path.key(&field.key))
                     }
-                }
+                    Some(Err(error)) => {
+                        self.fail(error, field.pos, &path.key(&field.key));
+                        return false;
+                    }
+                    None => return false,
+                },
                 (CustomerField::Name, Some(c)) => write_str(out, &c.name),
                 (CustomerField::Email, Some(c)) => write_str(out, &self.principal.visible_email(c)),
                 (CustomerField::Phone, Some(c)) => write_str(out, &self.principal.visible_phone(c)),
@@ -421,62 +395,56 @@ impl<'a> Exec<'a> {
                 (CustomerField::AvatarUrl, Some(c)) => write_str(out, &c.avatar_url),
                 (CustomerField::AvatarThumbUrl, Some(c)) => write_str(out, &c.avatar_thumb_url),
                 (CustomerField::CreatedAt, Some(c)) => write_time(out, c.created_at),
-                (_, None) => out.extend_from_slice(b"null"),
+                (_, None) => return false,
             }
-        }
-        out.push(b'}');
+            true
+        });
     }
 
-    /// One page of orders and what its orders select.
+    /// One page of orders and what its orders select (the caller checked the scope).
     async fn fetch_connection(
         &self,
         customer_id: Option<String>,
         args: &ConnectionArgs,
         selection: &Selection<ConnectionField>,
-        pos: Pos,
-        path: &Path<'_>,
-    ) -> Result<ConnectionFetched, Failed> {
-        let page = async {
-            let first = args
-                .first
-                .as_ref()
-                .map_or(Some(crate::schema::DEFAULT_PAGE_SIZE), |a| {
-                    self.variables.optional_int(a)
-                })
-                .unwrap_or(crate::schema::DEFAULT_PAGE_SIZE);
-            let max = self.max_page_size;
-            let limit = match u32::try_from(first) {
-                Ok(size) if (1..=max).contains(&size) => size,
-                _ => {
-                    return Err(graphql_error(
-                        ErrorCode::BadUserInput,
-                        format!("first must be between 1 and {max}, got {first}"),
-                    ));
-                }
-            };
-            let cursor = args
-                .after
-                .as_ref()
-                .and_then(|a| self.variables.optional_string(a))
-                .map(|after| decode_cursor(&after))
-                .transpose()?;
-            let status = args
-                .status
-                .as_ref()
-                .and_then(|a| self.variables.optional_status(a));
-            let query = OrdersQuery {
-                customer_id,
-                status,
-                limit,
-                cursor,
-            };
-            self.upstreams
-                .orders
-                .list_orders(&query)
-                .await
-                .map_err(|e| upstream_error(&e))
+    ) -> Outcome<ConnectionFetched> {
+        let first = args
+            .first
+            .as_ref()
+            .and_then(|a| self.variables.optional_int(a))
+            .unwrap_or(crate::schema::DEFAULT_PAGE_SIZE);
+        let max = self.max_page_size;
+        let limit = match u32::try_from(first) {
+            Ok(size) if (1..=max).contains(&size) => size,
+            _ => {
+                return Err(graphql_error(
+                    ErrorCode::BadUserInput,
+                    format!("first must be between 1 and {max}, got {first}"),
+                ));
+            }
         };
-        let page = page.await.map_err(|e| error_at(e, pos, path))?;
+        let cursor = args
+            .after
+            .as_ref()
+            .and_then(|a| self.variables.optional_string(a))
+            .map(|after| decode_cursor(&after))
+            .transpose()?;
+        let status = args
+            .status
+            .as_ref()
+            .and_then(|a| self.variables.optional_status(a));
+        let query = OrdersQuery {
+            customer_id,
+            status,
+            limit,
+            cursor,
+        };
+        let page = self
+            .upstreams
+            .orders
+            .list_orders(&query)
+            .await
+            .map_err(|e| upstream_error(&e))?;
         let has_next_page = page.next_cursor.is_some();
         let orders: Vec<Arc<Order>> = page.data.into_iter().map(Arc::new).collect();
         let end_cursor = match (&page.next_cursor, orders.last()) {
@@ -484,43 +452,33 @@ impl<'a> Exec<'a> {
             (None, Some(last)) => Some(encode_cursor(&last.id)),
             (None, None) => None,
         };
-        // What each order selects, under `nodes` and under `edges.node`, in field order.
-        let fields = self.collect(selection);
-        let mut order_selections: Vec<(&str, Option<&str>, &Selection<OrderField>)> = Vec::new();
-        for field in &fields {
+        // Each order selection (every `nodes`, every `edges.node`), in field order.
+        let mut order_selections: Vec<&Selection<OrderField>> = Vec::new();
+        for field in self.collect(selection) {
             match &field.field {
-                ConnectionField::Nodes(s) => order_selections.push((&field.key, None, s)),
+                ConnectionField::Nodes(s) => order_selections.push(s),
                 ConnectionField::Edges(edge) => {
                     for edge_field in self.collect(edge) {
                         if let EdgeField::Node(s) = &edge_field.field {
-                            order_selections.push((&field.key, Some(&edge_field.key), s));
+                            order_selections.push(s);
                         }
                     }
                 }
                 _ => {}
             }
         }
-        let fetches = order_selections.iter().map(|(list_key, node_key, s)| {
+        let fetched_orders = join_all(order_selections.iter().map(|s| {
             let orders = &orders;
             async move {
-                let list_path = path.key(list_key);
-                join_all(orders.iter().enumerate().map(|(i, order)| {
-                    let list_path = &list_path;
-                    async move {
-                        let item_path = list_path.index(i);
-                        match node_key {
-                            Some(node_key) => {
-                                let node_path = item_path.key(node_key);
-                                self.fetch_order(Arc::clone(order), s, &node_path).await
-                            }
-                            None => self.fetch_order(Arc::clone(order), s, &item_path).await,
-                        }
-                    }
-                }))
+                join_all(
+                    orders
+                        .iter()
+                        .map(|order| self.fetch_order(Arc::clone(order), s)),
+                )
                 .await
             }
-        });
-        let fetched_orders = join_all(fetches).await;
+        }))
+        .await;
         Ok(ConnectionFetched {
             orders,
             fetched_orders,
@@ -534,14 +492,12 @@ impl<'a> Exec<'a> {
         out: &mut Vec<u8>,
         fetched: &ConnectionFetched,
         selection: &Selection<ConnectionField>,
+        path: &Path<'_>,
     ) {
         let mut lists = fetched.fetched_orders.iter();
-        out.push(b'{');
-        for (i, field) in self.collect(selection).into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        write_object(out, self.collect(selection), |out, field| {
             write_key(out, &field.key);
+            let field_path = path.key(&field.key);
             match &field.field {
                 ConnectionField::Typename => write_str(out, "OrderConnection"),
                 ConnectionField::Nodes(s) => {
@@ -551,16 +507,12 @@ impl<'a> Exec<'a> {
                         if j > 0 {
                             out.push(b',');
                         }
-                        self.write_order(out, order, s);
+                        self.write_order(out, order, s, &field_path.index(j));
                     }
                     out.push(b']');
                 }
                 ConnectionField::PageInfo(s) => {
-                    out.push(b'{');
-                    for (j, f) in self.collect(s).into_iter().enumerate() {
-                        if j > 0 {
-                            out.push(b',');
-                        }
+                    write_object(out, self.collect(s), |out, f| {
                         write_key(out, &f.key);
                         match f.field {
                             PageInfoField::Typename => write_str(out, "PageInfo"),
@@ -570,11 +522,11 @@ impl<'a> Exec<'a> {
                                 None => out.extend_from_slice(b"null"),
                             },
                         }
-                    }
-                    out.push(b'}');
+                        true
+                    });
                 }
                 ConnectionField::Edges(edge) => {
-                    let edge_fields = self.collect(edge);
+                    let edge_fields: Vec<_> = self.collect(edge).collect();
                     let node_lists: Vec<_> = edge_fields
                         .iter()
                         .filter(|f| matches!(f.field, EdgeField::Node(_)))
@@ -585,132 +537,76 @@ impl<'a> Exec<'a> {
                         if j > 0 {
                             out.push(b',');
                         }
-                        out.push(b'{');
+                        let edge_path = field_path.index(j);
                         let mut nodes = node_lists.iter();
-                        for (k, f) in edge_fields.iter().enumerate() {
-                            if k > 0 {
-                                out.push(b',');
-                            }
+                        write_object(out, edge_fields.iter(), |out, f| {
                             write_key(out, &f.key);
                             match &f.field {
                                 EdgeField::Typename => write_str(out, "OrderEdge"),
                                 EdgeField::Cursor => write_str(out, &encode_cursor(&order.id)),
-                                EdgeField::Node(s) => {
-                                    match nodes
-                                        .next()
-                                        .copied()
-                                        .flatten()
-                                        .and_then(|list| list.get(j))
-                                    {
-                                        Some(fetched) => self.write_order(out, fetched, s),
-                                        None => out.extend_from_slice(b"null"),
+                                EdgeField::Node(s) => match nodes
+                                    .next()
+                                    .copied()
+                                    .flatten()
+                                    .and_then(|list| list.get(j))
+                                {
+                                    Some(fetched) => {
+                                        self.write_order(out, fetched, s, &edge_path.key(&f.key))
                                     }
-                                }
+                                    None => out.extend_from_slice(b"null"),
+                                },
                             }
-                        }
-                        out.push(b'}');
+                            true
+                        });
                     }
                     out.push(b']');
                 }
             }
-        }
-        out.push(b'}');
+            true
+        });
     }
 
     /// What an order selects that must be awaited: its customer and its items' stock.
-    /// Both are nullable, so an order never fails.
     async fn fetch_order(
         &self,
         order: Arc<Order>,
         selection: &Selection<OrderField>,
-        path: &Path<'_>,
     ) -> OrderFetched {
-        let fields = self.collect(selection);
-        let customers = fields.iter().filter_map(|field| match &field.field {
-            OrderField::Customer(s) => Some((field, s)),
-            _ => None,
-        });
-        let customer_fetches = customers.map(|(field, s)| {
-            let order = &order;
-            async move {
-                let field_path = path.key(&field.key);
-                let loaded = async {
-                    self.require(Scope::CustomersRead)?;
-                    self.loaders
-                        .customers
-                        .load(&order.customer_id)
-                        .await
-                        .map_err(|e| upstream_error(&e))
-                };
-                match loaded.await {
-                    Ok(Some(customer)) => {
-                        let node = CustomerNode::loaded(customer);
-                        match self.fetch_customer(&node, s, &field_path).await {
-                            Ok(fetched) => Some(fetched),
-                            Err(error) => {
-                                self.add_error(error);
-                                None
-                            }
-                        }
-                    }
-                    Ok(None) => None,
-                    Err(error) => {
-                        self.add_error(error_at(error, field.pos, &field_path));
-                        None
-                    }
+        let fields: Vec<_> = self.collect(selection).collect();
+        let customers = join_all(fields.iter().filter_map(|field| match &field.field {
+            OrderField::Customer(s) => Some(async {
+                self.require(Scope::CustomersRead)?;
+                match self.loaders.customers.load(&order.customer_id).await {
+                    Ok(Some(customer)) => Ok(Some(
+                        self.fetch_customer(CustomerNode::loaded(customer), s).await,
+                    )),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(upstream_error(&e)),
                 }
-            }
-        });
-        let items = fields.iter().filter_map(|field| match &field.field {
-            OrderField::Items(s) => Some((field, s)),
+            }),
             _ => None,
-        });
-        let item_fetches = items.map(|(field, s)| {
-            let order = &order;
-            async move {
-                let items_path = path.key(&field.key);
-                let stock_fields: Vec<_> = self
+        }));
+        let items = join_all(fields.iter().filter_map(|field| match &field.field {
+            OrderField::Items(s) => Some(async {
+                let stock_fields = self
                     .collect(s)
-                    .into_iter()
                     .filter(|f| matches!(f.field, ItemField::Stock(_)))
-                    .collect();
-                join_all(order.items.iter().enumerate().map(|(i, item)| {
-                    let items_path = &items_path;
-                    let stock_fields = &stock_fields;
-                    async move {
-                        let item_path = items_path.index(i);
-                        join_all(stock_fields.iter().map(|f| {
-                            let item_path = &item_path;
-                            async move {
-                                let loaded = async {
-                                    self.require(Scope::InventoryRead)?;
-                                    self.loaders
-                                        .stock
-                                        .load(&item.sku)
-                                        .await
-                                        .map_err(|e| upstream_error(&e))
-                                };
-                                match loaded.await {
-                                    Ok(level) => level,
-                                    Err(error) => {
-                                        self.add_error(error_at(
-                                            error,
-                                            f.pos,
-                                            &item_path.key(&f.key),
-                                        ));
-                                        None
-                                    }
-                                }
-                            }
-                        }))
-                        .await
-                    }
+                    .count();
+                join_all(order.items.iter().map(|item| {
+                    join_all((0..stock_fields).map(move |_| async move {
+                        self.require(Scope::InventoryRead)?;
+                        self.loaders
+                            .stock
+                            .load(&item.sku)
+                            .await
+                            .map_err(|e| upstream_error(&e))
+                    }))
                 }))
                 .await
-            }
-        });
-        let (customers, items) =
-            futures_util::future::join(join_all(customer_fetches), join_all(item_fetches)).await;
+            }),
+            _ => None,
+        }));
+        let (customers, items) = futures_util::future::join(customers, items).await;
         OrderFetched {
             order,
             customers,
@@ -723,15 +619,12 @@ impl<'a> Exec<'a> {
         out: &mut Vec<u8>,
         fetched: &OrderFetched,
         selection: &Selection<OrderField>,
+        path: &Path<'_>,
     ) {
         let order = &fetched.order;
         let mut customers = fetched.customers.iter();
         let mut item_lists = fetched.items.iter();
-        out.push(b'{');
-        for (i, field) in self.collect(selection).into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        write_object(out, self.collect(selection), |out, field| {
             write_key(out, &field.key);
             match &field.field {
                 OrderField::Typename => write_str(out, "Order"),
@@ -745,17 +638,15 @@ impl<'a> Exec<'a> {
                 OrderField::UpdatedAt => write_time(out, order.updated_at),
                 OrderField::Items(s) => {
                     let stocks = item_lists.next();
+                    let items_path = path.key(&field.key);
                     out.push(b'[');
                     for (j, item) in order.items.iter().enumerate() {
                         if j > 0 {
                             out.push(b',');
                         }
+                        let item_path = items_path.index(j);
                         let mut levels = stocks.and_then(|list| list.get(j)).into_iter().flatten();
-                        out.push(b'{');
-                        for (k, f) in self.collect(s).into_iter().enumerate() {
-                            if k > 0 {
-                                out.push(b',');
-                            }
+                        write_object(out, self.collect(s), |out, f| {
                             write_key(out, &f.key);
                             match &f.field {
                                 ItemField::Typename => write_str(out, "OrderItem"),
@@ -770,22 +661,32 @@ impl<'a> Exec<'a> {
                                     );
                                 }
                                 ItemField::Stock(st) => match levels.next() {
-                                    Some(Some(level)) => self.write_stock(out, level, st),
+                                    Some(Ok(Some(level))) => self.write_stock(out, level, st),
+                                    Some(Err(error)) => {
+                                        self.fail(error, f.pos, &item_path.key(&f.key));
+                                        out.extend_from_slice(b"null");
+                                    }
                                     _ => out.extend_from_slice(b"null"),
                                 },
                             }
-                        }
-                        out.push(b'}');
+                            true
+                        });
                     }
                     out.push(b']');
                 }
                 OrderField::Customer(s) => match customers.next() {
-                    Some(Some(customer)) => self.write_customer(out, customer, s),
+                    Some(Ok(Some(customer))) => {
+                        self.write_customer(out, customer, s, &path.key(&field.key))
+                    }
+                    Some(Err(error)) => {
+                        self.fail(error, field.pos, &path.key(&field.key));
+                        out.extend_from_slice(b"null");
+                    }
                     _ => out.extend_from_slice(b"null"),
                 },
             }
-        }
-        out.push(b'}');
+            true
+        });
     }
 
     fn write_money(
@@ -795,11 +696,7 @@ impl<'a> Exec<'a> {
         currency: &str,
         selection: &Selection<MoneyField>,
     ) {
-        out.push(b'{');
-        for (i, field) in self.collect(selection).into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        write_object(out, self.collect(selection), |out, field| {
             write_key(out, &field.key);
             match field.field {
                 MoneyField::Typename => write_str(out, "Money"),
@@ -809,8 +706,8 @@ impl<'a> Exec<'a> {
                     write_str(out, &domain::Money::new(minor_units, currency).formatted());
                 }
             }
-        }
-        out.push(b'}');
+            true
+        });
     }
 
     fn write_stock(
@@ -819,11 +716,7 @@ impl<'a> Exec<'a> {
         level: &StockLevel,
         selection: &Selection<StockField>,
     ) {
-        out.push(b'{');
-        for (i, field) in self.collect(selection).into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        write_object(out, self.collect(selection), |out, field| {
             write_key(out, &field.key);
             match field.field {
                 StockField::Typename => write_str(out, "StockLevel"),
@@ -834,8 +727,40 @@ impl<'a> Exec<'a> {
                 StockField::WarehouseId => write_str(out, &level.warehouse_id),
                 StockField::UpdatedAt => write_time(out, level.updated_at),
             }
+            true
+        });
+    }
+}
+
+/// Writes an object of the fields `write` writes (it returns `false` for a field left
+/// out, having written nothing that stays); an object left with no field is `null`, as
+/// async-graphql makes it. Returns whether the object has a field.
+fn write_object<I: IntoIterator>(
+    out: &mut Vec<u8>,
+    fields: I,
+    mut write: impl FnMut(&mut Vec<u8>, I::Item) -> bool,
+) -> bool {
+    let start = out.len();
+    out.push(b'{');
+    let mut written = 0;
+    for field in fields {
+        let mark = out.len();
+        if written > 0 {
+            out.push(b',');
         }
+        if write(out, field) {
+            written += 1;
+        } else {
+            out.truncate(mark);
+        }
+    }
+    if written == 0 {
+        out.truncate(start);
+        out.extend_from_slice(b"null");
+        false
+    } else {
         out.push(b'}');
+        true
     }
 }
 
@@ -860,7 +785,7 @@ impl CustomerNode {
         }
     }
 
-    async fn record(&self, loaders: &Loaders) -> Result<Arc<Customer>, async_graphql::Error> {
+    async fn record(&self, loaders: &Loaders) -> Outcome<Arc<Customer>> {
         if let Some(record) = &self.record {
             return Ok(Arc::clone(record));
         }
@@ -872,11 +797,20 @@ impl CustomerNode {
     }
 }
 
+enum RootFetched {
+    Typename,
+    Customer(Outcome<CustomerFetched>),
+    Order(Outcome<OrderFetched>),
+    Connection(Outcome<ConnectionFetched>),
+    Stock(Outcome<Vec<Option<Arc<StockLevel>>>>),
+}
+
 struct CustomerFetched {
     id: String,
-    record: Option<Arc<Customer>>,
+    /// Loaded when a field needs it.
+    record: Option<Outcome<Arc<Customer>>>,
     /// One per `orders` field, in field order.
-    connections: Vec<ConnectionFetched>,
+    connections: Vec<Outcome<ConnectionFetched>>,
 }
 
 struct ConnectionFetched {
@@ -889,11 +823,14 @@ struct ConnectionFetched {
 
 struct OrderFetched {
     order: Arc<Order>,
-    /// One per `customer` field: `None` is `null`.
-    customers: Vec<Option<CustomerFetched>>,
-    /// One per `items` field: per item, one per `stock` field (`None` is `null`).
-    items: Vec<Vec<Vec<Option<Arc<StockLevel>>>>>,
+    /// One per `customer` field (`Ok(None)`: no such customer, `null`).
+    customers: Vec<Outcome<Option<CustomerFetched>>>,
+    /// One per `items` field: per item, one per `stock` field.
+    items: Vec<Vec<ItemStock>>,
 }
+
+/// An item's `stock` fields (`Ok(None)`: no such SKU, `null`).
+type ItemStock = Vec<Outcome<Option<Arc<StockLevel>>>>;
 
 fn write_key(out: &mut Vec<u8>, key: &Name) {
     write_str(out, key);

@@ -69,7 +69,7 @@ pub(crate) enum RootField {
     Viewer(Selection<CustomerField>),
     Customer(Arg, Selection<CustomerField>),
     Order(Arg, Selection<OrderField>),
-    Orders(ConnectionArgs, Selection<ConnectionField>),
+    Orders(Box<ConnectionArgs>, Selection<ConnectionField>),
     Stock(Arg, Selection<StockField>),
 }
 
@@ -84,7 +84,7 @@ pub(crate) enum CustomerField {
     AvatarUrl,
     AvatarThumbUrl,
     CreatedAt,
-    Orders(ConnectionArgs, Selection<ConnectionField>),
+    Orders(Box<ConnectionArgs>, Selection<ConnectionField>),
 }
 
 impl CustomerField {
@@ -183,9 +183,6 @@ pub(crate) enum InputType {
 pub(crate) struct Plan {
     pub(crate) variables: Vec<VariableSpec>,
     pub(crate) root: Selection<RootField>,
-    /// Whether any field is conditional (`@skip`/`@include`): then fields are collected
-    /// per request.
-    pub(crate) conditional: bool,
 }
 
 /// Why a document is not planned (it runs on async-graphql).
@@ -193,7 +190,6 @@ pub(crate) type Declined = &'static str;
 
 struct Planner<'a> {
     document: &'a ExecutableDocument,
-    conditional: bool,
 }
 
 /// Plans the operation `operation_name` of `document`, or says why not.
@@ -238,16 +234,9 @@ pub(crate) fn plan(
             })
         })
         .collect::<Result<Vec<_>, Declined>>()?;
-    let mut planner = Planner {
-        document,
-        conditional: false,
-    };
+    let mut planner = Planner { document };
     let root = planner.selection(&operation.node.selection_set, &[], root_field)?;
-    Ok(Plan {
-        variables,
-        root,
-        conditional: planner.conditional,
-    })
+    Ok(Plan { variables, root })
 }
 
 fn input_type(ty: &Type) -> Result<(InputType, bool), Declined> {
@@ -371,7 +360,6 @@ impl<'a> Planner<'a> {
                     .find(|(name, _)| name.node == "if")
                     .map(|(_, value)| arg(&value.node))
                     .ok_or("a directive without `if`")??;
-                self.conditional = true;
                 match directive.node.name.node.as_str() {
                     "skip" => Ok(Condition::Skip(condition)),
                     "include" => Ok(Condition::Include(condition)),
@@ -449,7 +437,7 @@ fn root_field<'a>(planner: &mut Planner<'a>, field: &'a AstField) -> Result<Root
             planner.selection(set, &[], order_field)?,
         ),
         "orders" => RootField::Orders(
-            connection_args(field, true)?,
+            Box::new(connection_args(field, true)?),
             planner.selection(set, &[], connection_field)?,
         ),
         "stock" => RootField::Stock(
@@ -476,7 +464,7 @@ fn customer_field<'a>(
         "avatarThumbUrl" => leaf(field, C::AvatarThumbUrl)?,
         "createdAt" => leaf(field, C::CreatedAt)?,
         "orders" => C::Orders(
-            connection_args(field, false)?,
+            Box::new(connection_args(field, false)?),
             planner.selection(&field.selection_set, &[], connection_field)?,
         ),
         _ => return Err("an unknown Customer field"),
