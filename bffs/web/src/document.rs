@@ -133,6 +133,11 @@ impl DocumentCache {
         }
     }
 
+    /// The parsed form of `query`, if the cache holds it.
+    pub(crate) fn get(&self, query: &str) -> Option<Arc<ParsedDocument>> {
+        self.lock().documents.get(query).map(Arc::clone)
+    }
+
     /// The parsed form of `query`, and, on a miss, what to [`DocumentCache::remember`]
     /// once it has validated.
     pub(crate) fn get_or_parse(

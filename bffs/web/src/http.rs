@@ -344,29 +344,14 @@ fn set_code(error: &mut ServerError, code: ErrorCode) {
         .set("code", code.as_str());
 }
 
-/// Parses (through the cache) and applies the checks async-graphql lacks.
+/// Parses (through the cache) and applies the checks async-graphql lacks. A document the
+/// cache holds passed them when it was parsed (they depend only on its text and the
+/// process's limits), so a hit skips them.
 fn prepare(state: &AppState, request: Request, method: Method) -> Result<Operation, Rejection> {
-    let limits = &state.limits;
-    let too_costly =
-        |error: TooCostly| request_error(ErrorCode::QueryTooComplex, error.to_string());
-    cost::scan(&request.query, limits.max_tokens, limits.max_nesting).map_err(too_costly)?;
-    let (parsed, miss) = state
-        .documents
-        .get_or_parse(&request.query)
-        .map_err(|e| request_error(ErrorCode::BadRequest, e.message))?;
-    parsed
-        .shape
-        .check(limits.max_fields, limits.max_directives)
-        .map_err(too_costly)?;
-    if parsed.aliases > state.limits.max_aliases {
-        return Err(request_error(
-            ErrorCode::QueryTooComplex,
-            format!(
-                "query uses {} aliases; the limit is {}",
-                parsed.aliases, state.limits.max_aliases
-            ),
-        ));
-    }
+    let (parsed, miss) = match state.documents.get(&request.query) {
+        Some(parsed) => (parsed, None),
+        None => check_and_parse(state, &request.query)?,
+    };
     if method == Method::Get
         && parsed.operation_type(request.operation_name.as_deref()) == Some(OperationType::Mutation)
     {
@@ -377,6 +362,35 @@ fn prepare(state: &AppState, request: Request, method: Method) -> Result<Operati
         parsed,
         miss,
     })
+}
+
+/// The checks before parsing, the parse, and the checks of the parsed document.
+fn check_and_parse(
+    state: &AppState,
+    query: &str,
+) -> Result<(Arc<ParsedDocument>, Option<Miss>), Rejection> {
+    let limits = &state.limits;
+    let too_costly =
+        |error: TooCostly| request_error(ErrorCode::QueryTooComplex, error.to_string());
+    cost::scan(query, limits.max_tokens, limits.max_nesting).map_err(too_costly)?;
+    let (parsed, miss) = state
+        .documents
+        .get_or_parse(query)
+        .map_err(|e| request_error(ErrorCode::BadRequest, e.message))?;
+    parsed
+        .shape
+        .check(limits.max_fields, limits.max_directives)
+        .map_err(too_costly)?;
+    if parsed.aliases > limits.max_aliases {
+        return Err(request_error(
+            ErrorCode::QueryTooComplex,
+            format!(
+                "query uses {} aliases; the limit is {}",
+                parsed.aliases, limits.max_aliases
+            ),
+        ));
+    }
+    Ok((parsed, miss))
 }
 
 /// An operation that passed the checks before execution, to run on the prepared path or

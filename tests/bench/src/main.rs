@@ -308,6 +308,7 @@ async fn main() -> ExitCode {
     if !args.scenarios.is_empty() {
         plan.scenarios.extend(Scenario::GATEWAY);
         plan.scenarios.extend(Scenario::OBSERVABILITY);
+        plan.scenarios.extend(Scenario::PEER);
         plan.scenarios.retain(|scenario| {
             let name = scenario.name();
             args.scenarios.iter().any(|wanted| {
@@ -316,6 +317,8 @@ async fn main() -> ExitCode {
                 // once ("gateway"), not whenever a BFF's name matches.
                 if Scenario::OBSERVABILITY.contains(scenario) {
                     wanted == "observability" || wanted == name
+                } else if Scenario::PEER.contains(scenario) {
+                    wanted == "apollo" || wanted == name
                 } else if Scenario::GATEWAY.contains(scenario) {
                     wanted == "gateway"
                         || ((wanted.contains("plans") || wanted.contains("overload"))

@@ -26,9 +26,43 @@ pub struct Usage {
 }
 
 impl Target {
-    /// Starts `serve <what>` with `env` and waits until it prints its address.
+    /// Starts `serve <what>` with `env` and waits until it prints its address; the
+    /// Apollo Server peer is started with `node` instead.
     pub async fn start(what: &str, env: &[(String, String)]) -> anyhow::Result<Self> {
+        if what == crate::scenario::PEER_TARGET {
+            return Self::start_peer(env).await;
+        }
         Self::start_under(&[], what, env).await
+    }
+
+    /// Starts the Apollo Server peer (`peer/apollo/server.mjs`), installing its packages
+    /// (`npm ci`) first when they are missing.
+    async fn start_peer(env: &[(String, String)]) -> anyhow::Result<Self> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peer/apollo");
+        if !dir.join("node_modules").exists() {
+            let status = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status()
+                .await
+                .context("the Apollo peer needs npm (Node.js 20+)")?;
+            anyhow::ensure!(status.success(), "npm ci failed in {}", dir.display());
+        }
+        let url = |key: &str| {
+            env.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let mut command = Command::new("node");
+        command
+            .arg(dir.join("server.mjs"))
+            .env("CUSTOMERS_URL", url("SWITCHYARD_UPSTREAMS__CUSTOMERS__URL"))
+            .env("ORDERS_URL", url("SWITCHYARD_UPSTREAMS__ORDERS__URL"))
+            .env("INVENTORY_URL", url("SWITCHYARD_UPSTREAMS__INVENTORY__URL"))
+            .env("JWKS_URL", url("SWITCHYARD_AUTH__JWKS_URL"))
+            .env("NODE_ENV", "production");
+        Self::spawn(command, crate::scenario::PEER_TARGET).await
     }
 
     /// Like [`Target::start`], run by `wrapper` (e.g. `valgrind --tool=callgrind …`); the
@@ -47,13 +81,19 @@ impl Target {
             }
             None => Command::new(exe),
         };
-        let mut child = command
+        command
             .arg("serve")
             .arg(what)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("SWITCHYARD_LOG__FILTER", "error")
             // The access log is off unless a scenario measures it.
-            .env("SWITCHYARD_LOG__ACCESS", "false")
+            .env("SWITCHYARD_LOG__ACCESS", "false");
+        Self::spawn(command, what).await
+    }
+
+    /// Spawns `command` and waits until it prints `listening on ADDR`.
+    async fn spawn(mut command: Command, what: &str) -> anyhow::Result<Self> {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

@@ -34,6 +34,10 @@ pub enum Scenario {
     /// mobile-bff's dashboard past its capacity (many more connections than it can serve
     /// at once), with admission control (`server.max_in_flight = 64`) against without.
     MobileOverload,
+    /// web-bff (N = 5 or 50) against the peer, an Apollo Server 5 + DataLoader BFF on Node
+    /// answering the same query with the same upstream calls (`peer/apollo/`): the ratio
+    /// users care about. Run when `node` is installed and `--scenario apollo` names it.
+    Apollo(u32),
     /// A BFF with its access log on and every request's spans exported over OTLP to a
     /// receiver in the benchmark process, against the same BFF with neither (metrics are
     /// on in both): what observability costs. `true`: web (N = 5); `false`: mobile.
@@ -48,6 +52,9 @@ pub enum PlanStore {
     /// A real Redis on loopback.
     Redis,
 }
+
+/// The `serve` name of the Apollo Server peer (started with `node`, not re-executed).
+pub(crate) const PEER_TARGET: &str = "peer-apollo";
 
 /// Connections of the overload phase: eight times the admission limit.
 const OVERLOAD_CONNECTIONS: usize = 512;
@@ -65,12 +72,14 @@ impl Scenario {
 
     /// Scenarios that measure observability, run when `--scenario observability` names them.
     pub const OBSERVABILITY: [Self; 2] = [Self::Observed(true), Self::Observed(false)];
+    /// The web BFF against the Apollo Server peer, run when `--scenario apollo` names them.
+    pub const PEER: [Self; 2] = [Self::Apollo(5), Self::Apollo(50)];
 
     /// Whether both sides are the BFF (with and without a feature) rather than a floor.
     fn compares_the_bff_with_itself(self) -> bool {
         matches!(
             self,
-            Self::MobilePlans(_) | Self::MobileOverload | Self::Observed(_)
+            Self::MobilePlans(_) | Self::MobileOverload | Self::Observed(_) | Self::Apollo(_)
         )
     }
 
@@ -78,6 +87,7 @@ impl Scenario {
     fn shape(self) -> Self {
         match self {
             Self::Observed(true) => Self::Web(5),
+            Self::Apollo(n) => Self::Web(n),
             _ if self.compares_the_bff_with_itself() => Self::Mobile,
             _ => self,
         }
@@ -94,6 +104,7 @@ impl Scenario {
             Self::MobileOverload => "mobile-overload".to_owned(),
             Self::Observed(true) => "web-observed".to_owned(),
             Self::Observed(false) => "mobile-observed".to_owned(),
+            Self::Apollo(n) => format!("web-vs-apollo-n{n}"),
         }
     }
 
@@ -108,6 +119,7 @@ impl Scenario {
             Self::MobileOverload => ("mobile-admission-64", "mobile-unbounded".to_owned()),
             Self::Observed(true) => ("web-observed", "web".to_owned()),
             Self::Observed(false) => ("mobile-observed", "mobile".to_owned()),
+            Self::Apollo(_) => ("web", PEER_TARGET.to_owned()),
         }
     }
 
@@ -583,6 +595,26 @@ impl Side {
     }
 }
 
+/// Checks that both sides answer the same requests with the same `data` (the peer must
+/// make the same upstream calls for the same answer, or the comparison means nothing).
+async fn same_data(a: &Side, b: &Side) -> anyhow::Result<()> {
+    for i in 0..8 {
+        let data = |side: &Side| {
+            let request = (side.work.make)(&side.client, i);
+            async move {
+                let body: serde_json::Value = request.send().await?.json().await?;
+                anyhow::Ok(body["data"].clone())
+            }
+        };
+        let (left, right) = (data(a).await?, data(b).await?);
+        anyhow::ensure!(
+            left == right && !left.is_null(),
+            "the peer answers request {i} differently:\n{left}\n{right}"
+        );
+    }
+    Ok(())
+}
+
 /// The two sides in the order they take turns: round `i` starts with the BFF when `i` is
 /// even and with the floor when it is odd (A B B A …), so that a slow drift of the
 /// machine's speed weighs on both alike.
@@ -609,6 +641,9 @@ async fn measure_pair(
     let mut bff = Side::start(sandbox, plan, scenario, bff_target, false, env).await?;
     let mut floor =
         Side::start(sandbox, plan, scenario, &floor_target, floor_is_floor, env).await?;
+    if matches!(scenario, Scenario::Apollo(_)) {
+        same_data(&bff, &floor).await?;
+    }
 
     set_latency(sandbox, 0);
     let rounds = plan.rounds.max(1);

@@ -36,16 +36,26 @@ pub(crate) struct Prepared {
     plan: Plan,
     /// The operation name the plan is for (`None`: the document's only operation).
     operation_name: Option<String>,
+    /// The complexity, when no variable can change it (the operation declares none).
+    fixed_complexity: Option<usize>,
 }
 
 impl Prepared {
     /// The plan of `operation_name` in `document`, or `None` if the planner declines it.
     pub(crate) fn new(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<Self> {
         match plan::plan(document, operation_name) {
-            Ok(plan) => Some(Self {
-                plan,
-                operation_name: operation_name.map(str::to_owned),
-            }),
+            Ok(plan) => {
+                let fixed_complexity = if plan.variables.is_empty() {
+                    complexity(document, operation_name, &Variables::none())
+                } else {
+                    None
+                };
+                Some(Self {
+                    plan,
+                    operation_name: operation_name.map(str::to_owned),
+                    fixed_complexity,
+                })
+            }
             Err(why) => {
                 tracing::debug!(why, "document left to async-graphql");
                 None
@@ -75,7 +85,10 @@ pub(crate) fn ready<'a>(
     max_complexity: usize,
 ) -> Option<Ready<'a>> {
     let variables = Variables::coerce(&prepared.plan.variables, variables)?;
-    let complexity = complexity(document, prepared.operation_name.as_deref(), &variables)?;
+    let complexity = match prepared.fixed_complexity {
+        Some(fixed) => fixed,
+        None => complexity(document, prepared.operation_name.as_deref(), &variables)?,
+    };
     (complexity <= max_complexity).then_some(Ready {
         prepared,
         variables,

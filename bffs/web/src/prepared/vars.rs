@@ -53,6 +53,11 @@ fn status(value: &ConstValue) -> Option<OrderStatus> {
 }
 
 impl Variables {
+    /// No variables (an operation that declares none).
+    pub(crate) fn none() -> Self {
+        Self(HashMap::new())
+    }
+
     /// The values of `specs` from `given`, or `None` when one is not valid.
     pub(crate) fn coerce(specs: &[VariableSpec], given: &async_graphql::Variables) -> Option<Self> {
         let mut values = HashMap::with_capacity(specs.len());
