@@ -25,24 +25,10 @@ use super::api::{
     CustomersApi, InventoryApi, OrdersApi, OrdersQuery, Service, UpstreamError, UpstreamResult,
 };
 use super::config::CacheConfig;
+use super::entries::{Entry, EntryStore};
 use super::scope::record_stale;
 use crate::domain::{Customer, Order, Page, ReadingsAck, ReadingsBatch, StockLevel};
 use crate::metrics::RequestRecord;
-
-struct Entry<V> {
-    value: Arc<V>,
-    fetched_at: Instant,
-}
-
-// Manual: cloning an entry clones the `Arc`, whatever `V` is.
-impl<V> Clone for Entry<V> {
-    fn clone(&self) -> Self {
-        Self {
-            value: Arc::clone(&self.value),
-            fetched_at: self.fetched_at,
-        }
-    }
-}
 
 /// The outcome of a fetch, shared with callers that waited for it: the entities fetched
 /// (handed over directly, so a waiter never depends on the entry still being in the cache
@@ -54,7 +40,7 @@ pub struct EntityCache<V> {
     service: Service,
     ttl: Duration,
     usable_for: Duration,
-    entries: moka::sync::Cache<String, Entry<V>>,
+    entries: EntryStore<V>,
     in_flight: Mutex<HashMap<String, watch::Receiver<Shared<V>>>>,
 }
 
@@ -67,17 +53,14 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
             service,
             ttl,
             usable_for,
-            entries: moka::sync::Cache::builder()
-                .max_capacity(config.max_entries)
-                .time_to_live(usable_for.max(Duration::from_millis(1)))
-                .build(),
+            entries: EntryStore::new(config.max_entries, usable_for),
             in_flight: Mutex::new(HashMap::new()),
         }
     }
 
     /// Forgets `key`, fresh or stale.
     pub fn invalidate(&self, key: &str) {
-        self.entries.invalidate(key);
+        self.entries.remove(key);
     }
 
     fn fresh(&self, key: &str) -> Option<Arc<V>> {

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | 1 | [`api`] | `Service`, `UpstreamError`, the service traits (`CustomersApi`, …) |
 //! | 1 | [`config`] | the `upstreams.*` configuration section |
+//! | 1 | `entries` | the entity caches' store: sharded maps, bounded, no housekeeping |
 //! | 2 | [`scope`] | the request scope: task-local `Deadline` and `Freshness` |
 //! | 3 | [`guard`] | deadline, circuit breaker, bulkhead and budgeted retry per service |
 //! | 3 | [`cache`] | entity caches implementing the service traits in front of any client |
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod cache;
 pub mod config;
+mod entries;
 pub mod guard;
 pub mod http;
 pub mod scope;

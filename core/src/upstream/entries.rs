@@ -1,0 +1,135 @@
+//! The entity caches' store: entries by key, each with when it was fetched, at most
+//! `max_entries` of them.
+//!
+//! With the default TTL of 0 every fetched entity is written and almost none is read (only
+//! when an upstream fails), so writes are what must be cheap: a key's shard (one of 16),
+//! one lock, one map insert. There is no background housekeeping and no frequency sketch:
+//! a shard that is full drops its entries past their lifetime, and if none are, an
+//! arbitrary one, which is as good as any for a store read only in emergencies.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+const SHARDS: usize = 16;
+
+/// One cached entity and when it was fetched.
+pub(crate) struct Entry<V> {
+    pub(crate) value: Arc<V>,
+    pub(crate) fetched_at: Instant,
+}
+
+// Manual: cloning an entry clones the `Arc`, whatever `V` is.
+impl<V> Clone for Entry<V> {
+    fn clone(&self) -> Self {
+        Self {
+            value: Arc::clone(&self.value),
+            fetched_at: self.fetched_at,
+        }
+    }
+}
+
+/// One shard: the entries of the keys that hash to it.
+type Shard<V> = Mutex<HashMap<String, Entry<V>>>;
+
+/// Entries by key, each served for `lifetime` after its fetch.
+pub(crate) struct EntryStore<V> {
+    shards: Box<[Shard<V>]>,
+    per_shard: usize,
+    lifetime: Duration,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl<V> EntryStore<V> {
+    /// A store of at most about `max_entries` entries, each kept for `lifetime`.
+    pub(crate) fn new(max_entries: u64, lifetime: Duration) -> Self {
+        let per_shard = usize::try_from(max_entries.div_ceil(SHARDS as u64))
+            .unwrap_or(usize::MAX)
+            .max(1);
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard,
+            lifetime,
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, Entry<V>>> {
+        let index = (self.hasher.hash_one(key) as usize) % SHARDS;
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The entry of `key`, if it is within its lifetime.
+    pub(crate) fn get(&self, key: &str) -> Option<Entry<V>> {
+        self.shard(key)
+            .get(key)
+            .filter(|entry| entry.fetched_at.elapsed() < self.lifetime)
+            .cloned()
+    }
+
+    /// Stores `entry` under `key`, replacing any entry it had.
+    pub(crate) fn insert(&self, key: String, entry: Entry<V>) {
+        if self.lifetime.is_zero() {
+            return;
+        }
+        let mut shard = self.shard(&key);
+        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+            let lifetime = self.lifetime;
+            shard.retain(|_, entry| entry.fetched_at.elapsed() < lifetime);
+            if shard.len() >= self.per_shard
+                && let Some(victim) = shard.keys().next().cloned()
+            {
+                shard.remove(&victim);
+            }
+        }
+        shard.insert(key, entry);
+    }
+
+    /// Forgets `key`.
+    pub(crate) fn remove(&self, key: &str) {
+        self.shard(key).remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(value: u32) -> Entry<u32> {
+        Entry {
+            value: Arc::new(value),
+            fetched_at: Instant::now(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_are_served_within_their_lifetime_and_the_store_stays_bounded() {
+        let store = EntryStore::new(32, Duration::from_secs(10));
+        store.insert("a".into(), entry(1));
+        assert_eq!(store.get("a").map(|e| *e.value), Some(1));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(store.get("a").is_none(), "past its lifetime");
+        for n in 0..1_000 {
+            store.insert(format!("k{n}"), entry(n));
+        }
+        let total: usize = store
+            .shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+            .sum();
+        assert!(total <= 32, "{total} entries kept");
+        store.insert("k999".into(), entry(7));
+        assert_eq!(
+            store.get("k999").map(|e| *e.value),
+            Some(7),
+            "the newest is kept"
+        );
+        store.remove("k999");
+        assert!(store.get("k999").is_none());
+    }
+}
