@@ -32,7 +32,13 @@ pub struct InstructionCount {
 }
 
 /// Counts `scenarios` with `requests` measured requests each (after as many warm-up ones).
-pub async fn count(scenarios: &[Scenario], requests: u64) -> anyhow::Result<Vec<InstructionCount>> {
+/// With `keep`, each server's dump is left there (`<target>.callgrind.1`, for
+/// `callgrind_annotate`) instead of deleted.
+pub async fn count(
+    scenarios: &[Scenario],
+    requests: u64,
+    keep: Option<&Path>,
+) -> anyhow::Result<Vec<InstructionCount>> {
     for tool in ["valgrind", "callgrind_control"] {
         std::process::Command::new(tool)
             .arg("--version")
@@ -41,7 +47,10 @@ pub async fn count(scenarios: &[Scenario], requests: u64) -> anyhow::Result<Vec<
     }
     let sandbox = Sandbox::start(&SandboxOptions::ephemeral()).await?;
     let env = crate::scenario::child_env(&sandbox);
-    let dir = std::env::temp_dir().join(format!("switchyard-callgrind-{}", std::process::id()));
+    let dir = match keep {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::temp_dir().join(format!("switchyard-callgrind-{}", std::process::id())),
+    };
     std::fs::create_dir_all(&dir)?;
     let mut counts = Vec::new();
     for &scenario in scenarios {
@@ -70,7 +79,9 @@ pub async fn count(scenarios: &[Scenario], requests: u64) -> anyhow::Result<Vec<
         );
         counts.push(count);
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(counts)
 }
 
@@ -82,6 +93,7 @@ async fn per_request(
     env: &[(String, String)],
     dir: &Path,
     requests: u64,
+    keep_dumps: bool,
 ) -> anyhow::Result<u64> {
     let out = dir.join(format!("{target}.callgrind"));
     let wrapper = vec![
@@ -127,7 +139,7 @@ async fn per_request(
     }
     control(&["--dump", &pid.to_string()])?;
     drop(target_process);
-    let total = dumped_instructions(dir, &out)?;
+    let total = dumped_instructions(dir, &out, keep_dumps)?;
     Ok(total / requests)
 }
 
@@ -143,7 +155,7 @@ fn control(args: &[&str]) -> anyhow::Result<()> {
 
 /// The `totals:` (or `summary:`) line of the dump `callgrind_control --dump` wrote next to
 /// `out` (as `out.1`).
-fn dumped_instructions(dir: &Path, out: &Path) -> anyhow::Result<u64> {
+fn dumped_instructions(dir: &Path, out: &Path, keep: bool) -> anyhow::Result<u64> {
     let name = out
         .file_name()
         .and_then(|n| n.to_str())
@@ -163,10 +175,12 @@ fn dumped_instructions(dir: &Path, out: &Path) -> anyhow::Result<u64> {
         .max()
         .with_context(|| format!("no dump of {name}"))?;
     let text = std::fs::read_to_string(dump)?;
-    for dump in &dumps {
-        let _ = std::fs::remove_file(dump);
+    if !keep {
+        for dump in &dumps {
+            let _ = std::fs::remove_file(dump);
+        }
+        let _ = std::fs::remove_file(out);
     }
-    let _ = std::fs::remove_file(out);
     text.lines()
         .find_map(|line| {
             line.strip_prefix("totals:")

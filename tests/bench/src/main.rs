@@ -68,6 +68,9 @@ enum Command {
         /// Also write the counts as JSON here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Keep each server's callgrind dump in this folder (for `callgrind_annotate`).
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
     },
     /// The cost of one usage-plan decision, in the process and in a Redis on loopback.
     Limiter {
@@ -171,6 +174,21 @@ async fn serve_bff<B: Bff>(listener: tokio::net::TcpListener) -> anyhow::Result<
     Ok(())
 }
 
+/// Writes `figures` as JSON to `path`, when given.
+fn write_json(path: Option<&std::path::Path>, figures: &impl serde::Serialize) -> ExitCode {
+    let Some(path) = path else {
+        return ExitCode::SUCCESS;
+    };
+    let text = serde_json::to_string_pretty(figures).unwrap_or_default();
+    match std::fs::write(path, text) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("switchyard-bench: cannot write {}: {error}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -216,14 +234,7 @@ async fn main() -> ExitCode {
                         f.idle_cpu_percent
                     );
                 }
-                if let Some(path) = json {
-                    let text = serde_json::to_string_pretty(&figures).unwrap_or_default();
-                    if let Err(error) = std::fs::write(path, text) {
-                        eprintln!("switchyard-bench: cannot write {}: {error}", path.display());
-                        return ExitCode::FAILURE;
-                    }
-                }
-                ExitCode::SUCCESS
+                write_json(json.as_deref(), &figures)
             }
             Err(error) => {
                 eprintln!("switchyard-bench stream: {error:#}");
@@ -231,14 +242,21 @@ async fn main() -> ExitCode {
             }
         };
     }
-    if let Some(Command::Instructions { requests, json }) = &args.command {
+    if let Some(Command::Instructions {
+        requests,
+        json,
+        keep,
+    }) = &args.command
+    {
         let scenarios: Vec<Scenario> = Scenario::ALL
             .into_iter()
             .filter(|s| {
                 args.scenarios.is_empty() || args.scenarios.iter().any(|n| s.name().contains(n))
             })
             .collect();
-        return match switchyard_bench::instructions::count(&scenarios, *requests).await {
+        return match switchyard_bench::instructions::count(&scenarios, *requests, keep.as_deref())
+            .await
+        {
             Ok(counts) => {
                 println!(
                     "{:<20} {:>16} {:>16} {:>7}",
@@ -253,14 +271,7 @@ async fn main() -> ExitCode {
                         c.ratio
                     );
                 }
-                if let Some(path) = json {
-                    let text = serde_json::to_string_pretty(&counts).unwrap_or_default();
-                    if let Err(error) = std::fs::write(path, text) {
-                        eprintln!("switchyard-bench: cannot write {}: {error}", path.display());
-                        return ExitCode::FAILURE;
-                    }
-                }
-                ExitCode::SUCCESS
+                write_json(json.as_deref(), &counts)
             }
             Err(error) => {
                 eprintln!("switchyard-bench instructions: {error:#}");
