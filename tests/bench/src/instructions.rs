@@ -52,20 +52,18 @@ pub async fn count(
         None => std::env::temp_dir().join(format!("switchyard-callgrind-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir)?;
+    let counting = Counting {
+        sandbox: &sandbox,
+        env: &env,
+        dir: &dir,
+        requests,
+        keep_dumps: keep.is_some(),
+    };
     let mut counts = Vec::new();
     for &scenario in scenarios {
         let (bff_target, floor_target) = scenario.targets();
-        let bff = per_request(&sandbox, scenario, bff_target, false, &env, &dir, requests).await?;
-        let floor = per_request(
-            &sandbox,
-            scenario,
-            &floor_target,
-            true,
-            &env,
-            &dir,
-            requests,
-        )
-        .await?;
+        let bff = counting.per_request(scenario, bff_target, false).await?;
+        let floor = counting.per_request(scenario, &floor_target, true).await?;
         let count = InstructionCount {
             scenario: scenario.name(),
             requests,
@@ -85,62 +83,77 @@ pub async fn count(
     Ok(counts)
 }
 
-async fn per_request(
-    sandbox: &Sandbox,
-    scenario: Scenario,
-    target: &str,
-    floor: bool,
-    env: &[(String, String)],
-    dir: &Path,
+/// What every count shares.
+struct Counting<'a> {
+    sandbox: &'a Sandbox,
+    env: &'a [(String, String)],
+    dir: &'a Path,
     requests: u64,
     keep_dumps: bool,
-) -> anyhow::Result<u64> {
-    let out = dir.join(format!("{target}.callgrind"));
-    let wrapper = vec![
-        "valgrind".to_owned(),
-        "--tool=callgrind".to_owned(),
-        "--quiet".to_owned(),
-        format!("--callgrind-out-file={}", out.display()),
-    ];
-    // Deadlines and timeouts sized for a server running some fifty times slower.
-    let mut env = env.to_vec();
-    env.push(("SWITCHYARD_GRAPHQL__DEADLINE_MS".into(), "60000".into()));
-    env.push(("SWITCHYARD_API__DEADLINE_MS".into(), "60000".into()));
-    env.push(("SWITCHYARD_DEVICES__DEADLINE_MS".into(), "60000".into()));
-    let target_process = Target::start_under(&wrapper, target, &env).await?;
-    let pid = target_process.pid().context("the server's pid")?;
-    let tokens = scenario.tokens(sandbox)?;
-    let make = scenario.make_request(&target_process.base, floor, tokens);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .timeout(Duration::from_secs(120))
-        .build()?;
-    let check = scenario.check_body(floor);
-    let mut i = 0;
-    let send = async |i: u64| -> anyhow::Result<()> {
-        let response = make(&client, i).send().await?;
-        let status = response.status();
-        let body = response.bytes().await?;
-        anyhow::ensure!(
-            status.is_success() && check(&body),
-            "{target}: request {i} answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        );
-        Ok(())
-    };
-    for _ in 0..requests {
-        send(i).await?;
-        i += 1;
+}
+
+impl Counting<'_> {
+    /// Instructions per request of `target` serving `scenario`'s requests.
+    async fn per_request(
+        &self,
+        scenario: Scenario,
+        target: &str,
+        floor: bool,
+    ) -> anyhow::Result<u64> {
+        let Self {
+            sandbox,
+            env,
+            dir,
+            requests,
+            keep_dumps,
+        } = *self;
+        let out = dir.join(format!("{target}.callgrind"));
+        let wrapper = vec![
+            "valgrind".to_owned(),
+            "--tool=callgrind".to_owned(),
+            "--quiet".to_owned(),
+            format!("--callgrind-out-file={}", out.display()),
+        ];
+        // Deadlines and timeouts sized for a server running some fifty times slower.
+        let mut env = env.to_vec();
+        env.push(("SWITCHYARD_GRAPHQL__DEADLINE_MS".into(), "60000".into()));
+        env.push(("SWITCHYARD_API__DEADLINE_MS".into(), "60000".into()));
+        env.push(("SWITCHYARD_DEVICES__DEADLINE_MS".into(), "60000".into()));
+        let target_process = Target::start_under(&wrapper, target, &env).await?;
+        let pid = target_process.pid().context("the server's pid")?;
+        let tokens = scenario.tokens(sandbox)?;
+        let make = scenario.make_request(&target_process.base, floor, tokens);
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .timeout(Duration::from_secs(120))
+            .build()?;
+        let check = scenario.check_body(floor);
+        let mut i = 0;
+        let send = async |i: u64| -> anyhow::Result<()> {
+            let response = make(&client, i).send().await?;
+            let status = response.status();
+            let body = response.bytes().await?;
+            anyhow::ensure!(
+                status.is_success() && check(&body),
+                "{target}: request {i} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            Ok(())
+        };
+        for _ in 0..requests {
+            send(i).await?;
+            i += 1;
+        }
+        control(&["--zero", &pid.to_string()])?;
+        for _ in 0..requests {
+            send(i).await?;
+            i += 1;
+        }
+        control(&["--dump", &pid.to_string()])?;
+        drop(target_process);
+        let total = dumped_instructions(dir, &out, keep_dumps)?;
+        Ok(total / requests)
     }
-    control(&["--zero", &pid.to_string()])?;
-    for _ in 0..requests {
-        send(i).await?;
-        i += 1;
-    }
-    control(&["--dump", &pid.to_string()])?;
-    drop(target_process);
-    let total = dumped_instructions(dir, &out, keep_dumps)?;
-    Ok(total / requests)
 }
 
 fn control(args: &[&str]) -> anyhow::Result<()> {
