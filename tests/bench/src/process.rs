@@ -21,6 +21,8 @@ pub struct Target {
 pub struct Usage {
     /// User + system CPU time.
     pub cpu: Duration,
+    /// The system (kernel) part of `cpu`.
+    pub system: Duration,
     /// Peak resident set size (`VmHWM`), in bytes.
     pub peak_rss: u64,
 }
@@ -144,7 +146,7 @@ impl Target {
 /// Reads `/proc/<pid>/stat` (utime, stime) and `/proc/<pid>/status` (VmHWM).
 fn usage_of(pid: u32) -> Usage {
     let ticks_per_sec = 100.0; // USER_HZ, 100 on every Linux configuration in use
-    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    let (cpu, system) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
             // Fields after the parenthesised command name; utime and stime are 14th and 15th.
@@ -152,7 +154,10 @@ fn usage_of(pid: u32) -> Usage {
             let fields: Vec<&str> = rest.split_whitespace().collect();
             let utime: f64 = fields.get(11)?.parse().ok()?;
             let stime: f64 = fields.get(12)?.parse().ok()?;
-            Some(Duration::from_secs_f64((utime + stime) / ticks_per_sec))
+            Some((
+                Duration::from_secs_f64((utime + stime) / ticks_per_sec),
+                Duration::from_secs_f64(stime / ticks_per_sec),
+            ))
         })
         .unwrap_or_default();
     let peak_rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -163,5 +168,9 @@ fn usage_of(pid: u32) -> Usage {
             Some(kb * 1024)
         })
         .unwrap_or_default();
-    Usage { cpu, peak_rss }
+    Usage {
+        cpu,
+        system,
+        peak_rss,
+    }
 }

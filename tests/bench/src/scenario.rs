@@ -310,6 +310,8 @@ pub struct Measured {
     pub rps: f64,
     /// CPU time of the target per request at saturation, microseconds.
     pub cpu_us_per_req: f64,
+    /// The kernel's part of `cpu_us_per_req` (system time: sockets, wake-ups).
+    pub system_us_per_req: f64,
     /// Upstream calls per request at saturation.
     pub upstream_calls_per_req: f64,
     /// One point per (upstream latency, rate).
@@ -465,6 +467,7 @@ struct Side {
     ok: u64,
     failed: u64,
     cpu: Duration,
+    system: Duration,
     calls: u64,
     /// Failed requests of every phase.
     errors: u64,
@@ -506,6 +509,7 @@ impl Side {
             ok: 0,
             failed: 0,
             cpu: Duration::ZERO,
+            system: Duration::ZERO,
             calls: 0,
             errors: 0,
             latency: Vec::new(),
@@ -538,15 +542,16 @@ impl Side {
         duration: Duration,
         measured: bool,
     ) {
-        let (cpu_before, calls_before) = (self.child.usage().cpu, upstream_calls(sandbox));
+        let (before, calls_before) = (self.child.usage(), upstream_calls(sandbox));
         let (ok, failed) =
             load::closed_loop(&self.client, &self.work, plan.concurrency, duration).await;
-        let (cpu_after, calls_after) = (self.child.usage().cpu, upstream_calls(sandbox));
+        let (after, calls_after) = (self.child.usage(), upstream_calls(sandbox));
         self.errors += failed;
         if measured {
             self.ok += ok;
             self.failed += failed;
-            self.cpu += cpu_after.saturating_sub(cpu_before);
+            self.cpu += after.cpu.saturating_sub(before.cpu);
+            self.system += after.system.saturating_sub(before.system);
             self.calls += calls_after - calls_before;
         }
     }
@@ -585,6 +590,7 @@ impl Side {
         Measured {
             rps: self.rps(saturation),
             cpu_us_per_req: self.cpu.as_secs_f64() * 1e6 / requests,
+            system_us_per_req: self.system.as_secs_f64() * 1e6 / requests,
             upstream_calls_per_req: self.calls as f64 / requests,
             latency: self.latency,
             rss_mb: self.child.usage().peak_rss as f64 / (1024.0 * 1024.0),
