@@ -413,12 +413,8 @@ impl Operation {
     ) -> (Request, Option<Miss>) {
         let mut request = self.request;
         request.set_parsed_query(self.parsed.document.clone());
-        if let Some(limiter) = &state.limiter {
-            request = request.data(Charge {
-                limiter: limiter.clone(),
-                cost_per_unit: state.limits.cost_per_unit,
-                decisions: decisions.clone(),
-            });
+        if let Some(charge) = charge(state, decisions) {
+            request = request.data(charge);
         }
         let request = request.data(RequestData {
             principal: principal.clone(),
@@ -426,6 +422,15 @@ impl Operation {
         });
         (request, self.miss)
     }
+}
+
+/// What an operation is charged to, when usage plans apply.
+fn charge(state: &AppState, decisions: &Decisions) -> Option<Charge> {
+    state.limiter.as_ref().map(|limiter| Charge {
+        limiter: limiter.clone(),
+        cost_per_unit: state.limits.cost_per_unit,
+        decisions: decisions.clone(),
+    })
 }
 
 /// What one operation answered.
@@ -504,21 +509,10 @@ async fn run_operation(
                 state.limits.max_complexity,
             )
         {
-            if let Some(limiter) = &state.limiter {
-                let cost = crate::usage::units(ready.complexity, state.limits.cost_per_unit);
-                let decision = limiter.charge(principal, cost).await;
-                let allowed = decision.allowed;
-                let message = decision
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| "rate limit exceeded".to_owned());
-                decisions.push(decision);
-                if !allowed {
-                    let error = crate::errors::graphql_error(ErrorCode::RateLimited, message);
-                    return Answer::Graphql(GqlResponse::from_errors(vec![
-                        error.into_server_error(async_graphql::Pos::default()),
-                    ]));
-                }
+            if let Some(charge) = charge(state, decisions)
+                && let Err(refused) = charge.charge(principal, ready.complexity).await
+            {
+                return Answer::Graphql(GqlResponse::from_errors(vec![refused]));
             }
             let loaders = Loaders::new(&state.upstreams);
             let context = crate::prepared::Context {

@@ -23,7 +23,7 @@ use crate::schema::RequestData;
 pub(crate) struct Decisions(Arc<Mutex<Vec<Decision>>>);
 
 impl Decisions {
-    pub(crate) fn push(&self, decision: Decision) {
+    fn push(&self, decision: Decision) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -41,6 +41,30 @@ pub(crate) struct Charge {
     pub(crate) limiter: Limiter,
     pub(crate) cost_per_unit: usize,
     pub(crate) decisions: Decisions,
+}
+
+impl Charge {
+    /// Charges an operation of `complexity` to `principal` and records the decision; a
+    /// refusal is the `RATE_LIMITED` error the operation answers with instead.
+    pub(crate) async fn charge(
+        &self,
+        principal: &switchyard_core::auth::Principal,
+        complexity: usize,
+    ) -> Result<(), ServerError> {
+        let cost = units(complexity, self.cost_per_unit);
+        let decision = self.limiter.charge(principal, cost).await;
+        let allowed = decision.allowed;
+        let message = decision
+            .message
+            .clone()
+            .unwrap_or_else(|| "rate limit exceeded".to_owned());
+        self.decisions.push(decision);
+        if allowed {
+            Ok(())
+        } else {
+            Err(graphql_error(ErrorCode::RateLimited, message).into_server_error(Pos::default()))
+        }
+    }
 }
 
 /// The units of an operation of `complexity`.
@@ -73,19 +97,9 @@ impl Extension for UsagePlanCharge {
         else {
             return Ok(result);
         };
-        let cost = units(result.complexity, charge.cost_per_unit);
-        let decision = charge.limiter.charge(&request.principal, cost).await;
-        let allowed = decision.allowed;
-        let message = decision
-            .message
-            .clone()
-            .unwrap_or_else(|| "rate limit exceeded".to_owned());
-        charge.decisions.push(decision);
-        if allowed {
-            Ok(result)
-        } else {
-            let error = graphql_error(ErrorCode::RateLimited, message);
-            Err(vec![error.into_server_error(Pos::default())])
+        match charge.charge(&request.principal, result.complexity).await {
+            Ok(()) => Ok(result),
+            Err(refused) => Err(vec![refused]),
         }
     }
 }

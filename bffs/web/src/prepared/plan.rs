@@ -34,9 +34,10 @@ pub(crate) enum Condition {
 /// A field as the response names it, with where it is in the document (for errors).
 #[derive(Debug)]
 pub(crate) struct Planned<F> {
+    /// The response key (the alias, else the field's name): what the response and error
+    /// paths name it by.
     pub(crate) key: Name,
-    /// The field's name in the schema (error paths use the response key, which this is
-    /// not; kept for the record).
+    /// Where the field is written in the document (an error's `locations`).
     pub(crate) pos: Pos,
     pub(crate) conditions: Vec<Condition>,
     pub(crate) field: F,
