@@ -32,6 +32,7 @@ use crate::document::Miss;
 use crate::document::ParsedDocument;
 use crate::errors::{GRAPHQL_RESPONSE_JSON, GraphqlErrorResponder};
 use crate::fetchers::Loaders;
+use crate::passes::InPasses;
 use crate::persisted::{Refusal, Registration};
 use crate::schema::RequestData;
 use crate::usage::{Charge, Decisions};
@@ -521,7 +522,7 @@ async fn run_operation(
                 upstreams: &state.upstreams,
                 max_page_size: state.limits.max_page_size,
             };
-            let (data, errors) = crate::prepared::run(&ready, &context).await;
+            let (data, errors) = InPasses::new(crate::prepared::run(&ready, &context)).await;
             state
                 .prepared_runs
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -536,7 +537,7 @@ async fn run_operation(
         }
     }
     let (request, miss) = operation.into_graphql(state, principal, decisions);
-    let response = classify_errors(state.schema.execute(request).await);
+    let response = classify_errors(InPasses::new(state.schema.execute(request)).await);
     // Only a document that validated is worth keeping parsed, or registering.
     if !is_request_error(&response) {
         if let Some(miss) = miss {

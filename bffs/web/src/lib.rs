@@ -14,6 +14,7 @@ mod graphiql;
 mod http;
 pub mod loader;
 pub mod manifest;
+mod passes;
 mod persisted;
 mod prepared;
 pub mod schema;

@@ -8,7 +8,7 @@
 //! fetched at most once per request, and loaders are created per request so that nothing
 //! cached for one consumer is ever seen by another.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};

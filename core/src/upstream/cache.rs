@@ -12,7 +12,7 @@
 //!
 //! Ages use tokio's clock, so tests drive them with a paused clock.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

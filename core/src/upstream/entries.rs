@@ -7,8 +7,9 @@
 //! a shard that is full drops its entries past their lifetime, and if none are, an
 //! arbitrary one, which is as good as any for a store read only in emergencies.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
+
+use foldhash::{HashMap, HashMapExt as _};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -40,7 +41,7 @@ pub(crate) struct EntryStore<V> {
     shards: Box<[Shard<V>]>,
     per_shard: usize,
     lifetime: Duration,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl<V> EntryStore<V> {
@@ -53,7 +54,7 @@ impl<V> EntryStore<V> {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             per_shard,
             lifetime,
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 

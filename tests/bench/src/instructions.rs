@@ -5,11 +5,16 @@
 //! input whatever else the machine does, so a hot-path change can be judged on one run
 //! while CPU times wander. The sandbox upstreams and the client run in this process,
 //! outside valgrind, so only the server's own work is counted.
+//!
+//! With a concurrency above 1, the counted requests are sent that many at a time: the
+//! count then includes what a server does only when requests overlap (wake-ups, contended
+//! locks, work that grows with the number in flight), which one request at a time hides.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 use switchyard_sandbox::{Sandbox, SandboxOptions};
 
@@ -23,6 +28,8 @@ pub struct InstructionCount {
     pub scenario: String,
     /// Requests counted per server.
     pub requests: u64,
+    /// Requests in flight at once while counting.
+    pub concurrency: usize,
     /// The BFF's instructions per request.
     pub bff_instructions_per_req: u64,
     /// The floor's instructions per request.
@@ -31,14 +38,16 @@ pub struct InstructionCount {
     pub ratio: f64,
 }
 
-/// Counts `scenarios` with `requests` measured requests each (after as many warm-up ones).
-/// With `keep`, each server's dump is left there (`<target>.callgrind.1`, for
-/// `callgrind_annotate`) instead of deleted.
+/// Counts `scenarios` with `requests` measured requests each (after as many warm-up ones),
+/// `concurrency` of them in flight at once. With `keep`, each server's dump is left there
+/// (`<target>.callgrind.1`, for `callgrind_annotate`) instead of deleted.
 pub async fn count(
     scenarios: &[Scenario],
     requests: u64,
+    concurrency: usize,
     keep: Option<&Path>,
 ) -> anyhow::Result<Vec<InstructionCount>> {
+    let concurrency = concurrency.max(1);
     for tool in ["valgrind", "callgrind_control"] {
         std::process::Command::new(tool)
             .arg("--version")
@@ -57,6 +66,7 @@ pub async fn count(
         env: &env,
         dir: &dir,
         requests,
+        concurrency,
         keep_dumps: keep.is_some(),
     };
     let mut counts = Vec::new();
@@ -67,6 +77,7 @@ pub async fn count(
         let count = InstructionCount {
             scenario: scenario.name(),
             requests,
+            concurrency,
             bff_instructions_per_req: bff,
             floor_instructions_per_req: floor,
             ratio: bff as f64 / floor.max(1) as f64,
@@ -89,6 +100,7 @@ struct Counting<'a> {
     env: &'a [(String, String)],
     dir: &'a Path,
     requests: u64,
+    concurrency: usize,
     keep_dumps: bool,
 }
 
@@ -105,6 +117,7 @@ impl Counting<'_> {
             env,
             dir,
             requests,
+            concurrency,
             keep_dumps,
         } = *self;
         let out = dir.join(format!("{target}.callgrind"));
@@ -119,16 +132,21 @@ impl Counting<'_> {
         env.push(("SWITCHYARD_GRAPHQL__DEADLINE_MS".into(), "60000".into()));
         env.push(("SWITCHYARD_API__DEADLINE_MS".into(), "60000".into()));
         env.push(("SWITCHYARD_DEVICES__DEADLINE_MS".into(), "60000".into()));
+        for service in ["CUSTOMERS", "ORDERS", "INVENTORY"] {
+            env.push((
+                format!("SWITCHYARD_UPSTREAMS__{service}__TIMEOUT_MS"),
+                "60000".into(),
+            ));
+        }
         let target_process = Target::start_under(&wrapper, target, &env).await?;
         let pid = target_process.pid().context("the server's pid")?;
         let tokens = scenario.tokens(sandbox)?;
         let make = scenario.make_request(&target_process.base, floor, tokens);
         let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(1)
+            .pool_max_idle_per_host(concurrency)
             .timeout(Duration::from_secs(120))
             .build()?;
         let check = scenario.check_body(floor);
-        let mut i = 0;
         let send = async |i: u64| -> anyhow::Result<()> {
             let response = make(&client, i).send().await?;
             let status = response.status();
@@ -140,15 +158,17 @@ impl Counting<'_> {
             );
             Ok(())
         };
-        for _ in 0..requests {
-            send(i).await?;
-            i += 1;
-        }
+        // Both phases at the same concurrency, so that the counted one finds as many
+        // connections open as it needs.
+        let phase = |from: u64| {
+            futures_util::stream::iter(from..from + requests)
+                .map(send)
+                .buffer_unordered(concurrency)
+                .try_collect::<()>()
+        };
+        phase(0).await?;
         control(&["--zero", &pid.to_string()])?;
-        for _ in 0..requests {
-            send(i).await?;
-            i += 1;
-        }
+        phase(requests).await?;
         control(&["--dump", &pid.to_string()])?;
         drop(target_process);
         let total = dumped_instructions(dir, &out, keep_dumps)?;

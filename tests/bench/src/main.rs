@@ -71,12 +71,28 @@ enum Command {
         /// Keep each server's callgrind dump in this folder (for `callgrind_annotate`).
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+        /// Requests in flight at once (1: one after the other).
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
     },
     /// The cost of one usage-plan decision, in the process and in a Redis on loopback.
     Limiter {
         /// Decisions to time (the Redis store times a tenth as many).
         #[arg(long, default_value_t = 200_000)]
         decisions: u64,
+    },
+    /// Saturates one scenario's BFF, then its floor, for a fixed time each, with a
+    /// profiler attached to each (CPU and requests are printed, to compare per request).
+    Profile {
+        /// The scenario (its exact name).
+        scenario: String,
+        /// Seconds of saturation per server.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Run alongside each server; `{pid}` and `{target}` are replaced, and it gets
+        /// SIGINT at the end, e.g. `perf record -F 999 -p {pid} -o {target}.data`.
+        #[arg(long, value_name = "COMMAND")]
+        record: Option<String>,
     },
 }
 
@@ -242,20 +258,68 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Profile {
+        scenario,
+        seconds,
+        record,
+    }) = &args.command
+    {
+        let Some(chosen) = Scenario::ALL
+            .into_iter()
+            .chain(Scenario::PEER)
+            .find(|s| s.name() == *scenario)
+        else {
+            eprintln!("switchyard-bench profile: no scenario is called {scenario}");
+            return ExitCode::FAILURE;
+        };
+        let plan = Plan::full();
+        let duration = std::time::Duration::from_secs(*seconds);
+        return match switchyard_bench::scenario::profile(&plan, chosen, duration, record.as_deref())
+            .await
+        {
+            Ok(sides) => {
+                println!(
+                    "{:<20} {:>10} {:>12} {:>12}",
+                    "target", "requests", "cpu µs/req", "sys µs/req"
+                );
+                for side in &sides {
+                    println!(
+                        "{:<20} {:>10} {:>12.1} {:>12.1}",
+                        side.target, side.requests, side.cpu_us_per_req, side.system_us_per_req
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("switchyard-bench profile: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Instructions {
         requests,
         json,
         keep,
+        concurrency,
     }) = &args.command
     {
         let scenarios: Vec<Scenario> = Scenario::ALL
             .into_iter()
             .filter(|s| {
-                args.scenarios.is_empty() || args.scenarios.iter().any(|n| s.name().contains(n))
+                args.scenarios.is_empty()
+                    || args
+                        .scenarios
+                        .iter()
+                        .any(|n| Scenario::selects(n, &s.name()))
             })
             .collect();
-        return match switchyard_bench::instructions::count(&scenarios, *requests, keep.as_deref())
-            .await
+        return match switchyard_bench::instructions::count(
+            &scenarios,
+            *requests,
+            *concurrency,
+            keep.as_deref(),
+        )
+        .await
         {
             Ok(counts) => {
                 println!(
@@ -335,7 +399,7 @@ async fn main() -> ExitCode {
                         || ((wanted.contains("plans") || wanted.contains("overload"))
                             && name.contains(wanted))
                 } else {
-                    name.contains(wanted)
+                    Scenario::selects(wanted, &name)
                 }
             })
         });

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use serde::Serialize;
 use serde_json::json;
 use switchyard_sandbox::{Faults, Sandbox, SandboxOptions, TokenRequest};
@@ -90,6 +91,23 @@ impl Scenario {
             Self::Apollo(n) => Self::Web(n),
             _ if self.compares_the_bff_with_itself() => Self::Mobile,
             _ => self,
+        }
+    }
+
+    /// Whether `--scenario wanted` selects a scenario called `name`: the exact name of
+    /// a scenario selects that one alone (`web-dashboard-n5` is not also `-n50`), any
+    /// other text every name that contains it.
+    pub fn selects(wanted: &str, name: &str) -> bool {
+        let exact = Self::ALL
+            .iter()
+            .chain(&Self::GATEWAY)
+            .chain(&Self::OBSERVABILITY)
+            .chain(&Self::PEER)
+            .any(|scenario| scenario.name() == wanted);
+        if exact {
+            name == wanted
+        } else {
+            name.contains(wanted)
         }
     }
 
@@ -743,4 +761,75 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<ScenarioReport>> {
         });
     }
     Ok(reports)
+}
+
+/// One side's figures from [`profile`].
+#[derive(Clone, Debug)]
+pub struct ProfiledSide {
+    /// The target served (`web`, `floor-web-5`, …).
+    pub target: String,
+    /// Successful requests over the profiled stretch.
+    pub requests: u64,
+    /// User + system CPU per request, µs.
+    pub cpu_us_per_req: f64,
+    /// The system part, µs.
+    pub system_us_per_req: f64,
+}
+
+/// Saturates `scenario`'s BFF, then its floor, for `duration` each (after a warm-up of a
+/// quarter of it), with `record` running alongside each: a command line in which `{pid}`
+/// and `{target}` are replaced (e.g. `perf record -F 999 -p {pid} -o {target}.data`),
+/// started when the measured stretch starts and sent SIGINT when it ends. Per-request
+/// figures let two profiles be compared sample for sample.
+pub async fn profile(
+    plan: &Plan,
+    scenario: Scenario,
+    duration: Duration,
+    record: Option<&str>,
+) -> anyhow::Result<Vec<ProfiledSide>> {
+    let sandbox = Sandbox::start(&SandboxOptions::ephemeral()).await?;
+    let env = child_env(&sandbox);
+    set_latency(&sandbox, 0);
+    let (bff_target, floor_target) = scenario.targets();
+    let floor_is_floor = !scenario.compares_the_bff_with_itself();
+    let mut sides = Vec::new();
+    for (target, floor) in [(bff_target, false), (floor_target.as_str(), floor_is_floor)] {
+        let mut side = Side::start(&sandbox, plan, scenario, target, floor, &env).await?;
+        side.saturate(&sandbox, plan, duration / 4, false).await;
+        let recorder = match record {
+            Some(command) => {
+                let pid = side.child.pid().context("the server's pid")?;
+                let line = command
+                    .replace("{pid}", &pid.to_string())
+                    .replace("{target}", target);
+                let mut words = line.split_whitespace();
+                let program = words.next().context("an empty --record command")?;
+                let child = tokio::process::Command::new(program)
+                    .args(words)
+                    .spawn()
+                    .with_context(|| format!("starting {line}"))?;
+                // Give the recorder a moment to attach before the load starts.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Some(child)
+            }
+            None => None,
+        };
+        side.saturate(&sandbox, plan, duration, true).await;
+        if let Some(mut recorder) = recorder {
+            if let Some(pid) = recorder.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-INT", &pid.to_string()])
+                    .status();
+            }
+            let _ = recorder.wait().await;
+        }
+        let requests = (side.ok + side.failed).max(1);
+        sides.push(ProfiledSide {
+            target: target.to_owned(),
+            requests: side.ok,
+            cpu_us_per_req: side.cpu.as_secs_f64() * 1e6 / requests as f64,
+            system_us_per_req: side.system.as_secs_f64() * 1e6 / requests as f64,
+        });
+    }
+    Ok(sides)
 }
