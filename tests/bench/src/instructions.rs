@@ -45,6 +45,7 @@ pub async fn count(
     scenarios: &[Scenario],
     requests: u64,
     concurrency: usize,
+    cache_sim: bool,
     keep: Option<&Path>,
 ) -> anyhow::Result<Vec<InstructionCount>> {
     let concurrency = concurrency.max(1);
@@ -67,6 +68,7 @@ pub async fn count(
         dir: &dir,
         requests,
         concurrency,
+        cache_sim,
         keep_dumps: keep.is_some(),
     };
     let mut counts = Vec::new();
@@ -101,6 +103,7 @@ struct Counting<'a> {
     dir: &'a Path,
     requests: u64,
     concurrency: usize,
+    cache_sim: bool,
     keep_dumps: bool,
 }
 
@@ -118,15 +121,19 @@ impl Counting<'_> {
             dir,
             requests,
             concurrency,
+            cache_sim,
             keep_dumps,
         } = *self;
         let out = dir.join(format!("{target}.callgrind"));
-        let wrapper = vec![
+        let mut wrapper = vec![
             "valgrind".to_owned(),
             "--tool=callgrind".to_owned(),
             "--quiet".to_owned(),
             format!("--callgrind-out-file={}", out.display()),
         ];
+        if cache_sim {
+            wrapper.push("--cache-sim=yes".to_owned());
+        }
         // Deadlines and timeouts sized for a server running some fifty times slower.
         let mut env = env.to_vec();
         env.push(("SWITCHYARD_GRAPHQL__DEADLINE_MS".into(), "60000".into()));
@@ -171,8 +178,17 @@ impl Counting<'_> {
         phase(requests).await?;
         control(&["--dump", &pid.to_string()])?;
         drop(target_process);
-        let total = dumped_instructions(dir, &out, keep_dumps)?;
-        Ok(total / requests)
+        let totals = dumped_totals(dir, &out, keep_dumps)?;
+        if cache_sim {
+            let per_request: Vec<String> = totals
+                .events
+                .iter()
+                .zip(&totals.counts)
+                .map(|(event, count)| format!("{event} {}", count / requests))
+                .collect();
+            eprintln!("{target}: per request: {}", per_request.join(", "));
+        }
+        Ok(totals.counts.first().copied().unwrap_or(0) / requests)
     }
 }
 
@@ -186,9 +202,15 @@ fn control(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `totals:` (or `summary:`) line of the dump `callgrind_control --dump` wrote next to
-/// `out` (as `out.1`).
-fn dumped_instructions(dir: &Path, out: &Path, keep: bool) -> anyhow::Result<u64> {
+/// The events of a dump (`Ir` first) and their totals.
+struct Totals {
+    events: Vec<String>,
+    counts: Vec<u64>,
+}
+
+/// The `events:` and `totals:` (or `summary:`) lines of the dump `callgrind_control --dump`
+/// wrote next to `out` (as `out.1`).
+fn dumped_totals(dir: &Path, out: &Path, keep: bool) -> anyhow::Result<Totals> {
     let name = out
         .file_name()
         .and_then(|n| n.to_str())
@@ -214,11 +236,23 @@ fn dumped_instructions(dir: &Path, out: &Path, keep: bool) -> anyhow::Result<u64
         }
         let _ = std::fs::remove_file(out);
     }
-    text.lines()
+    let events = text
+        .lines()
+        .find_map(|line| line.strip_prefix("events:"))
+        .map(|rest| rest.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let counts: Vec<u64> = text
+        .lines()
         .find_map(|line| {
             line.strip_prefix("totals:")
                 .or_else(|| line.strip_prefix("summary:"))
         })
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .context("no totals in the callgrind dump")
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    anyhow::ensure!(!counts.is_empty(), "no totals in the callgrind dump");
+    Ok(Totals { events, counts })
 }

@@ -74,6 +74,9 @@ enum Command {
         /// Requests in flight at once (1: one after the other).
         #[arg(long, default_value_t = 1)]
         concurrency: usize,
+        /// Also simulate the caches (`--cache-sim=yes`) and print the misses per request.
+        #[arg(long)]
+        cache_sim: bool,
     },
     /// The cost of one usage-plan decision, in the process and in a Redis on loopback.
     Limiter {
@@ -301,6 +304,7 @@ async fn main() -> ExitCode {
         json,
         keep,
         concurrency,
+        cache_sim,
     }) = &args.command
     {
         let scenarios: Vec<Scenario> = Scenario::ALL
@@ -317,6 +321,7 @@ async fn main() -> ExitCode {
             &scenarios,
             *requests,
             *concurrency,
+            *cache_sim,
             keep.as_deref(),
         )
         .await
