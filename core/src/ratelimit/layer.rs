@@ -4,9 +4,8 @@
 //!   charges the request's weight to the principal's plan, adds `RateLimit-Policy` and
 //!   `RateLimit` to the response, or answers 429 with `Retry-After` itself in the BFF's
 //!   format, before the handler (and so every upstream) is reached.
-//! - [`limit_by_address`] (every BFF, before authentication, in core's common layers): a
-//!   limit per client address that keeps floods of bad tokens from costing signature
-//!   checks.
+//! - [`AddressLimit`] (every BFF, before authentication, at core's edge): a limit per
+//!   client address that keeps floods of bad tokens from costing signature checks.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,8 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use http::HeaderMap;
 
@@ -148,7 +146,7 @@ pub fn client_address(
     peer.map(|peer| peer.ip())
 }
 
-/// What [`limit_by_address`] needs: the limiter (`None`: usage plans off) and the BFF's
+/// The limit per client address: the limiter (`None`: usage plans off) and the BFF's
 /// error format.
 #[derive(Clone)]
 pub struct AddressLimit<R> {
@@ -161,40 +159,35 @@ impl<R: ErrorResponder> AddressLimit<R> {
     pub fn new(limiter: Option<Limiter>, responder: R) -> Self {
         Self { limiter, responder }
     }
-}
 
-/// Middleware of the limit per client address (see the module documentation):
-/// `from_fn_with_state(AddressLimit::new(limiter, responder), limit_by_address::<R>)`.
-pub async fn limit_by_address<R: ErrorResponder>(
-    State(state): State<AddressLimit<R>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(limiter) = &state.limiter
-        && !is_probe(request.uri().path())
-    {
+    /// The refusal of `request` when its client address is over its limit (429
+    /// `RATE_LIMITED` with `Retry-After`); `None` lets it through. Probes always pass.
+    pub fn refusal(&self, request: &Request) -> Option<Response> {
+        let limiter = self.limiter.as_ref()?;
+        if is_probe(request.uri().path()) {
+            return None;
+        }
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0);
-        let address = client_address(request.headers(), peer, limiter.trusted_proxy_hops());
-        if let Some(decision) = address.map(|address| limiter.check_address(address))
-            && !decision.allowed
-        {
-            let mut response = state.responder.respond_to(
-                &request,
-                ErrorCode::RateLimited,
-                "too many requests from this address",
-            );
-            if let Some(secs) = decision.retry_after_secs() {
-                response
-                    .headers_mut()
-                    .insert(http::header::RETRY_AFTER, secs.into());
-            }
-            return response;
+        let address = client_address(request.headers(), peer, limiter.trusted_proxy_hops())?;
+        let decision = limiter.check_address(address);
+        if decision.allowed {
+            return None;
         }
+        let mut response = self.responder.respond_to(
+            request,
+            ErrorCode::RateLimited,
+            "too many requests from this address",
+        );
+        if let Some(secs) = decision.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, secs.into());
+        }
+        Some(response)
     }
-    next.run(request).await
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub use self::config::{
     AnonymousConfig, ConsumerKey, ConsumerOverride, OnStoreError, Period, Quota, RateLimitConfig,
     TierPlan,
 };
-pub use self::layer::{AddressLimit, UsagePlanLayer, client_address, limit_by_address};
+pub use self::layer::{AddressLimit, UsagePlanLayer, client_address};
 pub use self::limiter::{Consumer, Limiter};
 pub use self::policy::{Decision, Plan, PolicyState, RATELIMIT, RATELIMIT_POLICY};
 pub use crate::shared_state::StoreError;
