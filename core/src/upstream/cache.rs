@@ -64,6 +64,10 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
     }
 
     fn fresh(&self, key: &str) -> Option<Arc<V>> {
+        // With a TTL of 0 (the default) nothing is ever fresh: no lock, no lookup.
+        if self.ttl.is_zero() {
+            return None;
+        }
         self.entries
             .get(key)
             .filter(|entry| entry.fetched_at.elapsed() < self.ttl)
