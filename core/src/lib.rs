@@ -34,6 +34,7 @@ pub mod response;
 pub mod server;
 pub mod shared_state;
 pub mod shutdown;
+pub mod signal;
 pub mod streaming;
 pub mod telemetry;
 pub mod trace_context;

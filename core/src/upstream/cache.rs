@@ -14,11 +14,10 @@
 
 use foldhash::{HashMap, HashMapExt as _};
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::api::{
@@ -29,11 +28,16 @@ use super::entries::{Entry, EntryStore};
 use super::scope::record_stale;
 use crate::domain::{Customer, Order, Page, ReadingsAck, ReadingsBatch, StockLevel};
 use crate::metrics::RequestRecord;
+use crate::signal::Signal;
 
-/// The outcome of a fetch, shared with callers that waited for it: the entities fetched
-/// (handed over directly, so a waiter never depends on the entry still being in the cache
-/// or counting as fresh: with a TTL of 0 it never does).
-type Shared<V> = Option<Result<Arc<HashMap<String, Arc<V>>>, UpstreamError>>;
+/// A fetch in flight, shared with the callers that wait for it: its outcome is the
+/// entities fetched (handed over directly, so a waiter never depends on the entry still
+/// being in the cache or counting as fresh: with a TTL of 0 it never does). The signal
+/// fires once the outcome is set, or without one if the fetch was abandoned.
+struct InFlight<V> {
+    outcome: OnceLock<Result<Vec<Arc<V>>, UpstreamError>>,
+    signal: Signal,
+}
 
 /// A cache of one entity type, keyed by id.
 pub struct EntityCache<V> {
@@ -41,7 +45,7 @@ pub struct EntityCache<V> {
     ttl: Duration,
     usable_for: Duration,
     entries: EntryStore<V>,
-    in_flight: Mutex<HashMap<String, watch::Receiver<Shared<V>>>>,
+    in_flight: Mutex<HashMap<String, Arc<InFlight<V>>>>,
 }
 
 impl<V: Send + Sync + 'static> EntityCache<V> {
@@ -152,7 +156,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
     {
         let mut mine: Vec<String> = Vec::new();
         let mut theirs = Vec::new();
-        let sender = {
+        let flight = {
             let mut in_flight = self
                 .in_flight
                 .lock()
@@ -165,7 +169,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                     lookups.hits += 1;
                     found.insert(key.clone(), value);
                 } else if let Some(pending) = in_flight.get(key) {
-                    theirs.push((key.clone(), pending.clone()));
+                    theirs.push((key.clone(), Arc::clone(pending)));
                 } else {
                     mine.push(key.clone());
                 }
@@ -174,38 +178,46 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
             if mine.is_empty() {
                 None
             } else {
-                let (tx, rx) = watch::channel(None);
+                let flight = Arc::new(InFlight {
+                    outcome: OnceLock::new(),
+                    signal: Signal::default(),
+                });
                 for key in &mine {
-                    in_flight.insert(key.clone(), rx.clone());
+                    in_flight.insert(key.clone(), Arc::clone(&flight));
                 }
-                Some(tx)
+                Some(flight)
             }
         };
         let mut failure = None;
-        if let Some(sender) = sender {
+        if let Some(flight) = flight {
             let _release = InFlightRelease {
                 cache: self,
                 keys: &mine,
+                flight: &flight,
             };
-            let shared = match fetch(mine.clone()).await {
-                Ok(values) => {
-                    let fetched = self.store(values, key_of, found, Some(&mine));
-                    Ok(Arc::new(fetched))
-                }
+            let outcome = match fetch(mine.clone()).await {
+                Ok(values) => Ok(self.store(values, key_of, found, Some(&mine))),
                 Err(error) => {
                     failure = Some(error.clone());
                     Err(error)
                 }
             };
-            let _ = sender.send(Some(shared));
+            let _ = flight.outcome.set(outcome);
         }
         let mut retry = Vec::new();
-        for (key, mut outcome) in theirs {
-            // `Err` here means the other caller was cancelled before answering.
-            let answered = outcome.wait_for(Option::is_some).await.is_ok();
-            let (fetched, other_failure) = match outcome.borrow().clone() {
-                Some(Ok(fetched)) => (fetched.get(&key).cloned(), None),
-                Some(Err(error)) => (None, Some(error)),
+        for (key, flight) in theirs {
+            flight.signal.fired().await;
+            // No outcome means the other caller was cancelled before answering.
+            let answered = flight.outcome.get().is_some();
+            let (fetched, other_failure) = match flight.outcome.get() {
+                Some(Ok(fetched)) => (
+                    fetched
+                        .iter()
+                        .find(|value| key_of(value) == key)
+                        .cloned(),
+                    None,
+                ),
+                Some(Err(error)) => (None, Some(error.clone())),
                 None => (None, None),
             };
             if let Some(value) = fetched.or_else(|| self.fresh(&key)) {
@@ -230,30 +242,30 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
     }
 
     /// Stores fetched entities; those among `wanted` (all, if `None`) go into `found`.
-    /// Returns everything fetched, by key.
+    /// Returns everything fetched.
     fn store(
         &self,
         values: Vec<V>,
         key_of: fn(&V) -> &str,
         found: &mut HashMap<String, Arc<V>>,
         wanted: Option<&[String]>,
-    ) -> HashMap<String, Arc<V>> {
+    ) -> Vec<Arc<V>> {
         let now = Instant::now();
-        let mut fetched = HashMap::with_capacity(values.len());
+        let mut fetched = Vec::with_capacity(values.len());
         for value in values {
             let value = Arc::new(value);
-            let key = key_of(&value).to_owned();
+            let key = key_of(&value);
             self.entries.insert(
-                key.clone(),
+                key.to_owned(),
                 Entry {
                     value: Arc::clone(&value),
                     fetched_at: now,
                 },
             );
-            if wanted.is_none_or(|wanted| wanted.contains(&key)) {
-                found.insert(key.clone(), Arc::clone(&value));
+            if wanted.is_none_or(|wanted| wanted.iter().any(|k| k == key)) {
+                found.insert(key.to_owned(), Arc::clone(&value));
             }
-            fetched.insert(key, value);
+            fetched.push(value);
         }
         fetched
     }
@@ -284,23 +296,28 @@ struct Lookups {
     stale: u64,
 }
 
-/// Removes a fetch's keys from the in-flight map however the fetch ends (even if the caller
-/// is cancelled), so later callers fetch again instead of waiting forever.
+/// Removes a fetch's keys from the in-flight map and fires its signal however the fetch
+/// ends (even if the caller is cancelled, with no outcome), so that later callers fetch
+/// again and waiting ones look again, instead of waiting forever.
 struct InFlightRelease<'a, V> {
     cache: &'a EntityCache<V>,
     keys: &'a [String],
+    flight: &'a InFlight<V>,
 }
 
 impl<V> Drop for InFlightRelease<'_, V> {
     fn drop(&mut self) {
-        let mut in_flight = self
-            .cache
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for key in self.keys {
-            in_flight.remove(key);
+        {
+            let mut in_flight = self
+                .cache
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for key in self.keys {
+                in_flight.remove(key);
+            }
         }
+        self.flight.signal.fire();
     }
 }
 
