@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
+use switchyard_core::signal::Signal;
 use switchyard_core::upstream::UpstreamError;
-use tokio::sync::watch;
 
 /// How a loader fetches a batch of keys from its upstream.
 #[async_trait]
@@ -33,15 +33,15 @@ pub trait BatchFetch: Send + Sync + 'static {
 pub type LoadResult<V> = Result<Option<Arc<V>>, UpstreamError>;
 
 enum Slot<V> {
-    /// Part of a batch not yet answered; the receiver fires when it is.
-    Pending(watch::Receiver<bool>),
+    /// Part of a batch not yet answered; the signal fires when it is (or is given up).
+    Pending(Arc<Signal>),
     Done(LoadResult<V>),
 }
 
 struct OpenBatch {
     id: u64,
     keys: Vec<String>,
-    done: watch::Receiver<bool>,
+    done: Arc<Signal>,
 }
 
 struct State<V> {
@@ -58,8 +58,8 @@ pub struct BatchLoader<F: BatchFetch> {
 
 enum Role<V> {
     Ready(LoadResult<V>),
-    Wait(watch::Receiver<bool>),
-    Drive { id: u64, done: watch::Sender<bool> },
+    Wait(Arc<Signal>),
+    Drive { id: u64, done: Arc<Signal> },
 }
 
 impl<F: BatchFetch> BatchLoader<F> {
@@ -93,12 +93,10 @@ impl<F: BatchFetch> BatchLoader<F> {
         loop {
             match self.role_for(key) {
                 Role::Ready(result) => return result,
-                Role::Wait(mut done) => {
-                    // An error means the driver was dropped before answering; its guard has
-                    // released the keys, so go round again and (maybe) drive a new batch.
-                    if done.wait_for(|answered| *answered).await.is_err() {
-                        tokio::task::yield_now().await;
-                    }
+                Role::Wait(done) => {
+                    // Answered, or given up by a driver that was dropped (its guard released
+                    // the keys): either way go round again, and maybe drive a new batch.
+                    done.fired().await;
                 }
                 Role::Drive { id, done } => {
                     self.drive(id, done).await;
@@ -116,28 +114,31 @@ impl<F: BatchFetch> BatchLoader<F> {
         }
         if let Some(open) = &mut state.open {
             open.keys.push(key.to_owned());
-            let done = open.done.clone();
+            let done = Arc::clone(&open.done);
             state
                 .slots
-                .insert(key.to_owned(), Slot::Pending(done.clone()));
+                .insert(key.to_owned(), Slot::Pending(Arc::clone(&done)));
             return Role::Wait(done);
         }
-        let (tx, rx) = watch::channel(false);
+        let done = Arc::new(Signal::default());
         let id = state.next_batch_id;
         state.next_batch_id += 1;
         state.open = Some(OpenBatch {
             id,
             keys: vec![key.to_owned()],
-            done: rx.clone(),
+            done: Arc::clone(&done),
         });
-        state.slots.insert(key.to_owned(), Slot::Pending(rx));
-        Role::Drive { id, done: tx }
+        state
+            .slots
+            .insert(key.to_owned(), Slot::Pending(Arc::clone(&done)));
+        Role::Drive { id, done }
     }
 
-    async fn drive(&self, id: u64, done: watch::Sender<bool>) {
+    async fn drive(&self, id: u64, done: Arc<Signal>) {
         let mut guard = DriverGuard {
             loader: self,
             id,
+            done: Arc::clone(&done),
             taken: None,
             finished: false,
         };
@@ -189,7 +190,7 @@ impl<F: BatchFetch> BatchLoader<F> {
             }
         }
         guard.finished = true;
-        let _ = done.send(true);
+        done.fire();
     }
 }
 
@@ -198,6 +199,8 @@ impl<F: BatchFetch> BatchLoader<F> {
 struct DriverGuard<'a, F: BatchFetch> {
     loader: &'a BatchLoader<F>,
     id: u64,
+    /// Fired once the keys are released, so that waiters look again.
+    done: Arc<Signal>,
     taken: Option<Vec<String>>,
     finished: bool,
 }
@@ -223,6 +226,8 @@ impl<F: BatchFetch> Drop for DriverGuard<'_, F> {
                 state.slots.remove(&key);
             }
         }
+        drop(state);
+        self.done.fire();
     }
 }
 
