@@ -61,10 +61,7 @@ impl Future for Fired<'_> {
         if signal.is_fired() {
             return Poll::Ready(());
         }
-        let mut wakers = signal
-            .wakers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut wakers = signal.wakers.lock().unwrap_or_else(PoisonError::into_inner);
         // Checked again under the lock, which `fire` takes before it sets the flag: a
         // waker registered here is always woken.
         if signal.fired.load(Ordering::Acquire) {

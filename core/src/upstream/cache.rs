@@ -211,10 +211,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
             let answered = flight.outcome.get().is_some();
             let (fetched, other_failure) = match flight.outcome.get() {
                 Some(Ok(fetched)) => (
-                    fetched
-                        .iter()
-                        .find(|value| key_of(value) == key)
-                        .cloned(),
+                    fetched.iter().find(|value| key_of(value) == key).cloned(),
                     None,
                 ),
                 Some(Err(error)) => (None, Some(error.clone())),
