@@ -282,13 +282,17 @@ async fn main() -> ExitCode {
         {
             Ok(sides) => {
                 println!(
-                    "{:<20} {:>10} {:>12} {:>12}",
-                    "target", "requests", "cpu µs/req", "sys µs/req"
+                    "{:<20} {:>10} {:>12} {:>12} {:>12}",
+                    "target", "requests", "cpu µs/req", "sys µs/req", "peak RSS MB"
                 );
                 for side in &sides {
                     println!(
-                        "{:<20} {:>10} {:>12.1} {:>12.1}",
-                        side.target, side.requests, side.cpu_us_per_req, side.system_us_per_req
+                        "{:<20} {:>10} {:>12.1} {:>12.1} {:>12.1}",
+                        side.target,
+                        side.requests,
+                        side.cpu_us_per_req,
+                        side.system_us_per_req,
+                        side.peak_rss_mb
                     );
                 }
                 ExitCode::SUCCESS

@@ -774,6 +774,8 @@ pub struct ProfiledSide {
     pub cpu_us_per_req: f64,
     /// The system part, µs.
     pub system_us_per_req: f64,
+    /// Peak resident memory of the server, MB.
+    pub peak_rss_mb: f64,
 }
 
 /// Saturates `scenario`'s BFF, then its floor, for `duration` each (after a warm-up of a
@@ -829,6 +831,7 @@ pub async fn profile(
             requests: side.ok,
             cpu_us_per_req: side.cpu.as_secs_f64() * 1e6 / requests as f64,
             system_us_per_req: side.system.as_secs_f64() * 1e6 / requests as f64,
+            peak_rss_mb: side.child.usage().peak_rss as f64 / (1024.0 * 1024.0),
         });
     }
     Ok(sides)
