@@ -74,7 +74,8 @@ enum Command {
         /// Requests in flight at once (1: one after the other).
         #[arg(long, default_value_t = 1)]
         concurrency: usize,
-        /// Also simulate the caches (`--cache-sim=yes`) and print the misses per request.
+        /// Also simulate the caches (`--cache-sim=yes`, a 1 MiB last level), print the misses
+        /// per request, and estimate cycles per request from them.
         #[arg(long)]
         cache_sim: bool,
     },
@@ -343,6 +344,26 @@ async fn main() -> ExitCode {
                         c.floor_instructions_per_req,
                         c.ratio
                     );
+                }
+                if *cache_sim {
+                    println!(
+                        "{:<20} {:>16} {:>16} {:>7}",
+                        "scenario", "BFF est. cycles", "floor est. cycles", "ratio"
+                    );
+                    for c in &counts {
+                        let (Some(bff), Some(floor)) =
+                            (c.bff_estimated_cycles_per_req, c.floor_estimated_cycles_per_req)
+                        else {
+                            continue;
+                        };
+                        println!(
+                            "{:<20} {:>16} {:>16} {:>7.2}",
+                            c.scenario,
+                            bff,
+                            floor,
+                            bff as f64 / floor.max(1) as f64
+                        );
+                    }
                 }
                 write_json(json.as_deref(), &counts)
             }
