@@ -11,28 +11,28 @@ COPY . .
 FROM source AS build-web-bff
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,id=switchyard-target \
-    cargo build --release --locked -p web-bff && cp target/release/web-bff /usr/local/bin/
+    cargo build --profile production --locked -p web-bff && cp target/production/web-bff /usr/local/bin/
 
 FROM source AS build-mobile-bff
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,id=switchyard-target \
-    cargo build --release --locked -p mobile-bff && cp target/release/mobile-bff /usr/local/bin/
+    cargo build --profile production --locked -p mobile-bff && cp target/production/mobile-bff /usr/local/bin/
 
 FROM source AS build-iot-bff
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,id=switchyard-target \
-    cargo build --release --locked -p iot-bff && cp target/release/iot-bff /usr/local/bin/
+    cargo build --profile production --locked -p iot-bff && cp target/production/iot-bff /usr/local/bin/
 
 FROM source AS build-partner-bff
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,id=switchyard-target \
-    cargo build --release --locked -p partner-bff && cp target/release/partner-bff /usr/local/bin/
+    cargo build --profile production --locked -p partner-bff && cp target/production/partner-bff /usr/local/bin/
 
 FROM source AS build-sandbox
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,id=switchyard-target \
-    cargo build --release --locked -p switchyard-sandbox \
-    && cp target/release/switchyard-sandbox /usr/local/bin/
+    cargo build --profile production --locked -p switchyard-sandbox \
+    && cp target/production/switchyard-sandbox /usr/local/bin/
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchyard_core::domain::{Customer, Order, StockLevel};
-use switchyard_core::upstream::{CustomersApi, InventoryApi, OrdersApi, UpstreamError, Upstreams};
+use switchyard_core::upstream::{
+    CustomersApi, InventoryApi, Keyed, OrdersApi, UpstreamError, Upstreams,
+};
 
 use crate::loader::{BatchFetch, BatchLoader};
 
@@ -18,33 +20,24 @@ pub struct StockFetch(Arc<dyn InventoryApi>);
 #[async_trait]
 impl BatchFetch for CustomerFetch {
     type Value = Customer;
-    async fn fetch(&self, keys: &[String]) -> Result<Vec<Customer>, UpstreamError> {
-        self.0.customers(keys).await
-    }
-    fn key_of(value: &Customer) -> &str {
-        &value.id
+    async fn fetch(&self, keys: &[String]) -> Result<Keyed<Customer>, UpstreamError> {
+        self.0.customers_keyed(keys).await
     }
 }
 
 #[async_trait]
 impl BatchFetch for OrderFetch {
     type Value = Order;
-    async fn fetch(&self, keys: &[String]) -> Result<Vec<Order>, UpstreamError> {
-        self.0.orders_by_ids(keys).await
-    }
-    fn key_of(value: &Order) -> &str {
-        &value.id
+    async fn fetch(&self, keys: &[String]) -> Result<Keyed<Order>, UpstreamError> {
+        self.0.orders_keyed(keys).await
     }
 }
 
 #[async_trait]
 impl BatchFetch for StockFetch {
     type Value = StockLevel;
-    async fn fetch(&self, keys: &[String]) -> Result<Vec<StockLevel>, UpstreamError> {
-        self.0.stock_levels(keys).await
-    }
-    fn key_of(value: &StockLevel) -> &str {
-        &value.sku
+    async fn fetch(&self, keys: &[String]) -> Result<Keyed<StockLevel>, UpstreamError> {
+        self.0.stock_levels_keyed(keys).await
     }
 }
 

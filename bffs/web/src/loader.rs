@@ -16,17 +16,16 @@ use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use switchyard_core::signal::Signal;
-use switchyard_core::upstream::UpstreamError;
+use switchyard_core::upstream::{Keyed, UpstreamError};
 
 /// How a loader fetches a batch of keys from its upstream.
 #[async_trait]
 pub trait BatchFetch: Send + Sync + 'static {
     /// The entity loaded.
     type Value: Send + Sync + 'static;
-    /// Fetches `keys` (distinct); keys without an entity are simply absent from the result.
-    async fn fetch(&self, keys: &[String]) -> Result<Vec<Self::Value>, UpstreamError>;
-    /// The key an entity answers to.
-    fn key_of(value: &Self::Value) -> &str;
+    /// Fetches `keys` (distinct): one slot per key, in order, `None` for a key without an
+    /// entity.
+    async fn fetch(&self, keys: &[String]) -> Result<Keyed<Self::Value>, UpstreamError>;
 }
 
 /// The outcome of loading one key.
@@ -48,6 +47,18 @@ struct State<V> {
     slots: HashMap<String, Slot<V>>,
     open: Option<OpenBatch>,
     next_batch_id: u64,
+}
+
+impl<V> State<V> {
+    /// Settles `key`'s slot (pending until now, so its key is reused).
+    fn answer(&mut self, key: &str, result: LoadResult<V>) {
+        match self.slots.get_mut(key) {
+            Some(slot) => *slot = Slot::Done(result),
+            None => {
+                self.slots.insert(key.to_owned(), Slot::Done(result));
+            }
+        }
+    }
 }
 
 /// A per-request batching, caching loader.
@@ -169,22 +180,14 @@ impl<F: BatchFetch> BatchLoader<F> {
             let mut state = self.lock();
             match fetched {
                 Ok(values) => {
-                    let mut by_key: HashMap<&str, Arc<F::Value>> =
-                        HashMap::with_capacity(values.len());
-                    let values: Vec<Arc<F::Value>> = values.into_iter().map(Arc::new).collect();
-                    for value in &values {
-                        by_key.insert(F::key_of(value), Arc::clone(value));
-                    }
+                    let mut values = values.into_iter();
                     for key in keys {
-                        let result = Ok(by_key.get(key.as_str()).cloned());
-                        state.slots.insert(key.clone(), Slot::Done(result));
+                        state.answer(key, Ok(values.next().flatten()));
                     }
                 }
                 Err(error) => {
                     for key in keys {
-                        state
-                            .slots
-                            .insert(key.clone(), Slot::Done(Err(error.clone())));
+                        state.answer(key, Err(error.clone()));
                     }
                 }
             }
@@ -268,15 +271,11 @@ mod tests {
     impl BatchFetch for Arc<HangsOnce> {
         type Value = String;
 
-        async fn fetch(&self, keys: &[String]) -> Result<Vec<String>, UpstreamError> {
+        async fn fetch(&self, keys: &[String]) -> Result<Keyed<String>, UpstreamError> {
             if self.fetches.fetch_add(1, Ordering::SeqCst) == 0 {
                 std::future::pending::<()>().await;
             }
-            Ok(keys.to_vec())
-        }
-
-        fn key_of(value: &String) -> &str {
-            value
+            Ok(keys.iter().map(|key| Some(Arc::new(key.clone()))).collect())
         }
     }
 

@@ -5,7 +5,10 @@
 //! tests and alternative transports can stand in for the HTTP implementation. Every failure
 //! is classified into an [`UpstreamError`], which maps onto the shared [`ErrorCode`].
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use foldhash::{HashMap, HashMapExt as _};
 
 use crate::domain::{Customer, Order, OrderStatus, Page, ReadingsAck, ReadingsBatch, StockLevel};
 use crate::error::ErrorCode;
@@ -132,6 +135,27 @@ pub trait CustomersApi: Send + Sync {
     async fn customer(&self, id: &str) -> UpstreamResult<Customer>;
     /// Many customers in as few calls as the upstream allows; unknown ids are omitted.
     async fn customers(&self, ids: &[String]) -> UpstreamResult<Vec<Customer>>;
+    /// [`customers`](Self::customers) answered key by key ([`Keyed`]).
+    async fn customers_keyed(&self, ids: &[String]) -> UpstreamResult<Keyed<Customer>> {
+        Ok(keyed(ids, self.customers(ids).await?, |c| &c.id))
+    }
+}
+
+/// One slot per key asked for, in the order asked, `None` for a key the upstream does not
+/// know; each entity shared. A cache answers with the entries it keeps rather than copies
+/// of them, and a caller that indexes by key needs no map of its own.
+pub type Keyed<V> = Vec<Option<Arc<V>>>;
+
+/// Lines `values` up with `keys` (the answer of an upstream that omits unknown keys).
+fn keyed<V>(keys: &[String], values: Vec<V>, key_of: fn(&V) -> &str) -> Keyed<V> {
+    let mut by_key: HashMap<&str, Arc<V>> = HashMap::with_capacity(values.len());
+    let values: Vec<Arc<V>> = values.into_iter().map(Arc::new).collect();
+    for value in &values {
+        by_key.insert(key_of(value), Arc::clone(value));
+    }
+    keys.iter()
+        .map(|key| by_key.get(key.as_str()).cloned())
+        .collect()
 }
 
 /// Filter and page of an orders listing.
@@ -154,6 +178,10 @@ pub trait OrdersApi: Send + Sync {
     async fn order(&self, id: &str) -> UpstreamResult<Order>;
     /// Many orders by id; unknown ids are omitted.
     async fn orders_by_ids(&self, ids: &[String]) -> UpstreamResult<Vec<Order>>;
+    /// [`orders_by_ids`](Self::orders_by_ids) answered key by key ([`Keyed`]).
+    async fn orders_keyed(&self, ids: &[String]) -> UpstreamResult<Keyed<Order>> {
+        Ok(keyed(ids, self.orders_by_ids(ids).await?, |o| &o.id))
+    }
     /// A page of orders, newest first.
     async fn list_orders(&self, query: &OrdersQuery) -> UpstreamResult<Page<Order>>;
 }
@@ -165,6 +193,10 @@ pub trait InventoryApi: Send + Sync {
     async fn stock_level(&self, sku: &str) -> UpstreamResult<StockLevel>;
     /// Stock of many SKUs; unknown SKUs are omitted.
     async fn stock_levels(&self, skus: &[String]) -> UpstreamResult<Vec<StockLevel>>;
+    /// [`stock_levels`](Self::stock_levels) answered key by key ([`Keyed`]).
+    async fn stock_levels_keyed(&self, skus: &[String]) -> UpstreamResult<Keyed<StockLevel>> {
+        Ok(keyed(skus, self.stock_levels(skus).await?, |s| &s.sku))
+    }
     /// Applies observed stock counts. The service applies a batch at most once per
     /// `idempotency_key` and answers a repeat with the first answer, which is what makes
     /// retrying this write safe.

@@ -21,7 +21,8 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::api::{
-    CustomersApi, InventoryApi, OrdersApi, OrdersQuery, Service, UpstreamError, UpstreamResult,
+    CustomersApi, InventoryApi, Keyed, OrdersApi, OrdersQuery, Service, UpstreamError,
+    UpstreamResult,
 };
 use super::config::CacheConfig;
 use super::entries::{Entry, EntryStore};
@@ -103,10 +104,19 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         let mut found = HashMap::with_capacity(keys.len());
         let mut stale_age = None;
         let mut lookups = Lookups::default();
-        let mut pending: Vec<String> = keys.to_vec();
+        let mut pending = self
+            .round(
+                keys,
+                key_of,
+                &fetch,
+                &mut found,
+                &mut stale_age,
+                &mut lookups,
+            )
+            .await?;
         // A key whose fetch (by another caller) was abandoned goes round again; after a few
         // rounds this caller fetches it itself, so the loop always ends.
-        for _round in 0..3 {
+        for _round in 1..3 {
             if pending.is_empty() {
                 break;
             }
@@ -328,6 +338,11 @@ where
         .collect()
 }
 
+/// `found` lined up with `keys`, sharing the entries instead of copying them.
+fn keyed_from<V>(keys: &[String], found: &HashMap<String, Arc<V>>) -> Keyed<V> {
+    keys.iter().map(|key| found.get(key).cloned()).collect()
+}
+
 fn single<V: Clone>(
     service: Service,
     key: &str,
@@ -363,6 +378,10 @@ impl CustomersApi for CachedCustomers {
 
     async fn customers(&self, ids: &[String]) -> UpstreamResult<Vec<Customer>> {
         Ok(in_order(ids, self.customers_map(ids).await?))
+    }
+
+    async fn customers_keyed(&self, ids: &[String]) -> UpstreamResult<Keyed<Customer>> {
+        Ok(keyed_from(ids, &self.customers_map(ids).await?))
     }
 }
 
@@ -420,6 +439,10 @@ impl OrdersApi for CachedOrders {
         Ok(in_order(ids, self.orders_map(ids).await?))
     }
 
+    async fn orders_keyed(&self, ids: &[String]) -> UpstreamResult<Keyed<Order>> {
+        Ok(keyed_from(ids, &self.orders_map(ids).await?))
+    }
+
     async fn list_orders(&self, query: &OrdersQuery) -> UpstreamResult<Page<Order>> {
         self.inner.list_orders(query).await
     }
@@ -462,6 +485,10 @@ impl InventoryApi for CachedInventory {
 
     async fn stock_levels(&self, skus: &[String]) -> UpstreamResult<Vec<StockLevel>> {
         Ok(in_order(skus, self.stock_map(skus).await?))
+    }
+
+    async fn stock_levels_keyed(&self, skus: &[String]) -> UpstreamResult<Keyed<StockLevel>> {
+        Ok(keyed_from(skus, &self.stock_map(skus).await?))
     }
 
     /// Writes go straight through; the cached levels of the SKUs they touch are dropped,

@@ -290,6 +290,12 @@ impl HttpUpstream {
             return Ok(Vec::new());
         }
         let url = self.url(&[collection]);
+        if unique.len() <= MAX_IDS_PER_CALL {
+            // One call, the usual case: no join to set up.
+            let joined = unique.join(",");
+            let envelope: DataEnvelope<T> = self.get_json(url, &[(param, &joined)]).await?;
+            return Ok(envelope.data);
+        }
         let calls = unique.chunks(MAX_IDS_PER_CALL).map(|chunk| {
             let joined = chunk.join(",");
             let url = url.clone();

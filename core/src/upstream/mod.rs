@@ -25,7 +25,8 @@ pub mod scope;
 pub mod stack;
 
 pub use self::api::{
-    CustomersApi, InventoryApi, OrdersApi, OrdersQuery, Service, UpstreamError, UpstreamResult,
+    CustomersApi, InventoryApi, Keyed, OrdersApi, OrdersQuery, Service, UpstreamError,
+    UpstreamResult,
 };
 pub use self::cache::{CachedCustomers, CachedInventory, CachedOrders, EntityCache};
 pub use self::config::{BreakerConfig, CacheConfig, RetryConfig, UpstreamConfig, UpstreamsConfig};

@@ -251,7 +251,10 @@ impl Totals {
     /// the cache events.
     fn estimated_cycles(&self) -> Option<u64> {
         let sum = |names: &[&str]| -> Option<u64> {
-            names.iter().map(|name| self.event(name)).sum::<Option<u64>>()
+            names
+                .iter()
+                .map(|name| self.event(name))
+                .sum::<Option<u64>>()
         };
         let first_level = sum(&["I1mr", "D1mr", "D1mw"])?;
         let last_level = sum(&["ILmr", "DLmr", "DLmw"])?;

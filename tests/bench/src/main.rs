@@ -351,9 +351,10 @@ async fn main() -> ExitCode {
                         "scenario", "BFF est. cycles", "floor est. cycles", "ratio"
                     );
                     for c in &counts {
-                        let (Some(bff), Some(floor)) =
-                            (c.bff_estimated_cycles_per_req, c.floor_estimated_cycles_per_req)
-                        else {
+                        let (Some(bff), Some(floor)) = (
+                            c.bff_estimated_cycles_per_req,
+                            c.floor_estimated_cycles_per_req,
+                        ) else {
                             continue;
                         };
                         println!(

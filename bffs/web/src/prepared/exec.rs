@@ -592,15 +592,22 @@ impl<'a> Exec<'a> {
                     .collect(s)
                     .filter(|f| matches!(f.field, ItemField::Stock(_)))
                     .count();
-                join_all(order.items.iter().map(|item| {
-                    join_all((0..stock_fields).map(move |_| async move {
-                        self.require(Scope::InventoryRead)?;
-                        self.loaders
+                join_all(order.items.iter().map(|item| async move {
+                    if stock_fields == 0 {
+                        return Vec::new();
+                    }
+                    // Every `stock` field of an item resolves its one SKU, and the loader
+                    // answers a key once per request: one load serves them all.
+                    let stock = match self.require(Scope::InventoryRead) {
+                        Ok(()) => self
+                            .loaders
                             .stock
                             .load(&item.sku)
                             .await
-                            .map_err(|e| upstream_error(&e))
-                    }))
+                            .map_err(|e| upstream_error(&e)),
+                        Err(error) => Err(error),
+                    };
+                    vec![stock; stock_fields]
                 }))
                 .await
             }),
