@@ -28,21 +28,23 @@ pub(crate) struct ContentDigest([u8; 32]);
 
 impl ContentDigest {
     pub(crate) fn of(message: &ReadingMessage) -> Self {
-        let mut hasher = DigestHasher(digest::Context::new(&digest::SHA256));
+        let mut hasher = DigestHasher(Vec::with_capacity(1024));
         message.hash(&mut hasher);
         let mut bytes = [0; 32];
-        bytes.copy_from_slice(hasher.0.finish().as_ref());
+        bytes.copy_from_slice(digest::digest(&digest::SHA256, &hasher.0).as_ref());
         Self(bytes)
     }
 }
 
-/// Feeds `Hash` into SHA-256. `Hash` writes integers in native byte order and lengths as
-/// `usize`; every replica of a fleet runs on the same architecture, so they agree.
-struct DigestHasher(digest::Context);
+/// Collects what `Hash` writes, for one SHA-256 of all of it (a message's `Hash` makes
+/// some sixty small writes, and each update of a digest context has a fixed cost). `Hash`
+/// writes integers in native byte order and lengths as `usize`; every replica of a fleet
+/// runs on the same architecture, so they agree.
+struct DigestHasher(Vec<u8>);
 
 impl Hasher for DigestHasher {
     fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+        self.0.extend_from_slice(bytes);
     }
 
     fn finish(&self) -> u64 {

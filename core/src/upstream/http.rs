@@ -113,10 +113,13 @@ impl HttpUpstream {
         idempotency_key: &str,
         body: &B,
     ) -> UpstreamResult<T> {
-        let body = serde_json::to_vec(body).map_err(|e| UpstreamError::Malformed {
-            service: self.service,
-            detail: format!("cannot encode the request: {e}"),
-        })?;
+        // Shared bytes: each attempt sends them without a copy.
+        let body = axum::body::Bytes::from(serde_json::to_vec(body).map_err(|e| {
+            UpstreamError::Malformed {
+                service: self.service,
+                detail: format!("cannot encode the request: {e}"),
+            }
+        })?);
         self.guard
             .run(true, |timeout, budget| {
                 let request = self
