@@ -104,25 +104,18 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         let mut found = HashMap::with_capacity(keys.len());
         let mut stale_age = None;
         let mut lookups = Lookups::default();
-        let mut pending = self
-            .round(
-                keys,
-                key_of,
-                &fetch,
-                &mut found,
-                &mut stale_age,
-                &mut lookups,
-            )
-            .await?;
         // A key whose fetch (by another caller) was abandoned goes round again; after a few
         // rounds this caller fetches it itself, so the loop always ends.
-        for _round in 1..3 {
-            if pending.is_empty() {
-                break;
-            }
+        let mut pending: Vec<String> = Vec::new();
+        for round in 0..3 {
+            let asked: &[String] = match round {
+                0 => keys,
+                _ if pending.is_empty() => break,
+                _ => &pending,
+            };
             pending = self
                 .round(
-                    &pending,
+                    asked,
                     key_of,
                     &fetch,
                     &mut found,
