@@ -206,3 +206,28 @@ pub trait InventoryApi: Send + Sync {
         batch: &ReadingsBatch,
     ) -> UpstreamResult<ReadingsAck>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_lines_values_up_with_the_keys_asked_and_leaves_unknown_keys_empty() {
+        let keys: Vec<String> = ["b", "missing", "a", "b"].map(str::to_owned).to_vec();
+        // An upstream answers in its own order and omits what it does not know.
+        let values = vec!["a".to_owned(), "b".to_owned()];
+        let answer = keyed(&keys, values, |v| v);
+        let slots: Vec<Option<&str>> = answer
+            .iter()
+            .map(|v| v.as_deref().map(String::as_str))
+            .collect();
+        assert_eq!(slots, [Some("b"), None, Some("a"), Some("b")]);
+        assert!(
+            Arc::ptr_eq(
+                answer[0].as_ref().expect("b"),
+                answer[3].as_ref().expect("b again")
+            ),
+            "a key asked twice shares one entity"
+        );
+    }
+}
