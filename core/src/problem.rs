@@ -2,7 +2,7 @@
 //! REST (mobile, partner).
 //!
 //! Handlers and core middleware (auth, versioning) only decide *what* went wrong: they
-//! return a response carrying a [`Problem`] extension and no body. The [`render_problems`]
+//! return a response carrying a [`Problem`] extension and no body. The [`RenderProblemsLayer`]
 //! middleware, which sees the request, writes the body with the request id and the path, so
 //! every error a client gets, wherever it was raised, has the same shape:
 //!
@@ -12,17 +12,21 @@
 //!  "requestId":"…"}
 //! ```
 
-use axum::extract::Request;
-use axum::middleware::Next;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
 use axum::response::{IntoResponse, Response};
-use http::HeaderValue;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderValue, Uri};
 use serde::Serialize;
+use tower::{Layer, Service};
+use tower_http::request_id::RequestId;
 
 use crate::auth::AuthError;
 use crate::error::ErrorCode;
 use crate::response::ErrorResponder;
-use crate::server::request_id_of;
+use crate::server::{request_id_of, request_id_text};
 use crate::upstream::UpstreamError;
 
 /// Media type of every error body.
@@ -35,7 +39,7 @@ pub const PROBLEM_TYPE_PREFIX: &str = "urn:switchyard:error:";
 pub const QUOTA_EXCEEDED_TYPE: &str =
     "https://iana.org/assignments/http-problem-types#quota-exceeded";
 
-/// What went wrong, attached to an error response until [`render_problems`] writes it out.
+/// What went wrong, attached to an error response until [`RenderProblemsLayer`] writes it out.
 #[derive(Clone, Debug)]
 pub struct Problem {
     code: ErrorCode,
@@ -151,12 +155,78 @@ fn problem_type(code: ErrorCode) -> std::borrow::Cow<'static, str> {
 }
 
 /// Writes the body of every response that carries a [`Problem`]. Must run inside the
-/// request-id layer and outside every route.
-pub async fn render_problems(request: Request, next: Next) -> Response {
-    let request_id = request_id_of(request.extensions()).to_owned();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    finish(response, &request_id, &path)
+/// request-id layer (the edge) and outside every route.
+///
+/// A tower layer with a future of its own rather than an axum `from_fn`: it runs on every
+/// request of its BFF, and `from_fn` clones and boxes the service below it and boxes a
+/// future per request. What it keeps of the request (its id and URI) are reference-counted
+/// clones, read only if the response is a problem.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RenderProblemsLayer;
+
+impl<S> Layer<S> for RenderProblemsLayer {
+    type Service = RenderProblems<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RenderProblems { inner }
+    }
+}
+
+/// The service of [`RenderProblemsLayer`].
+#[derive(Clone, Debug)]
+pub struct RenderProblems<S> {
+    inner: S,
+}
+
+impl<S, B> Service<http::Request<B>> for RenderProblems<S>
+where
+    S: Service<http::Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = RenderProblemsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let seen = Some((
+            request.extensions().get::<RequestId>().cloned(),
+            request.uri().clone(),
+        ));
+        RenderProblemsFuture {
+            inner: self.inner.call(request),
+            seen,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RenderProblems`].
+    pub struct RenderProblemsFuture<F> {
+        #[pin]
+        inner: F,
+        // The request's id and URI, until the response is ready.
+        seen: Option<(Option<RequestId>, Uri)>,
+    }
+}
+
+impl<F, E> Future for RenderProblemsFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx))?;
+        let Some((id, uri)) = this.seen.take() else {
+            return Poll::Ready(Ok(response));
+        };
+        let request_id = request_id_text(id.as_ref());
+        Poll::Ready(Ok(finish(response, request_id, uri.path())))
+    }
 }
 
 /// Writes the body of `response` if it carries a [`Problem`].

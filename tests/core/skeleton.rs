@@ -4,7 +4,6 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::middleware::from_fn;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use http::Request;
@@ -12,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use switchyard_core::ErrorCode;
 use switchyard_core::bff::{Bff, Core};
 use switchyard_core::config::{ConfigError, Validate};
-use switchyard_core::problem::{Problem, ProblemResponder, render_problems};
+use switchyard_core::problem::{Problem, ProblemResponder, RenderProblemsLayer};
 use switchyard_tests::TestApp;
 
 /// The minimal BFF's own section.
@@ -59,7 +58,7 @@ impl Bff for DemoBff {
                         .into_response()
                 }),
             )
-            .layer(from_fn(render_problems))
+            .layer(RenderProblemsLayer)
     }
 }
 

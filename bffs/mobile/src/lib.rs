@@ -20,16 +20,16 @@ pub mod v1;
 pub mod v2;
 
 use axum::Router;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use http::HeaderMap;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth;
 use switchyard_core::bff::{Bff, Core};
-use switchyard_core::conditional::tag_content_coding;
+use switchyard_core::conditional::TagContentCodingLayer;
 use switchyard_core::config::ConfigError;
-use switchyard_core::problem::{Problem, ProblemResponder, render_problems};
+use switchyard_core::problem::{Problem, ProblemResponder, RenderProblemsLayer};
 use switchyard_core::ratelimit::UsagePlanLayer;
 use switchyard_core::versioning::retire;
 use tower::ServiceBuilder;
@@ -91,11 +91,11 @@ impl Bff for MobileBff {
             .with_state(state)
             .layer(
                 ServiceBuilder::new()
-                    .layer(from_fn(tag_content_coding))
+                    .layer(TagContentCodingLayer)
                     .layer(CompressionLayer::new().compress_when(
                         DefaultPredicate::new().and(SizeAbove::new(compress_min_bytes)),
                     ))
-                    .layer(from_fn(render_problems)),
+                    .layer(RenderProblemsLayer),
             )
     }
 }

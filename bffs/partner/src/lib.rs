@@ -13,7 +13,6 @@ pub mod v1;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware::from_fn;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use http::HeaderMap;
@@ -22,7 +21,7 @@ use switchyard_core::auth::{self, Authenticator};
 use switchyard_core::bff::{Bff, Core};
 use switchyard_core::config::ConfigError;
 use switchyard_core::openapi::OpenApiDocument;
-use switchyard_core::problem::{Problem, ProblemResponder, render_problems};
+use switchyard_core::problem::{Problem, ProblemResponder, RenderProblemsLayer};
 use switchyard_core::ratelimit::{Limiter, UsagePlanLayer};
 use switchyard_core::upstream::Upstreams;
 
@@ -82,6 +81,6 @@ impl Bff for PartnerBff {
                 Problem::new(ErrorCode::NotFound, "no such endpoint").into_response()
             })
             .with_state(state)
-            .layer(from_fn(render_problems))
+            .layer(RenderProblemsLayer)
     }
 }

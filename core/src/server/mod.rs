@@ -38,9 +38,12 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 
 /// The request id of `request` (set by [`with_common_layers`]), or `"-"` outside it.
 pub fn request_id_of(extensions: &http::Extensions) -> &str {
-    extensions
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
+    request_id_text(extensions.get::<RequestId>())
+}
+
+/// The text of a request id, `-` without one (as [`request_id_of`]).
+pub(crate) fn request_id_text(id: Option<&RequestId>) -> &str {
+    id.and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("-")
 }
 
