@@ -5,22 +5,17 @@
 //! JSON body, minus volatile fields such as a generation timestamp) and asks
 //! [`if_none_match`] whether the client already holds it. Compression changes the bytes on
 //! the wire, and RFC 9110 §8.8.3 ties a strong tag to those bytes, so the
-//! [`TagContentCodingLayer`] middleware, placed *outside* the compression layer, appends the
+//! [`tag_content_coding`] response mapper, placed *outside* the compression layer, appends the
 //! coding to the tag (`"abc"` → `"abc-br"`), as Apache's `mod_deflate` does. `If-None-Match`
 //! accepts the plain and every coded form of the same tag.
-
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 
 use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::{CONTENT_ENCODING, ETAG, IF_NONE_MATCH};
 use http::{HeaderMap, HeaderValue};
-use tower::{Layer, Service};
 
-/// Content codings whose suffix [`TagContentCodingLayer`] may have appended to a tag.
+/// Content codings whose suffix [`tag_content_coding`] may have appended to a tag.
 const CODINGS: [&str; 3] = ["gzip", "br", "deflate"];
 
 /// A strong entity tag for `content`: 128 bits of its SHA-256, quoted
@@ -67,71 +62,13 @@ fn opaque_tag(tag: &str) -> Option<&str> {
     tag.strip_prefix('"')?.strip_suffix('"')
 }
 
-/// Middleware that appends the response's content coding to a strong `ETag`
-/// (`"abc"` → `"abc-gzip"`), so that the identity and each compressed representation have
-/// distinct strong tags. Must wrap the compression layer.
-///
-/// A tower layer whose future only maps the response (no clone of the service below, no
-/// box), since every request of its BFF passes it.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TagContentCodingLayer;
-
-impl<S> Layer<S> for TagContentCodingLayer {
-    type Service = TagContentCoding<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        TagContentCoding { inner }
-    }
-}
-
-/// The service of [`TagContentCodingLayer`].
-#[derive(Clone, Debug)]
-pub struct TagContentCoding<S> {
-    inner: S,
-}
-
-impl<S, R, B> Service<R> for TagContentCoding<S>
-where
-    S: Service<R, Response = http::Response<B>>,
-{
-    type Response = http::Response<B>;
-    type Error = S::Error;
-    type Future = TagContentCodingFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: R) -> Self::Future {
-        TagContentCodingFuture {
-            inner: self.inner.call(request),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`TagContentCoding`].
-    pub struct TagContentCodingFuture<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F, B, E> Future for TagContentCodingFuture<F>
-where
-    F: Future<Output = Result<http::Response<B>, E>>,
-{
-    type Output = Result<http::Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut response = ready!(self.project().inner.poll(cx))?;
-        tag_with_coding(&mut response);
-        Poll::Ready(Ok(response))
-    }
-}
-
-/// Appends the content coding of `response` to its strong `ETag`, if it has both.
-fn tag_with_coding<B>(response: &mut http::Response<B>) {
+/// Appends the response's content coding to a strong `ETag` (`"abc"` → `"abc-gzip"`), so
+/// that the identity and each compressed representation have distinct strong tags. A
+/// response mapper for `tower`'s `map_response`, which must wrap the compression layer:
+/// `ServiceBuilder::new().map_response(tag_content_coding).layer(CompressionLayer::new())`.
+/// Its future only maps the response: no box, no clone of the service below, although
+/// every request of its BFF passes it.
+pub fn tag_content_coding<B>(mut response: http::Response<B>) -> http::Response<B> {
     let coding = response
         .headers()
         .get(CONTENT_ENCODING)
@@ -148,6 +85,7 @@ fn tag_with_coding<B>(response: &mut http::Response<B>) {
     if let Some(tagged) = tagged {
         response.headers_mut().insert(ETAG, tagged);
     }
+    response
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use http::HeaderMap;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth;
 use switchyard_core::bff::{Bff, Core};
-use switchyard_core::conditional::TagContentCodingLayer;
+use switchyard_core::conditional::tag_content_coding;
 use switchyard_core::config::ConfigError;
 use switchyard_core::problem::{Problem, ProblemResponder, RenderProblemsLayer};
 use switchyard_core::ratelimit::UsagePlanLayer;
@@ -91,7 +91,7 @@ impl Bff for MobileBff {
             .with_state(state)
             .layer(
                 ServiceBuilder::new()
-                    .layer(TagContentCodingLayer)
+                    .map_response(tag_content_coding)
                     .layer(CompressionLayer::new().compress_when(
                         DefaultPredicate::new().and(SizeAbove::new(compress_min_bytes)),
                     ))
