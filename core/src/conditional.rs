@@ -66,8 +66,8 @@ fn opaque_tag(tag: &str) -> Option<&str> {
 /// that the identity and each compressed representation have distinct strong tags. A
 /// response mapper for `tower`'s `map_response`, which must wrap the compression layer:
 /// `ServiceBuilder::new().map_response(tag_content_coding).layer(CompressionLayer::new())`.
-/// Its future only maps the response: no box, no clone of the service below, although
-/// every request of its BFF passes it.
+/// Every request of its BFF passes it, and `map_response` adds no boxed future and no
+/// clone of the service below.
 pub fn tag_content_coding<B>(mut response: http::Response<B>) -> http::Response<B> {
     let coding = response
         .headers()
