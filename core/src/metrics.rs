@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
+use tokio::task::futures::TaskLocalFuture;
 
 use crate::trace_context::{FinishedSpan, TraceContext};
 use prometheus_client::metrics::counter::Counter;
@@ -476,16 +477,32 @@ impl RequestRecord {
         export_spans: bool,
         work: F,
     ) -> (F::Output, Arc<Self>) {
+        let record = Self::start(metrics, request_id, trace, export_spans);
+        let output = record.scoped(work).await;
+        (output, record)
+    }
+
+    /// A fresh record, reporting into `metrics`, for [`RequestRecord::scoped`]. With
+    /// `export_spans`, upstream attempts of a sampled trace are kept as spans.
+    pub fn start(
+        metrics: Option<Metrics>,
+        request_id: Option<String>,
+        trace: Option<TraceContext>,
+        export_spans: bool,
+    ) -> Arc<Self> {
         let keep_spans = export_spans && trace.as_ref().is_some_and(TraceContext::sampled);
-        let record = Arc::new(Self {
+        Arc::new(Self {
             metrics,
             request_id,
             trace,
             spans: keep_spans.then(|| Mutex::new(Vec::new())),
             ..Self::default()
-        });
-        let output = CURRENT.scope(Arc::clone(&record), work).await;
-        (output, record)
+        })
+    }
+
+    /// `work`, run with this record as the current one.
+    pub fn scoped<F: Future>(self: &Arc<Self>, work: F) -> TaskLocalFuture<Arc<Self>, F> {
+        CURRENT.scope(Arc::clone(self), work)
     }
 
     fn with_current(note: impl FnOnce(&Self)) {

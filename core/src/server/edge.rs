@@ -18,28 +18,31 @@
 //!
 //! It is one service, not a stack of `from_fn` middleware, because each such layer clones
 //! every service below it and boxes a future of its own for every request, and a request's
-//! task polls the whole stack again at each wake. Here a request clones one service and
-//! boxes one future.
+//! task polls the whole stack again at each wake. Here the work before the route is done
+//! in `call`, synchronously, and the response future is one flat state ([`EdgeFuture`])
+//! holding the route's future and what the response needs of the request, not the request
+//! itself: nested `async fn`s each kept a copy of it, a 4 KB future written fresh for
+//! every request.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
-use futures_util::FutureExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower::{Layer, Service, ServiceExt as _};
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
 use tower_http::request_id::RequestId;
-use tracing::Instrument as _;
 
 use super::{REQUEST_ID_HEADER, is_operational, request_id_of};
 use crate::error::ErrorCode;
-use crate::metrics::{Metrics, RequestRecord};
+use crate::metrics::{InFlightGuard, Metrics, RequestRecord};
 use crate::ratelimit::AddressLimit;
 use crate::response::ErrorResponder;
 use crate::trace_context::{FinishedSpan, SpanKind, TraceContext};
@@ -97,34 +100,24 @@ impl<S: Clone, R> Clone for EdgeService<S, R> {
 
 impl<S, R> Service<Request> for EdgeService<S, R>
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response, Error = Infallible>,
     R: ErrorResponder,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = EdgeFuture<S::Future, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
-        // The service that was polled ready serves this request; its clone stays.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+    /// Steps 1 to 3 and 6 to 7 of the module documentation happen here, before the route
+    /// is called; the rest when its response is ready ([`EdgeFuture`]). Calling the route
+    /// here only routes: a handler runs when its future is polled, inside the request's
+    /// span and record.
+    fn call(&mut self, mut request: Request) -> Self::Future {
         let edge = Arc::clone(&self.edge);
-        Box::pin(async move { Ok(edge.handle(request, inner).await) })
-    }
-}
-
-impl<R: ErrorResponder> Edge<R> {
-    async fn handle<S>(self: Arc<Self>, mut request: Request, inner: S) -> Response
-    where
-        S: Service<Request, Response = Response, Error = Infallible> + Send,
-        S::Future: Send,
-    {
-        self.stripped.strip(request.headers_mut());
+        edge.stripped.strip(request.headers_mut());
         let id = ensure_request_id(&mut request);
         let span = tracing::info_span!(
             "request",
@@ -132,46 +125,202 @@ impl<R: ErrorResponder> Edge<R> {
             method = %request.method(),
             path = request.uri().path(),
         );
-        let mut response = self.observe(request, inner).instrument(span).await;
+        let entered = span.enter();
+        let observer = &edge.observer;
+        let metrics = &observer.metrics;
+        let record = RequestRecord::start(
+            Some(metrics.clone()),
+            Some(request_id_of(request.extensions()).to_owned()),
+            Some(TraceContext::from_headers_sampling(
+                request.headers(),
+                observer.sample_ratio,
+            )),
+            observer.spans.is_some(),
+        );
+        let mut pending = Pending {
+            id,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            method: request.method().clone(),
+            record: Arc::clone(&record),
+            _in_flight: metrics.in_flight(),
+            _permit: None,
+            panic_context: (
+                request.uri().clone(),
+                request.extensions().get::<RequestId>().cloned(),
+            ),
+        };
+        let routed = match edge.admit(&request) {
+            Err(refusal) => Routed::answered(refusal),
+            Ok(permit) => {
+                pending._permit = permit;
+                match edge.address_limit.refusal(&request) {
+                    Some(refusal) => Routed::answered(refusal),
+                    None => {
+                        let inner = &mut self.inner;
+                        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(request))) {
+                            Ok(future) => Routed::Running {
+                                future: record.scoped(future),
+                            },
+                            Err(panic) => Routed::answered(edge.panicked(&pending, &*panic)),
+                        }
+                    }
+                }
+            }
+        };
+        drop(entered);
+        EdgeFuture {
+            routed,
+            span,
+            pending: Some(pending),
+            edge,
+        }
+    }
+}
+
+/// What the end of a request needs of its start.
+pub(super) struct Pending {
+    /// The request id, for the response.
+    id: HeaderValue,
+    started: Instant,
+    started_at: SystemTime,
+    route: Option<MatchedPath>,
+    method: Method,
+    record: Arc<RequestRecord>,
+    /// Counts the request in `switchyard_in_flight_requests` until it is answered.
+    _in_flight: InFlightGuard,
+    /// The admission permit, held until the request is answered.
+    _permit: Option<OwnedSemaphorePermit>,
+    /// What an error response for a panic needs of the request: its URI and id.
+    panic_context: (Uri, Option<RequestId>),
+}
+
+pin_project_lite::pin_project! {
+    /// The route's response, or the edge's own answer.
+    #[project = RoutedProjection]
+    pub(super) enum Routed<F> {
+        /// The route's future, run as the request's record.
+        Running { #[pin] future: TaskLocalFuture<Arc<RequestRecord>, F> },
+        /// The edge answered (a refusal, a panic); taken when polled.
+        Answered { response: Option<Response> },
+    }
+}
+
+impl<F> Routed<F> {
+    fn answered(response: Response) -> Self {
+        Self::Answered {
+            response: Some(response),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of the edge: the route's future inside the request's span,
+    /// then steps 3 to 5 of the module documentation on its response. One flat state
+    /// rather than nested `async fn`s, each of which kept a copy of the request.
+    pub(super) struct EdgeFuture<F, R> {
+        #[pin]
+        routed: Routed<F>,
+        span: tracing::Span,
+        // Taken when the response is ready.
+        pending: Option<Pending>,
+        edge: Arc<Edge<R>>,
+    }
+}
+
+impl<F, R> Future for EdgeFuture<F, R>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+    R: ErrorResponder,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let _entered = this.span.enter();
+        let response = match this.routed.as_mut().project() {
+            RoutedProjection::Running { future } => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(Ok(response))) => Some(response),
+                    Ok(Poll::Ready(Err(never))) => match never {},
+                    Err(panic) => match this.pending.as_ref() {
+                        Some(pending) => Some(this.edge.panicked(pending, &*panic)),
+                        None => std::panic::resume_unwind(panic),
+                    },
+                }
+            }
+            RoutedProjection::Answered { response } => response.take(),
+        }
+        .expect("an edge future is not polled after it completed");
+        // The route's future is done (or poisoned by its panic): release it now.
+        this.routed.set(Routed::Answered { response: None });
+        let pending = this
+            .pending
+            .take()
+            .expect("an edge future is not polled after it completed");
+        Poll::Ready(Ok(this.edge.answered(pending, response)))
+    }
+}
+
+impl<R: ErrorResponder> Edge<R> {
+    /// Step 5: a panic in a handler answered as a 500 `INTERNAL` in the client's format
+    /// with the request id, instead of a reset connection (the panic itself goes to the
+    /// log).
+    fn panicked(&self, pending: &Pending, panic: &(dyn std::any::Any + Send)) -> Response {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        let (uri, id) = &pending.panic_context;
+        let mut seen = http::Request::new(());
+        *seen.uri_mut() = uri.clone();
+        if let Some(id) = id {
+            seen.extensions_mut().insert(id.clone());
+        }
+        self.responder
+            .respond_to(&seen, ErrorCode::Internal, &format!("handler panicked: {what}"))
+    }
+
+    /// Steps 4 and 3 on a response: `Retry-After` on every 503 and 504; then metrics, the
+    /// access line, the exported span; then the request id on the response.
+    fn answered(&self, pending: Pending, mut response: Response) -> Response {
+        let status = response.status();
+        if (status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::GATEWAY_TIMEOUT)
+            && !response.headers().contains_key(http::header::RETRY_AFTER)
+        {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        self.observe(&pending, &response);
         if !response.headers().contains_key(&REQUEST_ID_HEADER) {
-            response.headers_mut().insert(REQUEST_ID_HEADER, id);
+            response.headers_mut().insert(REQUEST_ID_HEADER, pending.id);
         }
         response
     }
 
-    /// Steps 3 to 7 of the module documentation.
-    async fn observe<S>(&self, request: Request, inner: S) -> Response
-    where
-        S: Service<Request, Response = Response, Error = Infallible> + Send,
-        S::Future: Send,
-    {
+    /// Step 3 on a response: metrics, the exported span, the access line.
+    fn observe(&self, pending: &Pending, response: &Response) {
         let observer = &self.observer;
-        let started = std::time::Instant::now();
-        let started_at = std::time::SystemTime::now();
-        let route = request.extensions().get::<MatchedPath>().cloned();
-        let method = request.method().clone();
         let metrics = &observer.metrics;
-        let _in_flight = metrics.in_flight();
-        let request_id = request_id_of(request.extensions()).to_owned();
-        let trace = TraceContext::from_headers_sampling(request.headers(), observer.sample_ratio);
-        let (response, record) = RequestRecord::scope(
-            Some(metrics.clone()),
-            Some(request_id),
-            Some(trace),
-            observer.spans.is_some(),
-            self.guarded(request, inner),
-        )
-        .await;
-        let latency = started.elapsed();
+        let record = &pending.record;
+        let latency = pending.started.elapsed();
         let status = response.status();
+        let method = &pending.method;
         let code = response
             .extensions()
             .get::<ErrorCode>()
             .copied()
             .or_else(|| ErrorCode::for_status(status))
             .map_or("OK", ErrorCode::as_str);
-        let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-        metrics.record_request(route, status.as_u16(), code, &record, latency);
+        let route = pending
+            .route
+            .as_ref()
+            .map_or("unmatched", MatchedPath::as_str);
+        metrics.record_request(route, status.as_u16(), code, record, latency);
         if status.is_server_error() {
             tracing::error!(
                 status = status.as_u16(),
@@ -189,8 +338,8 @@ impl<R: ErrorResponder> Edge<R> {
                 parent_is_remote: true,
                 kind: SpanKind::Server,
                 name: format!("{method} {route}"),
-                start: started_at,
-                end: started_at + latency,
+                start: pending.started_at,
+                end: pending.started_at + latency,
                 attributes: vec![
                     ("http.request.method", method.to_string()),
                     ("http.route", route.to_owned()),
@@ -230,71 +379,6 @@ impl<R: ErrorResponder> Edge<R> {
                 stale: stale_age.is_some(),
                 data_age_s: stale_age.map(|age| age.as_secs()),
             });
-        }
-        response
-    }
-
-    /// Steps 4 and 5: `Retry-After` on every 503 and 504, and a panic in a handler answered
-    /// as a 500 `INTERNAL` in the client's format with the request id, instead of a reset
-    /// connection (the panic itself goes to the log).
-    async fn guarded<S>(&self, request: Request, inner: S) -> Response
-    where
-        S: Service<Request, Response = Response, Error = Infallible> + Send,
-        S::Future: Send,
-    {
-        // What the error response needs of the request, kept before the handler takes it.
-        let uri = request.uri().clone();
-        let id = request.extensions().get::<RequestId>().cloned();
-        let mut response = match std::panic::AssertUnwindSafe(self.admitted(request, inner))
-            .catch_unwind()
-            .await
-        {
-            Ok(response) => response,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic without a message".to_owned());
-                let mut seen = http::Request::new(());
-                *seen.uri_mut() = uri;
-                if let Some(id) = id {
-                    seen.extensions_mut().insert(id);
-                }
-                self.responder.respond_to(
-                    &seen,
-                    ErrorCode::Internal,
-                    &format!("handler panicked: {what}"),
-                )
-            }
-        };
-        let status = response.status();
-        if (status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::GATEWAY_TIMEOUT)
-            && !response.headers().contains_key(http::header::RETRY_AFTER)
-        {
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
-    }
-
-    /// Steps 6 and 7, then the route.
-    async fn admitted<S>(&self, request: Request, inner: S) -> Response
-    where
-        S: Service<Request, Response = Response, Error = Infallible> + Send,
-        S::Future: Send,
-    {
-        let _permit = match self.admit(&request) {
-            Ok(permit) => permit,
-            Err(refusal) => return refusal,
-        };
-        if let Some(refusal) = self.address_limit.refusal(&request) {
-            return refusal;
-        }
-        match inner.oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
         }
     }
 
