@@ -20,10 +20,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use switchyard_core::ErrorCode;
-use switchyard_core::auth;
-use switchyard_core::bff::{Bff, Core};
+use switchyard_core::bff::{Bff, Core, api_route_layer};
 use switchyard_core::config::ConfigError;
-use switchyard_core::ratelimit::UsagePlanLayer;
 
 pub use crate::config::{DevicesConfig, IotConfig};
 use crate::errors::{CborErrorResponder, DeviceError};
@@ -47,8 +45,11 @@ impl Bff for IotBff {
     /// route, auth (CBOR errors) → usage plan (1 unit a message) → the message body limit →
     /// handler.
     fn router(state: AppState) -> Router {
-        let authenticate = auth::layer(state.authenticator.clone(), CborErrorResponder);
-        let usage_plan = UsagePlanLayer::new(state.limiter.clone(), CborErrorResponder);
+        let api = api_route_layer(
+            state.authenticator.clone(),
+            state.limiter.clone(),
+            CborErrorResponder,
+        );
         let max_body_bytes = state.devices.max_body_bytes as usize;
         Router::new()
             .route(
@@ -56,8 +57,7 @@ impl Bff for IotBff {
                 post(readings::post_readings).layer(DefaultBodyLimit::max(max_body_bytes)),
             )
             .route("/v1/config", get(readings::get_config))
-            .route_layer(usage_plan)
-            .route_layer(authenticate)
+            .route_layer(api)
             .fallback(|| async {
                 DeviceError::new(ErrorCode::NotFound, "no such endpoint").into_response()
             })

@@ -25,12 +25,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use http::HeaderMap;
 use switchyard_core::ErrorCode;
-use switchyard_core::auth;
-use switchyard_core::bff::{Bff, Core};
+use switchyard_core::bff::{Bff, Core, api_route_layer};
 use switchyard_core::conditional::tag_content_coding;
 use switchyard_core::config::ConfigError;
 use switchyard_core::problem::{Problem, ProblemResponder, RenderProblemsLayer};
-use switchyard_core::ratelimit::UsagePlanLayer;
 use switchyard_core::versioning::retire;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
@@ -57,27 +55,31 @@ impl Bff for MobileBff {
     /// ETag coding suffix → compression → problem rendering → per route: v1 retirement →
     /// auth → usage plan → handler.
     fn router(state: AppState) -> Router {
-        let authenticate = auth::layer(state.authenticator.clone(), ProblemResponder);
-        let usage_plan = UsagePlanLayer::new(state.limiter.clone(), ProblemResponder);
+        let api = api_route_layer(
+            state.authenticator.clone(),
+            state.limiter.clone(),
+            ProblemResponder,
+        );
         let v2 = Router::new()
             .route("/v2/dashboard", get(v2::dashboard))
             .route("/v2/orders", get(v2::orders))
             .route("/v2/orders/stream", get(stream::orders_stream))
             .route("/v2/orders/{id}", get(v2::order))
-            .route_layer(usage_plan.clone())
-            .route_layer(authenticate.clone());
-        // `route_layer` calls wrap the ones before them: retirement runs before auth (so v1
-        // errors carry the retirement headers too, and a retired v1 costs nothing), auth
-        // before the usage plan.
+            .route_layer(api.clone());
+        // One `route_layer` of a stack, outermost first, not one call per layer: each call
+        // boxes every route again. Retirement runs before auth (so v1 errors carry the
+        // retirement headers too, and a retired v1 costs nothing).
         let v1 = Router::new()
             .route("/v1/dashboard", get(v1::dashboard))
             .route("/v1/orders", get(v1::orders))
-            .route_layer(usage_plan)
-            .route_layer(authenticate)
-            .route_layer(from_fn_with_state(
-                state.retirement.clone(),
-                retire::<ProblemResponder>,
-            ));
+            .route_layer(
+                ServiceBuilder::new()
+                    .layer(from_fn_with_state(
+                        state.retirement.clone(),
+                        retire::<ProblemResponder>,
+                    ))
+                    .layer(api),
+            );
         let openapi = state.openapi.clone();
         let compress_min_bytes = state.api.compress_min_bytes;
         v2.merge(v1)

@@ -17,12 +17,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use http::HeaderMap;
 use switchyard_core::ErrorCode;
-use switchyard_core::auth::{self, Authenticator};
-use switchyard_core::bff::{Bff, Core};
+use switchyard_core::auth::Authenticator;
+use switchyard_core::bff::{Bff, Core, api_route_layer};
 use switchyard_core::config::ConfigError;
 use switchyard_core::openapi::OpenApiDocument;
 use switchyard_core::problem::{Problem, ProblemResponder, RenderProblemsLayer};
-use switchyard_core::ratelimit::{Limiter, UsagePlanLayer};
+use switchyard_core::ratelimit::Limiter;
 use switchyard_core::upstream::Upstreams;
 
 pub use crate::config::{PartnerApiConfig, PartnerConfig};
@@ -65,14 +65,16 @@ impl Bff for PartnerBff {
     /// Layers, outermost first (inside core's request id → access log → body limit):
     /// problem rendering → per route: auth → usage plan → handler.
     fn router(state: AppState) -> Router {
-        let authenticate = auth::layer(state.authenticator.clone(), ProblemResponder);
-        let usage_plan = UsagePlanLayer::new(state.limiter.clone(), ProblemResponder);
+        let api = api_route_layer(
+            state.authenticator.clone(),
+            state.limiter.clone(),
+            ProblemResponder,
+        );
         let openapi = state.openapi.clone();
         Router::new()
             .route("/partner/v1/stock", get(v1::stock))
             .route("/partner/v1/orders", get(v1::orders))
-            .route_layer(usage_plan)
-            .route_layer(authenticate)
+            .route_layer(api)
             .route(
                 "/openapi.json",
                 get(move |headers: HeaderMap| async move { openapi.respond(&headers) }),

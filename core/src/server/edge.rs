@@ -280,8 +280,11 @@ impl<R: ErrorResponder> Edge<R> {
         if let Some(id) = id {
             seen.extensions_mut().insert(id.clone());
         }
-        self.responder
-            .respond_to(&seen, ErrorCode::Internal, &format!("handler panicked: {what}"))
+        self.responder.respond_to(
+            &seen,
+            ErrorCode::Internal,
+            &format!("handler panicked: {what}"),
+        )
     }
 
     /// Steps 4 and 3 on a response: `Retry-After` on every 503 and 504; then metrics, the
