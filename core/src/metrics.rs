@@ -3,16 +3,22 @@
 //!
 //! Each [`Metrics`] owns its registry rather than using a global recorder, so that several
 //! BFFs in one process (the sandbox launcher, the tests) each export only their own
-//! figures. Recording is a hash lookup under a read lock and an atomic add per metric.
+//! figures. Recording a request or an upstream attempt is one lookup in a [`SeriesCache`]
+//! (a read lock and a foldhash of borrowed labels) and an atomic add per metric; only a
+//! label set's first time goes through its prometheus-client family, which would build
+//! owned labels and SipHash them on every call.
 //!
 //! What a request learns while it runs (who the consumer is, once authenticated) is written
 //! to the task-local [`RequestRecord`] that the server's metrics layer scopes around it, so
 //! that auth and the upstream clients can report without being handed anything.
 
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
+
+use hashbrown::Equivalent;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use tokio::task::futures::TaskLocalFuture;
@@ -137,6 +143,158 @@ struct Inner {
     served_data_age: Histogram,
     streams_active: Family<TransportLabels, Gauge>,
     stream_events: Family<TransportLabels, Counter>,
+    /// The handles of the families above, by label set, once used.
+    request_series: SeriesCache<RequestKey, RequestSeries>,
+    consumer_series: SeriesCache<ConsumerKey, Counter>,
+    upstream_series: SeriesCache<(&'static str, &'static str), UpstreamSeries>,
+    cache_series: SeriesCache<(&'static str, &'static str), Counter>,
+    decision_series: SeriesCache<(&'static str, &'static str, &'static str), Counter>,
+}
+
+/// The series one request is counted in: by route, status, code and tier, and the
+/// route's latency histogram.
+struct RequestSeries {
+    requests: Counter,
+    duration: Histogram,
+}
+
+/// The series of one upstream attempt: by service and outcome, and the service's latency.
+struct UpstreamSeries {
+    attempts: Counter,
+    duration: Histogram,
+}
+
+/// Series handles by label set. A lookup hashes the labels as borrowed (foldhash) under a
+/// read lock; a miss creates the series in its family once, under the write lock. It
+/// holds a handle per label set its families hold, so it grows no further than they do.
+struct SeriesCache<K, V> {
+    series: RwLock<hashbrown::HashMap<K, V, foldhash::fast::RandomState>>,
+}
+
+impl<K, V> Default for SeriesCache<K, V> {
+    fn default() -> Self {
+        Self {
+            series: RwLock::new(hashbrown::HashMap::with_hasher(
+                foldhash::fast::RandomState::default(),
+            )),
+        }
+    }
+}
+
+impl<K: Hash + Eq, V> SeriesCache<K, V> {
+    /// Runs `record` on the series of `labels`, made by `make` the first time.
+    fn record<Q>(&self, labels: &Q, make: impl FnOnce() -> (K, V), record: impl Fn(&V))
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        if let Some(series) = self
+            .series
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(labels)
+        {
+            record(series);
+            return;
+        }
+        let mut series = self.series.write().unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have made it between the two locks.
+        if !series.contains_key(labels) {
+            let (key, value) = make();
+            series.insert(key, value);
+        }
+        if let Some(series) = series.get(labels) {
+            record(series);
+        }
+    }
+}
+
+/// The labels of a request's series, owned ([`RequestLabels`] borrowed, for lookups).
+#[derive(PartialEq, Eq)]
+struct RequestKey {
+    route: Box<str>,
+    status: u16,
+    code: &'static str,
+    tier: &'static str,
+}
+
+/// [`RequestKey`], borrowed: what a lookup is made with, without allocating the route.
+struct RequestLabels<'a> {
+    route: &'a str,
+    status: u16,
+    code: &'static str,
+    tier: &'static str,
+}
+
+impl RequestKey {
+    fn labels(&self) -> RequestLabels<'_> {
+        RequestLabels {
+            route: &self.route,
+            status: self.status,
+            code: self.code,
+            tier: self.tier,
+        }
+    }
+}
+
+// The owned key hashes as its borrowed form, so that lookups with either find the same.
+impl Hash for RequestKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.labels().hash(state);
+    }
+}
+
+impl Hash for RequestLabels<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.route.hash(state);
+        self.status.hash(state);
+        self.code.hash(state);
+        self.tier.hash(state);
+    }
+}
+
+impl Equivalent<RequestKey> for RequestLabels<'_> {
+    fn equivalent(&self, key: &RequestKey) -> bool {
+        self.status == key.status
+            && self.code == key.code
+            && self.tier == key.tier
+            && self.route == &*key.route
+    }
+}
+
+/// A consumer's series: by name and tier ([`ConsumerLabelsRef`] borrowed, for lookups).
+#[derive(PartialEq, Eq)]
+struct ConsumerKey {
+    consumer: Box<str>,
+    tier: &'static str,
+}
+
+/// [`ConsumerKey`], borrowed.
+struct ConsumerLabelsRef<'a> {
+    consumer: &'a str,
+    tier: &'static str,
+}
+
+impl Hash for ConsumerKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        ConsumerLabelsRef {
+            consumer: &self.consumer,
+            tier: self.tier,
+        }
+        .hash(state);
+    }
+}
+
+impl Hash for ConsumerLabelsRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.consumer.hash(state);
+        self.tier.hash(state);
+    }
+}
+
+impl Equivalent<ConsumerKey> for ConsumerLabelsRef<'_> {
+    fn equivalent(&self, key: &ConsumerKey) -> bool {
+        self.tier == key.tier && self.consumer == &*key.consumer
+    }
 }
 
 impl Metrics {
@@ -257,6 +415,11 @@ impl Metrics {
                 served_data_age,
                 streams_active,
                 stream_events,
+                request_series: SeriesCache::default(),
+                consumer_series: SeriesCache::default(),
+                upstream_series: SeriesCache::default(),
+                cache_series: SeriesCache::default(),
+                decision_series: SeriesCache::default(),
             }),
         }
     }
@@ -289,59 +452,133 @@ impl Metrics {
         record: &RequestRecord,
         duration: Duration,
     ) {
+        let inner = &*self.inner;
         let tier = record.tier().unwrap_or(NO_TIER);
-        self.inner
-            .http_requests
-            .get_or_create(&HttpLabels {
-                route: route.to_owned(),
-                status,
-                code,
-                tier,
-            })
-            .inc();
-        self.inner
-            .http_duration
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
-            .observe(duration.as_secs_f64());
+        let labels = RequestLabels {
+            route,
+            status,
+            code,
+            tier,
+        };
+        inner.request_series.record(
+            &labels,
+            || {
+                let series = RequestSeries {
+                    requests: inner.http_requests.get_or_create_owned(&HttpLabels {
+                        route: route.to_owned(),
+                        status,
+                        code,
+                        tier,
+                    }),
+                    duration: inner.http_duration.get_or_create_owned(&RouteLabels {
+                        route: route.to_owned(),
+                    }),
+                };
+                let key = RequestKey {
+                    route: route.into(),
+                    status,
+                    code,
+                    tier,
+                };
+                (key, series)
+            },
+            |series| {
+                series.requests.inc();
+                series.duration.observe(duration.as_secs_f64());
+            },
+        );
         if let Some(age) = record.stale_age() {
-            self.inner.served_data_age.observe(age.as_secs_f64());
+            inner.served_data_age.observe(age.as_secs_f64());
         }
         if let Some(consumer) = record.consumer() {
-            let consumer = self.consumer_label(consumer);
-            self.inner
-                .consumer_requests
-                .get_or_create(&ConsumerLabels { consumer, tier })
-                .inc();
+            self.record_consumer(consumer, tier);
         }
     }
 
-    /// `consumer` if it has a series of its own (or can get one), else [`OTHER_CONSUMER`].
-    fn consumer_label(&self, consumer: &str) -> String {
+    /// Counts a request of `consumer` on `tier`: in its own series while it has one (or
+    /// can get one, up to `max_consumers`), else in [`OTHER_CONSUMER`]'s.
+    fn record_consumer(&self, consumer: &str, tier: &'static str) {
+        let inner = &*self.inner;
+        let labels = ConsumerLabelsRef { consumer, tier };
+        if let Some(series) = inner
+            .consumer_series
+            .series
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&labels)
+        {
+            series.inc();
+            return;
+        }
+        if !self.admit_consumer(consumer) {
+            // Not cached: the consumers past the limit are unbounded in number.
+            inner
+                .consumer_requests
+                .get_or_create(&ConsumerLabels {
+                    consumer: OTHER_CONSUMER.to_owned(),
+                    tier,
+                })
+                .inc();
+            return;
+        }
+        inner.consumer_series.record(
+            &labels,
+            || {
+                let series = inner
+                    .consumer_requests
+                    .get_or_create_owned(&ConsumerLabels {
+                        consumer: consumer.to_owned(),
+                        tier,
+                    });
+                let key = ConsumerKey {
+                    consumer: consumer.into(),
+                    tier,
+                };
+                (key, series)
+            },
+            |series| {
+                series.inc();
+            },
+        );
+    }
+
+    /// Whether `consumer` has a series of its own, or can get one (fewer than
+    /// `max_consumers` have).
+    fn admit_consumer(&self, consumer: &str) -> bool {
         let Ok(mut seen) = self.inner.consumers.lock() else {
-            return OTHER_CONSUMER.to_owned();
+            return false;
         };
         if seen.contains(consumer) {
-            return consumer.to_owned();
+            return true;
         }
         if seen.len() < self.inner.max_consumers {
             seen.insert(consumer.to_owned());
-            return consumer.to_owned();
+            return true;
         }
-        OTHER_CONSUMER.to_owned()
+        false
     }
 
     /// Counts one upstream attempt.
     pub fn record_upstream(&self, service: &'static str, outcome: &'static str, took: Duration) {
-        self.inner
-            .upstream_requests
-            .get_or_create(&UpstreamLabels { service, outcome })
-            .inc();
-        self.inner
-            .upstream_duration
-            .get_or_create(&ServiceLabels { service })
-            .observe(took.as_secs_f64());
+        let inner = &*self.inner;
+        inner.upstream_series.record(
+            &(service, outcome),
+            || {
+                let series = UpstreamSeries {
+                    attempts: inner
+                        .upstream_requests
+                        .get_or_create_owned(&UpstreamLabels { service, outcome }),
+                    duration: inner
+                        .upstream_duration
+                        .get_or_create_owned(&ServiceLabels { service }),
+                };
+                ((service, outcome), series)
+            },
+            |series| {
+                series.attempts.inc();
+                series.duration.observe(took.as_secs_f64());
+            },
+        );
     }
 
     /// Counts an upstream call refused before any attempt (`breaker_open`, `shed`).
@@ -362,12 +599,22 @@ impl Metrics {
 
     /// Counts `lookups` entity-cache lookups of `entity` with `result`.
     pub fn record_cache(&self, entity: &'static str, result: &'static str, lookups: u64) {
-        if lookups > 0 {
-            self.inner
-                .cache_lookups
-                .get_or_create(&CacheLabels { entity, result })
-                .inc_by(lookups);
+        if lookups == 0 {
+            return;
         }
+        let inner = &*self.inner;
+        inner.cache_series.record(
+            &(entity, result),
+            || {
+                let series = inner
+                    .cache_lookups
+                    .get_or_create_owned(&CacheLabels { entity, result });
+                ((entity, result), series)
+            },
+            |series| {
+                series.inc_by(lookups);
+            },
+        );
     }
 
     /// Counts one usage-plan decision.
@@ -377,14 +624,24 @@ impl Metrics {
         policy: &'static str,
         decision: &'static str,
     ) {
-        self.inner
-            .ratelimit_decisions
-            .get_or_create(&DecisionLabels {
-                tier,
-                policy,
-                decision,
-            })
-            .inc();
+        let inner = &*self.inner;
+        let labels = (tier, policy, decision);
+        inner.decision_series.record(
+            &labels,
+            || {
+                let series = inner
+                    .ratelimit_decisions
+                    .get_or_create_owned(&DecisionLabels {
+                        tier,
+                        policy,
+                        decision,
+                    });
+                (labels, series)
+            },
+            |series| {
+                series.inc();
+            },
+        );
     }
 
     /// Counts a request as in flight until the guard is dropped.
@@ -704,5 +961,87 @@ impl RequestRecord {
             0 => None,
             n => Some(n - 1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash_of(value: &impl Hash, hasher: &foldhash::fast::RandomState) -> u64 {
+        use std::hash::BuildHasher as _;
+        hasher.hash_one(value)
+    }
+
+    #[test]
+    fn an_owned_key_hashes_as_its_borrowed_labels() {
+        let hasher = foldhash::fast::RandomState::default();
+        let key = RequestKey {
+            route: "/v2/orders/{id}".into(),
+            status: 404,
+            code: "NOT_FOUND",
+            tier: "pro",
+        };
+        assert_eq!(hash_of(&key, &hasher), hash_of(&key.labels(), &hasher));
+        let consumer = ConsumerKey {
+            consumer: "u-1".into(),
+            tier: "free",
+        };
+        let labels = ConsumerLabelsRef {
+            consumer: "u-1",
+            tier: "free",
+        };
+        assert_eq!(hash_of(&consumer, &hasher), hash_of(&labels, &hasher));
+        assert!(labels.equivalent(&consumer));
+    }
+
+    #[test]
+    fn each_label_set_is_its_own_series_and_repeats_add_up() {
+        let metrics = Metrics::new("test-bff", 10);
+        let record = RequestRecord::default();
+        for _ in 0..3 {
+            metrics.record_request("/a", 200, "OK", &record, Duration::from_millis(2));
+        }
+        metrics.record_request("/a", 404, "NOT_FOUND", &record, Duration::from_millis(2));
+        metrics.record_request("/b", 200, "OK", &record, Duration::from_millis(2));
+        metrics.record_upstream("orders", "ok", Duration::from_millis(1));
+        metrics.record_upstream("orders", "ok", Duration::from_millis(1));
+        metrics.record_upstream("orders", "timeout", Duration::from_millis(1));
+        let text = metrics.encode();
+        let line = |prefix: &str| {
+            text.lines()
+                .find(|line| line.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no series {prefix} in\n{text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(
+            line(
+                r#"switchyard_http_requests_total{bff="test-bff",route="/a",status="200",code="OK",tier="none"}"#
+            ),
+            "3"
+        );
+        assert_eq!(
+            line(r#"switchyard_http_requests_total{bff="test-bff",route="/a",status="404""#),
+            "1"
+        );
+        assert_eq!(
+            line(r#"switchyard_http_request_duration_seconds_count{bff="test-bff",route="/a"}"#),
+            "4"
+        );
+        assert_eq!(
+            line(
+                r#"switchyard_upstream_requests_total{bff="test-bff",service="orders",outcome="ok"}"#
+            ),
+            "2"
+        );
+        assert_eq!(
+            line(
+                r#"switchyard_upstream_request_duration_seconds_count{bff="test-bff",service="orders"}"#
+            ),
+            "3"
+        );
     }
 }
