@@ -137,24 +137,55 @@ impl Authenticator {
     /// are configured.
     /// The request's [`RequestRecord`] notes the consumer.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let principal = match credentials(headers)? {
-            Credentials::Bearer(token) => self.verify(token).await,
-            Credentials::ApiKey(key) if !self.api_keys.is_empty() => self.api_keys.verify(key),
-            // Without configured keys the scheme means nothing here, like any other scheme.
-            Credentials::ApiKey(_) => Err(AuthError::Missing),
-        }?;
-        RequestRecord::note_consumer(
-            &principal.subject,
-            principal.tier.as_str(),
-            principal.client_id.as_deref(),
-        );
+        if let Some(answer) = self.authenticate_now(headers) {
+            return answer;
+        }
+        // Only a bearer token whose signature is to be checked gets here.
+        let Credentials::Bearer(token) = credentials(headers)? else {
+            return Err(AuthError::Missing);
+        };
+        let principal = self.verify(token).await?;
+        note_consumer(&principal);
         Ok(principal)
+    }
+
+    /// [`Authenticator::authenticate`] when it needs no signature check: credentials
+    /// refused at sight, an API key, or a token verified recently. `None` when a signature
+    /// is to be checked (which may wait for the signing keys).
+    pub fn authenticate_now(&self, headers: &HeaderMap) -> Option<Result<Principal, AuthError>> {
+        let answer = match credentials(headers) {
+            Err(error) => Err(error),
+            Ok(Credentials::Bearer(token)) => self.verify_now(token)?,
+            Ok(Credentials::ApiKey(key)) if !self.api_keys.is_empty() => self.api_keys.verify(key),
+            // Without configured keys the scheme means nothing here, like any other scheme.
+            Ok(Credentials::ApiKey(_)) => Err(AuthError::Missing),
+        };
+        if let Ok(principal) = &answer {
+            note_consumer(principal);
+        }
+        Some(answer)
+    }
+
+    /// [`Authenticator::verify`] without a signature check: a token refused at sight, or
+    /// one verified recently. `None` when the signature is to be checked.
+    fn verify_now(&self, token: &str) -> Option<Result<Principal, AuthError>> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Some(Err(AuthError::Invalid("token too large")));
+        }
+        let verified = self.verified.as_ref()?;
+        verified
+            .get(
+                &verified::digest_of(token),
+                self.keys.generation(),
+                verified::unix_now(),
+            )
+            .map(Ok)
     }
 
     /// Verifies one compact JWT, or answers from the tokens verified recently.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(AuthError::Invalid("token too large"));
+        if let Some(answer) = self.verify_now(token) {
+            return answer;
         }
         let Some(verified) = &self.verified else {
             return self
@@ -162,11 +193,9 @@ impl Authenticator {
                 .await
                 .map(|(principal, _)| principal);
         };
+        // The digest again: a signature check costs far more than it.
         let digest = verified::digest_of(token);
         let generation = self.keys.generation();
-        if let Some(principal) = verified.get(&digest, generation, verified::unix_now()) {
-            return Ok(principal);
-        }
         let (principal, expires_at) = self.verify_signature(token).await?;
         verified.remember(
             digest,
@@ -280,6 +309,15 @@ enum Credentials<'a> {
 /// The credentials of the single `Authorization` header (scheme case-insensitive).
 ///
 /// Credentials are read from this header only, never from the query string or cookies.
+/// Notes on the request's record whose request it is.
+fn note_consumer(principal: &Principal) {
+    RequestRecord::note_consumer(
+        &principal.subject,
+        principal.tier.as_str(),
+        principal.client_id.as_deref(),
+    );
+}
+
 fn credentials(headers: &HeaderMap) -> Result<Credentials<'_>, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(AuthError::Missing)?;
@@ -387,9 +425,7 @@ where
 {
     type Response = Response;
     type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send + 'static>,
-    >;
+    type Future = AuthFuture<S::Future>;
 
     fn poll_ready(
         &mut self,
@@ -398,20 +434,89 @@ where
         self.inner.poll_ready(cx)
     }
 
+    /// Most requests are decided here, at once: a token verified recently, an API key, or
+    /// credentials refused at sight. Then the route is called directly and its future is
+    /// this one's. Only a signature to check takes an async path, boxed so that the common
+    /// path's future does not carry its state.
     fn call(&mut self, mut request: Request) -> Self::Future {
-        // The clone that was polled ready serves this request (tower's usual dance).
-        let fresh = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let state = Arc::clone(&self.state);
-        Box::pin(async move {
-            match state.authenticator.authenticate(request.headers()).await {
-                Ok(principal) => {
-                    request.extensions_mut().insert(principal);
-                    inner.call(request).await
-                }
-                Err(error) => Ok(reject(&state.responder, &error)),
+        match self.state.authenticator.authenticate_now(request.headers()) {
+            Some(Ok(principal)) => {
+                request.extensions_mut().insert(principal);
+                AuthFuture::new(AuthFutureState::Admitted {
+                    future: self.inner.call(request),
+                })
             }
-        })
+            Some(Err(error)) => AuthFuture::new(AuthFutureState::Refused {
+                response: Some(reject(&self.state.responder, &error)),
+            }),
+            None => {
+                // The clone that was polled ready serves this request (tower's usual dance).
+                let fresh = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, fresh);
+                let state = Arc::clone(&self.state);
+                AuthFuture::new(AuthFutureState::Verifying {
+                    future: Box::pin(async move {
+                        match state.authenticator.authenticate(request.headers()).await {
+                            Ok(principal) => {
+                                request.extensions_mut().insert(principal);
+                                inner.call(request).await
+                            }
+                            Err(error) => Ok(reject(&state.responder, &error)),
+                        }
+                    }),
+                })
+            }
+        }
+    }
+}
+
+type BoxedResponseFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+>;
+
+pin_project_lite::pin_project! {
+    /// The response future of [`AuthService`].
+    pub struct AuthFuture<F> {
+        #[pin]
+        state: AuthFutureState<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = AuthFutureProjection]
+    enum AuthFutureState<F> {
+        // Authenticated at once: the route's own future.
+        Admitted { #[pin] future: F },
+        // Refused at once; taken when polled.
+        Refused { response: Option<Response> },
+        // A signature being checked, then the route.
+        Verifying { future: BoxedResponseFuture },
+    }
+}
+
+impl<F> AuthFuture<F> {
+    fn new(state: AuthFutureState<F>) -> Self {
+        Self { state }
+    }
+}
+
+impl<F> std::future::Future for AuthFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, std::convert::Infallible>>,
+{
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.project().state.project() {
+            AuthFutureProjection::Admitted { future } => future.poll(cx),
+            AuthFutureProjection::Refused { response } => std::task::Poll::Ready(Ok(response
+                .take()
+                .expect("an auth future is not polled after it completed"))),
+            AuthFutureProjection::Verifying { future } => future.as_mut().poll(cx),
+        }
     }
 }
 

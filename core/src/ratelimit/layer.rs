@@ -18,6 +18,7 @@ use axum::response::Response;
 use http::HeaderMap;
 
 use super::limiter::Limiter;
+use super::policy::Decision;
 use crate::auth::Principal;
 use crate::error::ErrorCode;
 use crate::response::ErrorResponder;
@@ -84,35 +85,111 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxedResponse;
+    type Future = UsagePlanFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
+    /// With the plans kept in this process, the request is decided here, at once, and the
+    /// route's future is this one's; only a shared store (Redis) takes an async path,
+    /// boxed so that the common path's future does not carry its state.
     fn call(&mut self, request: Request) -> Self::Future {
+        // Routes without the auth layer in front have no principal: nothing to charge.
+        let (Some(limiter), Some(principal)) =
+            (&self.limiter, request.extensions().get::<Principal>())
+        else {
+            return UsagePlanFuture::routed(self.inner.call(request), None);
+        };
+        if let Some(decision) = limiter.charge_now(principal, self.weight) {
+            if decision.allowed {
+                return UsagePlanFuture::routed(self.inner.call(request), Some(decision));
+            }
+            return UsagePlanFuture::new(UsagePlanState::Refused {
+                response: Some(refusal(&self.responder, &request, &decision)),
+            });
+        }
+        // The clone that was polled ready serves this request (tower's usual dance).
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let Some(limiter) = self.limiter.clone() else {
-            return Box::pin(inner.call(request));
-        };
+        let limiter = limiter.clone();
         let responder = self.responder.clone();
         let weight = self.weight;
-        Box::pin(async move {
-            // Routes without the auth layer in front have no principal: nothing to charge.
-            let Some(principal) = request.extensions().get::<Principal>() else {
-                return inner.call(request).await;
-            };
-            let decision = limiter.charge(principal, weight).await;
-            let mut response = if decision.allowed {
-                inner.call(request).await?
-            } else {
-                let message = decision.message.as_deref().unwrap_or("rate limit exceeded");
-                responder.respond_to(&request, ErrorCode::RateLimited, message)
-            };
-            decision.apply_headers(response.headers_mut());
-            Ok(response)
+        UsagePlanFuture::new(UsagePlanState::Deciding {
+            future: Box::pin(async move {
+                let Some(principal) = request.extensions().get::<Principal>() else {
+                    return inner.call(request).await;
+                };
+                let decision = limiter.charge(principal, weight).await;
+                if !decision.allowed {
+                    return Ok(refusal(&responder, &request, &decision));
+                }
+                let mut response = inner.call(request).await?;
+                decision.apply_headers(response.headers_mut());
+                Ok(response)
+            }),
         })
+    }
+}
+
+/// The 429 for a request `decision` refused, with its `RateLimit` headers.
+fn refusal<R: ErrorResponder>(responder: &R, request: &Request, decision: &Decision) -> Response {
+    let message = decision.message.as_deref().unwrap_or("rate limit exceeded");
+    let mut response = responder.respond_to(request, ErrorCode::RateLimited, message);
+    decision.apply_headers(response.headers_mut());
+    response
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`UsagePlanService`].
+    pub struct UsagePlanFuture<F> {
+        #[pin]
+        state: UsagePlanState<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = UsagePlanProjection]
+    enum UsagePlanState<F> {
+        // The route's future; the decision's headers go on its response.
+        Routed { #[pin] future: F, decision: Option<Decision> },
+        // Refused at once; taken when polled.
+        Refused { response: Option<Response> },
+        // The shared store being asked, then the route.
+        Deciding { future: BoxedResponse },
+    }
+}
+
+impl<F> UsagePlanFuture<F> {
+    fn new(state: UsagePlanState<F>) -> Self {
+        Self { state }
+    }
+
+    fn routed(future: F, decision: Option<Decision>) -> Self {
+        Self::new(UsagePlanState::Routed { future, decision })
+    }
+}
+
+impl<F> Future for UsagePlanFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            UsagePlanProjection::Routed { future, decision } => {
+                let mut response = std::task::ready!(future.poll(cx))?;
+                if let Some(decision) = decision.take() {
+                    decision.apply_headers(response.headers_mut());
+                }
+                Poll::Ready(Ok(response))
+            }
+            UsagePlanProjection::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("a usage-plan future is not polled after it completed"))),
+            UsagePlanProjection::Deciding { future } => future.as_mut().poll(cx),
+        }
     }
 }
 

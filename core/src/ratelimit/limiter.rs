@@ -146,7 +146,29 @@ impl Limiter {
     /// Decides `cost` units for `principal`, and charges them if the request is admitted.
     /// The decision is noted on the request's record (metrics, access log).
     pub async fn charge(&self, principal: &Principal, cost: u32) -> Decision {
+        if let Some(decision) = self.charge_now(principal, cost) {
+            return decision;
+        }
         let (decision, store_failed) = self.decide(principal, cost).await;
+        Self::noted(principal, decision, store_failed)
+    }
+
+    /// [`Limiter::charge`] at once, when the plans are kept in this process. `None` when
+    /// they are shared through Redis, which is to be asked.
+    pub fn charge_now(&self, principal: &Principal, cost: u32) -> Option<Decision> {
+        let inner = &self.0;
+        if inner.shared.is_some() {
+            return None;
+        }
+        let consumer = self.consumer(principal);
+        let decision = inner
+            .local
+            .decide(consumer.id, consumer.plan, cost, inner.clock.now_ms());
+        Some(Self::noted(principal, decision, false))
+    }
+
+    /// `decision`, noted on the request's record.
+    fn noted(principal: &Principal, decision: Decision, store_failed: bool) -> Decision {
         let binding = decision
             .policies
             .iter()

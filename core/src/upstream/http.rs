@@ -64,6 +64,9 @@ impl HttpUpstream {
             .pool_max_idle_per_host(config.pool_max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            // Retries are the guard's, under its budget, never reqwest's own as well: and
+            // with no retries reqwest does not copy each request in case it retries.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .build()
             .map_err(|e| ConfigError::invalid(key, format!("cannot build an HTTP client: {e}")))?;
         let guard = Guard::new(
