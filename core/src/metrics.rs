@@ -182,18 +182,21 @@ impl<K, V> Default for SeriesCache<K, V> {
 }
 
 impl<K: Hash + Eq, V> SeriesCache<K, V> {
+    /// Runs `record` on the series of `labels` if it has been made; whether it had.
+    fn record_existing<Q>(&self, labels: &Q, record: impl Fn(&V)) -> bool
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let series = self.series.read().unwrap_or_else(PoisonError::into_inner);
+        series.get(labels).map(record).is_some()
+    }
+
     /// Runs `record` on the series of `labels`, made by `make` the first time.
     fn record<Q>(&self, labels: &Q, make: impl FnOnce() -> (K, V), record: impl Fn(&V))
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        if let Some(series) = self
-            .series
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(labels)
-        {
-            record(series);
+        if self.record_existing(labels, &record) {
             return;
         }
         let mut series = self.series.write().unwrap_or_else(PoisonError::into_inner);
@@ -500,14 +503,10 @@ impl Metrics {
     fn record_consumer(&self, consumer: &str, tier: &'static str) {
         let inner = &*self.inner;
         let labels = ConsumerLabelsRef { consumer, tier };
-        if let Some(series) = inner
-            .consumer_series
-            .series
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&labels)
-        {
+        let count = |series: &Counter| {
             series.inc();
+        };
+        if inner.consumer_series.record_existing(&labels, count) {
             return;
         }
         if !self.admit_consumer(consumer) {
@@ -536,9 +535,7 @@ impl Metrics {
                 };
                 (key, series)
             },
-            |series| {
-                series.inc();
-            },
+            count,
         );
     }
 

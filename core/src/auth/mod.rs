@@ -36,7 +36,7 @@ pub use self::principal::{Principal, Scope, mask_email, mask_phone};
 use crate::config::{ConfigError, Profile};
 use crate::domain::Tier;
 use crate::metrics::RequestRecord;
-use crate::response::ErrorResponder;
+use crate::response::{ErrorResponder, LayerFuture};
 
 /// The claims Switchyard reads; `exp`, `nbf`, `iss` and `aud` are checked by the validator.
 #[derive(Deserialize)]
@@ -425,7 +425,7 @@ where
 {
     type Response = Response;
     type Error = std::convert::Infallible;
-    type Future = AuthFuture<S::Future>;
+    type Future = LayerFuture<S::Future>;
 
     fn poll_ready(
         &mut self,
@@ -442,80 +442,24 @@ where
         match self.state.authenticator.authenticate_now(request.headers()) {
             Some(Ok(principal)) => {
                 request.extensions_mut().insert(principal);
-                AuthFuture::new(AuthFutureState::Admitted {
-                    future: self.inner.call(request),
-                })
+                LayerFuture::routed(self.inner.call(request))
             }
-            Some(Err(error)) => AuthFuture::new(AuthFutureState::Refused {
-                response: Some(reject(&self.state.responder, &error)),
-            }),
+            Some(Err(error)) => LayerFuture::answered(reject(&self.state.responder, &error)),
             None => {
                 // The clone that was polled ready serves this request (tower's usual dance).
                 let fresh = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, fresh);
                 let state = Arc::clone(&self.state);
-                AuthFuture::new(AuthFutureState::Verifying {
-                    future: Box::pin(async move {
-                        match state.authenticator.authenticate(request.headers()).await {
-                            Ok(principal) => {
-                                request.extensions_mut().insert(principal);
-                                inner.call(request).await
-                            }
-                            Err(error) => Ok(reject(&state.responder, &error)),
+                LayerFuture::waiting(Box::pin(async move {
+                    match state.authenticator.authenticate(request.headers()).await {
+                        Ok(principal) => {
+                            request.extensions_mut().insert(principal);
+                            inner.call(request).await
                         }
-                    }),
-                })
+                        Err(error) => Ok(reject(&state.responder, &error)),
+                    }
+                }))
             }
-        }
-    }
-}
-
-type BoxedResponseFuture = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
->;
-
-pin_project_lite::pin_project! {
-    /// The response future of [`AuthService`].
-    pub struct AuthFuture<F> {
-        #[pin]
-        state: AuthFutureState<F>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = AuthFutureProjection]
-    enum AuthFutureState<F> {
-        // Authenticated at once: the route's own future.
-        Admitted { #[pin] future: F },
-        // Refused at once; taken when polled.
-        Refused { response: Option<Response> },
-        // A signature being checked, then the route.
-        Verifying { future: BoxedResponseFuture },
-    }
-}
-
-impl<F> AuthFuture<F> {
-    fn new(state: AuthFutureState<F>) -> Self {
-        Self { state }
-    }
-}
-
-impl<F> std::future::Future for AuthFuture<F>
-where
-    F: std::future::Future<Output = Result<Response, std::convert::Infallible>>,
-{
-    type Output = Result<Response, std::convert::Infallible>;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        match self.project().state.project() {
-            AuthFutureProjection::Admitted { future } => future.poll(cx),
-            AuthFutureProjection::Refused { response } => std::task::Poll::Ready(Ok(response
-                .take()
-                .expect("an auth future is not polled after it completed"))),
-            AuthFutureProjection::Verifying { future } => future.as_mut().poll(cx),
         }
     }
 }

@@ -21,9 +21,7 @@ use super::limiter::Limiter;
 use super::policy::Decision;
 use crate::auth::Principal;
 use crate::error::ErrorCode;
-use crate::response::ErrorResponder;
-
-type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+use crate::response::{ErrorResponder, LayerFuture};
 
 /// Paths that are never limited: probes and scrapes must see the BFF as it is.
 fn is_probe(path: &str) -> bool {
@@ -105,9 +103,10 @@ where
             if decision.allowed {
                 return UsagePlanFuture::routed(self.inner.call(request), Some(decision));
             }
-            return UsagePlanFuture::new(UsagePlanState::Refused {
-                response: Some(refusal(&self.responder, &request, &decision)),
-            });
+            return UsagePlanFuture::new(
+                LayerFuture::answered(refusal(&self.responder, &request, &decision)),
+                None,
+            );
         }
         // The clone that was polled ready serves this request (tower's usual dance).
         let fresh = self.inner.clone();
@@ -115,8 +114,8 @@ where
         let limiter = limiter.clone();
         let responder = self.responder.clone();
         let weight = self.weight;
-        UsagePlanFuture::new(UsagePlanState::Deciding {
-            future: Box::pin(async move {
+        UsagePlanFuture::new(
+            LayerFuture::waiting(Box::pin(async move {
                 let Some(principal) = request.extensions().get::<Principal>() else {
                     return inner.call(request).await;
                 };
@@ -127,8 +126,9 @@ where
                 let mut response = inner.call(request).await?;
                 decision.apply_headers(response.headers_mut());
                 Ok(response)
-            }),
-        })
+            })),
+            None,
+        )
     }
 }
 
@@ -141,32 +141,22 @@ fn refusal<R: ErrorResponder>(responder: &R, request: &Request, decision: &Decis
 }
 
 pin_project_lite::pin_project! {
-    /// The response future of [`UsagePlanService`].
+    /// The response future of [`UsagePlanService`]: a [`LayerFuture`], and the decision
+    /// whose headers go on the route's response when it was made in `call`.
     pub struct UsagePlanFuture<F> {
         #[pin]
-        state: UsagePlanState<F>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = UsagePlanProjection]
-    enum UsagePlanState<F> {
-        // The route's future; the decision's headers go on its response.
-        Routed { #[pin] future: F, decision: Option<Decision> },
-        // Refused at once; taken when polled.
-        Refused { response: Option<Response> },
-        // The shared store being asked, then the route.
-        Deciding { future: BoxedResponse },
+        future: LayerFuture<F>,
+        decision: Option<Decision>,
     }
 }
 
 impl<F> UsagePlanFuture<F> {
-    fn new(state: UsagePlanState<F>) -> Self {
-        Self { state }
+    fn new(future: LayerFuture<F>, decision: Option<Decision>) -> Self {
+        Self { future, decision }
     }
 
     fn routed(future: F, decision: Option<Decision>) -> Self {
-        Self::new(UsagePlanState::Routed { future, decision })
+        Self::new(LayerFuture::routed(future), decision)
     }
 }
 
@@ -177,19 +167,12 @@ where
     type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            UsagePlanProjection::Routed { future, decision } => {
-                let mut response = std::task::ready!(future.poll(cx))?;
-                if let Some(decision) = decision.take() {
-                    decision.apply_headers(response.headers_mut());
-                }
-                Poll::Ready(Ok(response))
-            }
-            UsagePlanProjection::Refused { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("a usage-plan future is not polled after it completed"))),
-            UsagePlanProjection::Deciding { future } => future.as_mut().poll(cx),
+        let this = self.project();
+        let mut response = std::task::ready!(this.future.poll(cx))?;
+        if let Some(decision) = this.decision.take() {
+            decision.apply_headers(response.headers_mut());
         }
+        Poll::Ready(Ok(response))
     }
 }
 
