@@ -22,8 +22,13 @@ const CODINGS: [&str; 3] = ["gzip", "br", "deflate"];
 /// (`"q3bM…"`, 24 characters with the quotes).
 pub fn strong_etag(content: &[u8]) -> HeaderValue {
     let hash = digest::digest(&digest::SHA256, content);
-    let opaque = URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]);
-    HeaderValue::from_str(&format!("\"{opaque}\"")).expect("base64url is a valid header value")
+    // Written on the stack: the header value is the only allocation.
+    let mut tag = [b'"'; 24];
+    let written = URL_SAFE_NO_PAD
+        .encode_slice(&hash.as_ref()[..16], &mut tag[1..23])
+        .expect("16 bytes are 22 base64url characters");
+    debug_assert_eq!(written, 22);
+    HeaderValue::from_bytes(&tag).expect("base64url is a valid header value")
 }
 
 /// The entity tag from the request's `If-None-Match` that matches `etag`, exactly as the
@@ -33,8 +38,46 @@ pub fn strong_etag(content: &[u8]) -> HeaderValue {
 /// Uses the weak comparison RFC 9110 §13.1.2 prescribes for `If-None-Match`; `*` matches
 /// any current representation, and a tag with a content-coding suffix matches its base tag.
 pub fn if_none_match(request: &HeaderMap, etag: &HeaderValue) -> Option<HeaderValue> {
+    matching_tag(request.get_all(IF_NONE_MATCH), etag)
+}
+
+/// A request's `If-None-Match` values, as a handler's extractor: a handler that needs no
+/// other header takes this instead of a copy of the whole `HeaderMap` (no allocation when
+/// the client sent none, the usual case).
+#[derive(Clone, Debug, Default)]
+pub struct IfNoneMatch(Vec<HeaderValue>);
+
+impl IfNoneMatch {
+    /// As [`if_none_match`]: the client's tag that matches `etag`, or `None`.
+    pub fn matching(&self, etag: &HeaderValue) -> Option<HeaderValue> {
+        matching_tag(&self.0, etag)
+    }
+}
+
+impl<S: Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .headers
+                .get_all(IF_NONE_MATCH)
+                .iter()
+                .cloned()
+                .collect(),
+        ))
+    }
+}
+
+fn matching_tag<'a>(
+    values: impl IntoIterator<Item = &'a HeaderValue>,
+    etag: &HeaderValue,
+) -> Option<HeaderValue> {
     let ours = opaque_tag(etag.to_str().ok()?)?;
-    for value in request.get_all(IF_NONE_MATCH) {
+    for value in values {
         let Ok(list) = value.to_str() else { continue };
         for candidate in list.split(',').map(str::trim) {
             if candidate == "*" {
@@ -151,5 +194,35 @@ mod tests {
             );
         }
         assert!(if_none_match(&HeaderMap::new(), &etag).is_none());
+    }
+
+    #[test]
+    fn the_tag_is_the_quoted_base64url_of_the_first_128_bits() {
+        let hash = digest::digest(&digest::SHA256, b"body");
+        let expected = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]));
+        assert_eq!(strong_etag(b"body").to_str().ok(), Some(expected.as_str()));
+    }
+
+    #[tokio::test]
+    async fn the_extractor_answers_as_the_header_map_does() {
+        use axum::extract::FromRequestParts as _;
+        let etag = strong_etag(b"body");
+        let tag = etag.to_str().expect("ascii").to_owned();
+        let cases: [&[&str]; 4] = [&[], &["\"other\""], &["\"other\"", &tag], &["W/\"x\", *"]];
+        for values in cases {
+            let mut builder = http::Request::builder();
+            for value in values {
+                builder = builder.header(IF_NONE_MATCH, *value);
+            }
+            let (mut parts, ()) = builder.body(()).expect("test request").into_parts();
+            let extracted = IfNoneMatch::from_request_parts(&mut parts, &())
+                .await
+                .expect("infallible");
+            assert_eq!(
+                extracted.matching(&etag),
+                if_none_match(&parts.headers, &etag),
+                "{values:?}"
+            );
+        }
     }
 }

@@ -34,6 +34,21 @@ fn cbor(bytes: Bytes) -> Response {
     ([(CONTENT_TYPE, HeaderValue::from_static(CBOR))], bytes).into_response()
 }
 
+/// Whether the request declares a CBOR body (`Content-Type: application/cbor`, parameters
+/// allowed): read where the headers are, instead of copying them for the handler.
+pub(crate) struct DeclaresCbor(bool);
+
+impl<S: Sync> axum::extract::FromRequestParts<S> for DeclaresCbor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(is_cbor(&parts.headers)))
+    }
+}
+
 fn is_cbor(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
@@ -60,11 +75,11 @@ fn sanitize_reason(reason: &str) -> String {
 pub(crate) async fn post_readings(
     State(state): State<AppState>,
     principal: Principal,
-    headers: HeaderMap,
+    DeclaresCbor(declares_cbor): DeclaresCbor,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DeviceError> {
     principal.require(Scope::InventoryWrite)?;
-    if !is_cbor(&headers) {
+    if !declares_cbor {
         return Err(DeviceError::new(
             ErrorCode::UnsupportedMediaType,
             "expected Content-Type: application/cbor",

@@ -8,9 +8,9 @@
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use serde::Serialize;
-use switchyard_core::conditional::{if_none_match, strong_etag};
+use switchyard_core::conditional::{IfNoneMatch, strong_etag};
 use switchyard_core::problem::Problem;
 use switchyard_core::upstream::{Freshness, Service};
 use time::OffsetDateTime;
@@ -53,10 +53,10 @@ impl Meta {
     }
 }
 
-/// `content` as a cacheable JSON response to a request with `request_headers`; with `meta`
-/// appended as the last member when given. `content` must serialise to a JSON object.
+/// `content` as a cacheable JSON response to a request that sent `if_none_match`; with
+/// `meta` appended as the last member when given. `content` must serialise to a JSON object.
 pub fn cacheable_json<T: Serialize>(
-    request_headers: &HeaderMap,
+    if_none_match: &IfNoneMatch,
     content: &T,
     meta: Option<&Meta>,
 ) -> Response {
@@ -72,7 +72,7 @@ pub fn cacheable_json<T: Serialize>(
     };
     let etag = strong_etag(&body);
     let cache_control = HeaderValue::from_static(PRIVATE_REVALIDATE);
-    if let Some(matched) = if_none_match(request_headers, &etag) {
+    if let Some(matched) = if_none_match.matching(&etag) {
         return (
             StatusCode::NOT_MODIFIED,
             [(ETAG, matched), (CACHE_CONTROL, cache_control)],

@@ -8,10 +8,10 @@
 
 use axum::extract::{Query, State};
 use axum::response::Response;
-use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{Principal, Scope};
+use switchyard_core::conditional::IfNoneMatch;
 use switchyard_core::domain::{Order, OrderStatus};
 use switchyard_core::params::bounded;
 use switchyard_core::problem::Problem;
@@ -73,7 +73,7 @@ struct LegacyDashboard<'a> {
 pub(crate) async fn dashboard(
     State(state): State<AppState>,
     principal: Principal,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
 ) -> Result<Response, Problem> {
     let ((customer, orders), _freshness) = fetch_dashboard(&state, &principal).await?;
     let customer = customer?;
@@ -86,7 +86,7 @@ pub(crate) async fn dashboard(
         },
         orders: orders.data.iter().map(LegacyOrder::from).collect(),
     };
-    Ok(cacheable_json(&headers, &content, None))
+    Ok(cacheable_json(&if_none_match, &content, None))
 }
 
 /// Query of `GET /v1/orders`.
@@ -109,7 +109,7 @@ struct LegacyOrderPage<'a> {
 pub(crate) async fn orders(
     State(state): State<AppState>,
     principal: Principal,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
     params: Result<Query<LegacyOrdersParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     principal.require(Scope::OrdersRead)?;
@@ -166,5 +166,5 @@ pub(crate) async fn orders(
         per_page,
         has_next,
     };
-    Ok(cacheable_json(&headers, &content, None))
+    Ok(cacheable_json(&if_none_match, &content, None))
 }

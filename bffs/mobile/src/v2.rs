@@ -10,10 +10,10 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{Principal, Scope};
+use switchyard_core::conditional::IfNoneMatch;
 use switchyard_core::domain::{Customer, Money, Order, OrderStatus, Page, StockLevel};
 use switchyard_core::upstream::{Freshness, OrdersQuery, Service, UpstreamError, UpstreamResult};
 use time::format_description::well_known::Rfc3339;
@@ -65,7 +65,7 @@ struct Dashboard<'a> {
 pub(crate) async fn dashboard(
     State(state): State<AppState>,
     principal: Principal,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
 ) -> Result<Response, Problem> {
     let ((customer, orders), freshness) = fetch_dashboard(&state, &principal).await?;
     let mut failed = Vec::new();
@@ -98,7 +98,7 @@ pub(crate) async fn dashboard(
             .map(|page| page.data.iter().map(RecentOrder::from).collect()),
     };
     Ok(cacheable_json(
-        &headers,
+        &if_none_match,
         &content,
         Some(&Meta::new(&failed, &freshness)),
     ))
@@ -189,7 +189,7 @@ const ORDER_CURSORS: CursorCodec = CursorCodec::new(b"switchyard-mobile-orders-c
 pub(crate) async fn orders(
     State(state): State<AppState>,
     principal: Principal,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
     params: Result<Query<OrdersParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     principal.require(Scope::OrdersRead)?;
@@ -242,7 +242,7 @@ pub(crate) async fn orders(
             limit,
         },
     };
-    Ok(cacheable_json(&headers, &content, None))
+    Ok(cacheable_json(&if_none_match, &content, None))
 }
 
 /// How much of an item is left, as the app shows it.
@@ -300,7 +300,7 @@ struct OrderDetail<'a> {
 pub(crate) async fn order(
     State(state): State<AppState>,
     principal: Principal,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     principal.require(Scope::OrdersRead)?;
@@ -370,7 +370,7 @@ pub(crate) async fn order(
         items,
     };
     Ok(cacheable_json(
-        &headers,
+        &if_none_match,
         &content,
         Some(&Meta::new(&failed, &freshness)),
     ))

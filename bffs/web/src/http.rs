@@ -270,7 +270,7 @@ async fn execute(
                 .insert("freshness".to_owned(), report.clone());
         }
     }
-    let mut response = render(media_type, &responses, is_batch);
+    let mut response = render(media_type, responses, is_batch);
     apply_usage(&mut response, &decisions.take());
     response
 }
@@ -438,9 +438,9 @@ fn charge(state: &AppState, decisions: &Decisions) -> Option<Charge> {
 pub(crate) enum Answer {
     /// async-graphql's response.
     Graphql(GqlResponse),
-    /// The prepared path's: `data` as JSON bytes (`None`: null).
+    /// The prepared path's: the body up to and including `data`, written by the plan.
     Prepared {
-        data: Option<Vec<u8>>,
+        body: crate::prepared::BodyStart,
         errors: Vec<ServerError>,
         extensions: std::collections::BTreeMap<String, Value>,
     },
@@ -463,18 +463,22 @@ impl Answer {
 
     /// The answer as the response body's JSON.
     fn write(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        if let Self::Prepared { body, .. } = self {
+            out.extend_from_slice(&body.0);
+        }
+        self.write_rest(out)
+    }
+
+    /// The answer as JSON after what a prepared answer's body already holds (all of it for
+    /// an async-graphql answer).
+    fn write_rest(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         match self {
             Self::Graphql(response) => serde_json::to_writer(&mut *out, &wire(response)),
             Self::Prepared {
-                data,
+                body: _,
                 errors,
                 extensions,
             } => {
-                out.extend_from_slice(b"{\"data\":");
-                match data {
-                    Some(data) => out.extend_from_slice(data),
-                    None => out.extend_from_slice(b"null"),
-                }
                 if !errors.is_empty() {
                     out.extend_from_slice(b",\"errors\":");
                     serde_json::to_writer(&mut *out, errors)?;
@@ -522,7 +526,7 @@ async fn run_operation(
                 upstreams: &state.upstreams,
                 max_page_size: state.limits.max_page_size,
             };
-            let (data, errors) = InPasses::new(crate::prepared::run(&ready, &context)).await;
+            let (body, errors) = InPasses::new(crate::prepared::run(&ready, &context)).await;
             state
                 .prepared_runs
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -530,7 +534,7 @@ async fn run_operation(
                 state.persisted.register(registration).await;
             }
             return Answer::Prepared {
-                data,
+                body,
                 errors,
                 extensions: std::collections::BTreeMap::new(),
             };
@@ -642,9 +646,10 @@ pub(crate) fn wire(response: &GqlResponse) -> WireResponse<'_> {
     }
 }
 
-fn render(media_type: MediaType, responses: &[Answer], is_batch: bool) -> Response {
-    let mut body = Vec::with_capacity(1024);
+fn render(media_type: MediaType, mut responses: Vec<Answer>, is_batch: bool) -> Response {
+    let mut body = Vec::new();
     let written = if is_batch {
+        body.reserve(1024);
         body.push(b'[');
         responses
             .iter()
@@ -656,7 +661,12 @@ fn render(media_type: MediaType, responses: &[Answer], is_batch: bool) -> Respon
                 answer.write(&mut body)
             })
             .map(|()| body.push(b']'))
+    } else if let Answer::Prepared { body: start, .. } = &mut responses[0] {
+        // One prepared answer: its body is finished in place, not copied.
+        body = std::mem::take(&mut start.0);
+        responses[0].write_rest(&mut body)
     } else {
+        body.reserve(1024);
         responses[0].write(&mut body)
     };
     if written.is_err() {

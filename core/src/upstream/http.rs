@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
+use http::{HeaderValue, Method};
 use reqwest::{Client, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -45,11 +46,21 @@ struct DataEnvelope<T> {
     data: Vec<T>,
 }
 
+/// What reqwest's decompression layer (the `gzip` feature) would add to each request. Set
+/// by us with the others, so the header map reqwest copies is complete and not grown again.
+const ACCEPT_GZIP: HeaderValue = HeaderValue::from_static("gzip");
+
+/// Room for every header an upstream request carries: ours (at most 9, a POST with a trace
+/// state), and the user agent reqwest adds before it copies the map.
+const UPSTREAM_HEADERS: usize = 12;
+
 /// A base URL, a pooled client and the resilience guard of one upstream service.
 #[derive(Clone)]
 struct HttpUpstream {
     service: Service,
     base: Url,
+    /// `Host` for `base`, as the HTTP client would write it for each request.
+    host: HeaderValue,
     client: Client,
     guard: Arc<Guard>,
 }
@@ -58,9 +69,12 @@ impl HttpUpstream {
     fn new(service: Service, config: &UpstreamConfig) -> Result<Self, ConfigError> {
         let key = format!("upstreams.{service}.url");
         let base = validate_http_url(&key, &config.url)?;
+        let host = host_header(&base)
+            .ok_or_else(|| ConfigError::invalid(key.clone(), "the URL needs a host"))?;
+        // No client-wide timeout: `send` bounds each attempt, body included, with the
+        // guard's timeout (a timeout here would be a second timer, boxed, per call).
         let client = Client::builder()
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
-            .timeout(Duration::from_millis(config.timeout_ms))
             .pool_max_idle_per_host(config.pool_max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
@@ -79,6 +93,7 @@ impl HttpUpstream {
         Ok(Self {
             service,
             base,
+            host,
             client,
             guard: Arc::new(guard),
         })
@@ -102,7 +117,11 @@ impl HttpUpstream {
     ) -> UpstreamResult<T> {
         self.guard
             .run(true, |timeout, budget| {
-                let request = self.client.get(url.clone()).query(query);
+                let mut url = url.clone();
+                if !query.is_empty() {
+                    url.query_pairs_mut().extend_pairs(query);
+                }
+                let request = self.request(Method::GET, url);
                 self.attempt(request, timeout, budget)
             })
             .await
@@ -123,61 +142,88 @@ impl HttpUpstream {
                 detail: format!("cannot encode the request: {e}"),
             }
         })?);
+        let idempotency_key =
+            HeaderValue::from_str(idempotency_key).map_err(|_| UpstreamError::Malformed {
+                service: self.service,
+                detail: "the idempotency key is not a valid header value".into(),
+            })?;
         self.guard
             .run(true, |timeout, budget| {
-                let request = self
-                    .client
-                    .post(url.clone())
-                    .header(IDEMPOTENCY_KEY_HEADER, idempotency_key)
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
+                let mut request = self.request(Method::POST, url.clone());
+                let headers = request.headers_mut();
+                headers.insert(IDEMPOTENCY_KEY_HEADER, idempotency_key.clone());
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                *request.body_mut() = Some(body.clone().into());
                 self.attempt(request, timeout, budget)
             })
             .await
+    }
+
+    /// A request to `url` with the headers every upstream request carries, in a map sized
+    /// for all of them (reqwest copies it, and a copy has no room to grow into).
+    fn request(&self, method: Method, url: Url) -> reqwest::Request {
+        let mut request = reqwest::Request::new(method, url);
+        let headers = request.headers_mut();
+        headers.reserve(UPSTREAM_HEADERS);
+        headers.insert(http::header::HOST, self.host.clone());
+        headers.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(http::header::ACCEPT_ENCODING, ACCEPT_GZIP);
+        request
     }
 
     /// One try of a request, with the headers of the request it is made for; a span of
     /// its own when the request keeps spans.
     async fn attempt<T: DeserializeOwned>(
         &self,
-        request: reqwest::RequestBuilder,
+        mut request: reqwest::Request,
         timeout: Duration,
         budget: Option<Duration>,
     ) -> AttemptResult<T> {
-        let mut request = request
-            .timeout(timeout)
-            .header(http::header::ACCEPT, "application/json");
+        let headers = request.headers_mut();
         if let Some(budget) = budget {
-            request = request.header(DEADLINE_HEADER, budget.as_millis().to_string());
+            headers.insert(
+                DEADLINE_HEADER,
+                HeaderValue::from(budget.as_millis() as u64),
+            );
         }
         // Only what upstreams need (DESIGN.md "Header hygiene"): nothing the client sent is
         // forwarded; the consumer is the authenticated principal, never a client header.
         let identity = RequestRecord::identity();
-        if let Some(id) = identity.request_id {
-            request = request.header(REQUEST_ID_HEADER, id);
+        if let Some(id) = identity
+            .request_id
+            .and_then(|id| HeaderValue::try_from(id).ok())
+        {
+            headers.insert(REQUEST_ID_HEADER, id);
         }
-        if let Some(consumer) = identity.consumer {
-            request = request.header(CONSUMER_ID_HEADER, consumer);
+        if let Some(consumer) = identity
+            .consumer
+            .and_then(|consumer| HeaderValue::try_from(consumer).ok())
+        {
+            headers.insert(CONSUMER_ID_HEADER, consumer);
         }
         let Some(trace) = &identity.trace else {
-            return self.send(request).await;
+            return self.send(request, timeout).await;
         };
         // Each attempt is a span of its own, a child of the request's.
         let (span_id, traceparent) = trace.child();
-        request = request.header(TRACEPARENT, traceparent);
+        if let Ok(traceparent) = HeaderValue::try_from(traceparent) {
+            headers.insert(TRACEPARENT, traceparent);
+        }
         if let Some(state) = trace.tracestate() {
-            request = request.header(TRACESTATE, state.clone());
+            headers.insert(TRACESTATE, state.clone());
         }
         if !identity.keeps_spans {
-            return self.send(request).await;
+            return self.send(request, timeout).await;
         }
-        let (method, url) = request
-            .try_clone()
-            .and_then(|r| r.build().ok())
-            .map(|r| (r.method().to_string(), r.url().to_string()))
-            .unwrap_or_default();
+        let (method, url) = (request.method().to_string(), request.url().to_string());
         let start = std::time::SystemTime::now();
-        let result = self.send(request).await;
+        let result = self.send(request, timeout).await;
         let end = std::time::SystemTime::now();
         let outcome = match &result {
             Ok(_) => "ok".to_owned(),
@@ -202,14 +248,30 @@ impl HttpUpstream {
         result
     }
 
-    /// Sends one attempt: classifies the outcome and reports any `Retry-After`.
+    /// Sends one attempt, its response body read within `timeout` as well: classifies the
+    /// outcome and reports any `Retry-After`.
     async fn send<T: DeserializeOwned>(
         &self,
-        request: reqwest::RequestBuilder,
+        request: reqwest::Request,
+        timeout: Duration,
     ) -> AttemptResult<T> {
+        match tokio::time::timeout(timeout, self.exchange(request)).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err((
+                UpstreamError::Timeout {
+                    service: self.service,
+                },
+                None,
+            )),
+        }
+    }
+
+    /// One request and its response, classified.
+    async fn exchange<T: DeserializeOwned>(&self, request: reqwest::Request) -> AttemptResult<T> {
         let service = self.service;
-        let response = request
-            .send()
+        let response = self
+            .client
+            .execute(request)
             .await
             .map_err(|e| (self.transport_error(&e), None))?;
         match response.status() {
@@ -313,6 +375,17 @@ impl HttpUpstream {
         let pages = try_join_all(calls).await?;
         Ok(pages.into_iter().flatten().collect())
     }
+}
+
+/// The `Host` header of requests to `base`: its host, and its port unless the scheme's
+/// default (as hyper writes it when a request has none).
+fn host_header(base: &Url) -> Option<HeaderValue> {
+    let host = base.host_str()?;
+    let value = match base.port() {
+        Some(port) => HeaderValue::try_from(format!("{host}:{port}")),
+        None => HeaderValue::try_from(host),
+    };
+    value.ok()
 }
 
 /// `Retry-After` in delta-seconds form (the HTTP-date form is ignored: upstreams use seconds).

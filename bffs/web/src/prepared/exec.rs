@@ -142,25 +142,25 @@ impl<'a> Exec<'a> {
         self.principal.require(scope).map_err(|e| auth_error(&e))
     }
 
-    /// Runs the root selection: the response's `data` (`None`: `null`) and its errors.
+    /// Runs the root selection: appends the response's `data` to `out` (`null` when it
+    /// failed) and returns its errors.
     pub(crate) async fn run(
         &self,
         root: &Selection<RootField>,
-    ) -> (Option<Vec<u8>>, Vec<ServerError>) {
+        out: &mut Vec<u8>,
+    ) -> Vec<ServerError> {
         let fields: Vec<_> = self.collect(root).collect();
         let fetched = join_all(fields.iter().map(|field| self.fetch_root(&field.field))).await;
-        let mut out = Vec::with_capacity(1024);
-        let written = write_object(
-            &mut out,
-            fields.iter().zip(&fetched),
-            |out, (field, fetched)| {
-                write_key(out, &field.key);
-                self.write_root(out, field, fetched)
-            },
-        );
-        let errors =
-            std::mem::take(&mut *self.errors.lock().unwrap_or_else(PoisonError::into_inner));
-        (written.then_some(out), errors)
+        let start = out.len();
+        let written = write_object(out, fields.iter().zip(&fetched), |out, (field, fetched)| {
+            write_key(out, &field.key);
+            self.write_root(out, field, fetched)
+        });
+        if !written {
+            out.truncate(start);
+            out.extend_from_slice(b"null");
+        }
+        std::mem::take(&mut *self.errors.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     async fn fetch_root(&self, field: &RootField) -> RootFetched {

@@ -16,6 +16,8 @@ mod exec;
 mod plan;
 mod vars;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use async_graphql::ServerError;
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{
@@ -38,6 +40,9 @@ pub(crate) struct Prepared {
     operation_name: Option<String>,
     /// The complexity, when no variable can change it (the operation declares none).
     fixed_complexity: Option<usize>,
+    /// The length of the last response body written for this plan: the next one's buffer
+    /// starts that big, so it is allocated once instead of grown and copied.
+    last_body_len: AtomicUsize,
 }
 
 impl Prepared {
@@ -54,6 +59,7 @@ impl Prepared {
                     plan,
                     operation_name: operation_name.map(str::to_owned),
                     fixed_complexity,
+                    last_body_len: AtomicUsize::new(0),
                 })
             }
             Err(why) => {
@@ -104,11 +110,15 @@ pub(crate) struct Context<'a> {
     pub(crate) max_page_size: u32,
 }
 
-/// Runs a ready request: `data` as JSON bytes (`None`: null) and the errors.
-pub(crate) async fn run(
-    ready: &Ready<'_>,
-    context: &Context<'_>,
-) -> (Option<Vec<u8>>, Vec<ServerError>) {
+/// The start of a response body: `{"data":` and the data (JSON, or `null`), to which the
+/// errors, extensions and closing brace are appended.
+pub(crate) struct BodyStart(pub(crate) Vec<u8>);
+
+/// Room past the data for what is appended after it and for a slightly larger answer.
+const BODY_SLACK: usize = 256;
+
+/// Runs a ready request: the start of its response body, and the errors.
+pub(crate) async fn run(ready: &Ready<'_>, context: &Context<'_>) -> (BodyStart, Vec<ServerError>) {
     let exec = Exec::new(
         context.principal,
         context.loaders,
@@ -116,7 +126,12 @@ pub(crate) async fn run(
         context.max_page_size,
         &ready.variables,
     );
-    exec.run(&ready.prepared.plan.root).await
+    let last_body_len = &ready.prepared.last_body_len;
+    let mut body = Vec::with_capacity(last_body_len.load(Ordering::Relaxed) + BODY_SLACK);
+    body.extend_from_slice(b"{\"data\":");
+    let errors = exec.run(&ready.prepared.plan.root, &mut body).await;
+    last_body_len.store(body.len(), Ordering::Relaxed);
+    (BodyStart(body), errors)
 }
 
 /// The complexity async-graphql computes for the operation: every field costs 1 plus its
