@@ -588,6 +588,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn requests_carry_host_accept_and_encoding_once() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/inventory"))
+            .respond_with(EchoStock)
+            .mount(&server)
+            .await;
+        client(&server)
+            .stock_levels(&["SKU-1".to_owned()])
+            .await
+            .expect("served");
+        let requests = server.received_requests().await.expect("recorded");
+        let headers = &requests[0].headers;
+        let all = |name: &str| -> Vec<&str> {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect()
+        };
+        let authority = server.address().to_string();
+        assert_eq!(all("host"), [authority.as_str()]);
+        assert_eq!(all("accept"), ["application/json"]);
+        assert_eq!(all("accept-encoding"), ["gzip"]);
+        assert_eq!(requests[0].url.query(), Some("skus=SKU-1"));
+    }
+
+    #[test]
+    fn the_host_header_leaves_out_default_ports_and_keeps_ipv6_brackets() {
+        let host = |url: &str| host_header(&Url::parse(url).expect("url")).expect("host");
+        assert_eq!(host("http://127.0.0.1:8081/x"), "127.0.0.1:8081");
+        assert_eq!(host("http://orders.internal/"), "orders.internal");
+        assert_eq!(host("https://orders.internal:443/"), "orders.internal");
+        assert_eq!(host("http://[::1]:9000/"), "[::1]:9000");
+    }
+
+    #[tokio::test]
     async fn an_empty_batch_makes_no_call() {
         let server = MockServer::start().await;
         let levels = client(&server)
