@@ -98,7 +98,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         fetch: F,
     ) -> UpstreamResult<HashMap<String, Arc<V>>>
     where
-        F: Fn(Vec<String>) -> Fut,
+        F: Fn(Arc<[String]>) -> Fut,
         Fut: Future<Output = UpstreamResult<Vec<V>>>,
     {
         let mut found = HashMap::with_capacity(keys.len());
@@ -126,7 +126,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         }
         if !pending.is_empty() {
             lookups.misses += pending.len() as u64;
-            let fetched = fetch(pending).await?;
+            let fetched = fetch(pending.into()).await?;
             let _ = self.store(fetched, key_of, &mut found, None);
         }
         RequestRecord::note_cache(
@@ -154,7 +154,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         lookups: &mut Lookups,
     ) -> UpstreamResult<Vec<String>>
     where
-        F: Fn(Vec<String>) -> Fut,
+        F: Fn(Arc<[String]>) -> Fut,
         Fut: Future<Output = UpstreamResult<Vec<V>>>,
     {
         let mut mine: Vec<String> = Vec::new();
@@ -191,6 +191,8 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                 Some(flight)
             }
         };
+        // Shared with the fetch, which must own its keys, without copying them.
+        let mine: Arc<[String]> = mine.into();
         let mut failure = None;
         if let Some(flight) = flight {
             let _release = InFlightRelease {
@@ -198,8 +200,8 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                 keys: &mine,
                 flight: &flight,
             };
-            let outcome = match fetch(mine.clone()).await {
-                Ok(values) => Ok(self.store(values, key_of, found, Some(&mine))),
+            let outcome = match fetch(Arc::clone(&mine)).await {
+                Ok(values) => Ok(self.store(values, key_of, found, Some(&mine[..]))),
                 Err(error) => {
                     failure = Some(error.clone());
                     Err(error)
@@ -232,7 +234,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
             }
         }
         if let Some(error) = failure {
-            for key in &mine {
+            for key in mine.iter() {
                 if !found.contains_key(key) {
                     self.serve_stale(key, error.clone(), found, stale_age, lookups)?;
                 }
@@ -256,7 +258,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
             let value = Arc::new(value);
             let key = key_of(&value);
             self.entries.insert(
-                key.to_owned(),
+                key,
                 Entry {
                     value: Arc::clone(&value),
                     fetched_at: now,

@@ -73,13 +73,21 @@ impl<V> EntryStore<V> {
             .cloned()
     }
 
-    /// Stores `entry` under `key`, replacing any entry it had.
-    pub(crate) fn insert(&self, key: String, entry: Entry<V>) {
+    /// Stores `entry` under `key`, replacing any entry it had. A key already stored (the
+    /// usual case: the same entities are fetched again and again) is not copied again, and
+    /// the entry it replaces is dropped after the lock is released.
+    pub(crate) fn insert(&self, key: &str, entry: Entry<V>) {
         if self.lifetime.is_zero() {
             return;
         }
-        let mut shard = self.shard(&key);
-        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+        let mut shard = self.shard(key);
+        if let Some(slot) = shard.get_mut(key) {
+            let replaced = std::mem::replace(slot, entry);
+            drop(shard);
+            drop(replaced);
+            return;
+        }
+        if shard.len() >= self.per_shard {
             let lifetime = self.lifetime;
             shard.retain(|_, entry| entry.fetched_at.elapsed() < lifetime);
             if shard.len() >= self.per_shard
@@ -88,7 +96,7 @@ impl<V> EntryStore<V> {
                 shard.remove(&victim);
             }
         }
-        shard.insert(key, entry);
+        shard.insert(key.to_owned(), entry);
     }
 
     /// Forgets `key`.
@@ -111,12 +119,18 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn entries_are_served_within_their_lifetime_and_the_store_stays_bounded() {
         let store = EntryStore::new(32, Duration::from_secs(10));
-        store.insert("a".into(), entry(1));
+        store.insert("a", entry(1));
         assert_eq!(store.get("a").map(|e| *e.value), Some(1));
+        store.insert("a", entry(2));
+        assert_eq!(
+            store.get("a").map(|e| *e.value),
+            Some(2),
+            "replaced in place"
+        );
         tokio::time::advance(Duration::from_secs(11)).await;
         assert!(store.get("a").is_none(), "past its lifetime");
         for n in 0..1_000 {
-            store.insert(format!("k{n}"), entry(n));
+            store.insert(&format!("k{n}"), entry(n));
         }
         let total: usize = store
             .shards
@@ -124,7 +138,7 @@ mod tests {
             .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
             .sum();
         assert!(total <= 32, "{total} entries kept");
-        store.insert("k999".into(), entry(7));
+        store.insert("k999", entry(7));
         assert_eq!(
             store.get("k999").map(|e| *e.value),
             Some(7),
