@@ -40,8 +40,11 @@ pub struct AppStateInner {
 impl AppStateInner {
     /// Runs one request's upstream work under the configured deadline, reporting whether
     /// stale cached data was served.
-    pub(crate) async fn within_budget<F: Future>(&self, work: F) -> (F::Output, Freshness) {
-        within_budget(Duration::from_millis(self.api.deadline_ms), work).await
+    pub(crate) fn within_budget<F: Future>(
+        &self,
+        work: F,
+    ) -> impl Future<Output = (F::Output, Freshness)> + use<F> {
+        within_budget(Duration::from_millis(self.api.deadline_ms), work)
     }
 }
 

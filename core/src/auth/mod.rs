@@ -480,7 +480,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
         parts: &mut http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
+        // Taken, not copied: the auth layer put it there for this handler alone.
+        parts.extensions.remove::<Principal>().ok_or_else(|| {
             tracing::error!("Principal extracted on a route without the auth layer");
             http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
         })

@@ -5,11 +5,13 @@
 //! match the contract) becomes a classified [`UpstreamError`].
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::future::try_join_all;
+use futures_util::future::{Either, try_join_all};
 use http::{HeaderValue, Method};
 use reqwest::{Client, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -110,7 +112,7 @@ impl HttpUpstream {
     }
 
     /// GETs `url` through the guard (deadline, breaker, bulkhead, retry) and decodes it.
-    async fn get_json<T: DeserializeOwned>(
+    async fn get_json<T: DeserializeOwned + Send>(
         &self,
         url: Url,
         query: &[(&str, &str)],
@@ -129,7 +131,7 @@ impl HttpUpstream {
 
     /// POSTs `body` as JSON with an `Idempotency-Key`, through the guard. The key is what
     /// makes a retry safe, so the call is treated as idempotent.
-    async fn post_json<B: Serialize, T: DeserializeOwned>(
+    async fn post_json<B: Serialize, T: DeserializeOwned + Send>(
         &self,
         url: Url,
         idempotency_key: &str,
@@ -179,12 +181,15 @@ impl HttpUpstream {
 
     /// One try of a request, with the headers of the request it is made for; a span of
     /// its own when the request keeps spans.
-    async fn attempt<T: DeserializeOwned>(
-        &self,
+    ///
+    /// The request is handed to reqwest here, before the first poll: what is awaited is
+    /// reqwest's boxed exchange, not a request moved from one future into the next.
+    fn attempt<'a, T: DeserializeOwned + Send + 'a>(
+        &'a self,
         mut request: reqwest::Request,
         timeout: Duration,
         budget: Option<Duration>,
-    ) -> AttemptResult<T> {
+    ) -> impl Future<Output = AttemptResult<T>> + Send + 'a {
         let headers = request.headers_mut();
         if let Some(budget) = budget {
             headers.insert(
@@ -207,8 +212,8 @@ impl HttpUpstream {
         {
             headers.insert(CONSUMER_ID_HEADER, consumer);
         }
-        let Some(trace) = &identity.trace else {
-            return self.send(request, timeout).await;
+        let Some(trace) = identity.trace else {
+            return Either::Left(self.send(self.client.execute(request), timeout));
         };
         // Each attempt is a span of its own, a child of the request's.
         let (span_id, traceparent) = trace.child();
@@ -219,43 +224,48 @@ impl HttpUpstream {
             headers.insert(TRACESTATE, state.clone());
         }
         if !identity.keeps_spans {
-            return self.send(request, timeout).await;
+            return Either::Left(self.send(self.client.execute(request), timeout));
         }
         let (method, url) = (request.method().to_string(), request.url().to_string());
-        let start = std::time::SystemTime::now();
-        let result = self.send(request, timeout).await;
-        let end = std::time::SystemTime::now();
-        let outcome = match &result {
-            Ok(_) => "ok".to_owned(),
-            Err((error, _)) => error.to_string(),
-        };
-        RequestRecord::note_span(FinishedSpan {
-            span_id,
-            parent_span_id: Some(trace.span_id_bytes()),
-            parent_is_remote: false,
-            kind: SpanKind::Client,
-            name: format!("{method} {}", self.service),
-            start,
-            end,
-            attributes: vec![
-                ("http.request.method", method),
-                ("url.full", url),
-                ("switchyard.service", self.service.as_str().to_owned()),
-                ("switchyard.outcome", outcome),
-            ],
-            failed: result.is_err(),
-        });
-        result
+        let exchange = self.client.execute(request);
+        let traced: Pin<Box<dyn Future<Output = AttemptResult<T>> + Send + 'a>> =
+            Box::pin(async move {
+                let start = std::time::SystemTime::now();
+                let result = self.send(exchange, timeout).await;
+                let end = std::time::SystemTime::now();
+                let outcome = match &result {
+                    Ok(_) => "ok".to_owned(),
+                    Err((error, _)) => error.to_string(),
+                };
+                RequestRecord::note_span(FinishedSpan {
+                    span_id,
+                    parent_span_id: Some(trace.span_id_bytes()),
+                    parent_is_remote: false,
+                    kind: SpanKind::Client,
+                    name: format!("{method} {}", self.service),
+                    start,
+                    end,
+                    attributes: vec![
+                        ("http.request.method", method),
+                        ("url.full", url),
+                        ("switchyard.service", self.service.as_str().to_owned()),
+                        ("switchyard.outcome", outcome),
+                    ],
+                    failed: result.is_err(),
+                });
+                result
+            });
+        Either::Right(traced)
     }
 
-    /// Sends one attempt, its response body read within `timeout` as well: classifies the
-    /// outcome and reports any `Retry-After`.
+    /// Awaits one attempt's `exchange`, its response body read within `timeout` as well:
+    /// classifies the outcome and reports any `Retry-After`.
     async fn send<T: DeserializeOwned>(
         &self,
-        request: reqwest::Request,
+        exchange: impl Future<Output = reqwest::Result<reqwest::Response>>,
         timeout: Duration,
     ) -> AttemptResult<T> {
-        match tokio::time::timeout(timeout, self.exchange(request)).await {
+        match tokio::time::timeout(timeout, self.exchange(exchange)).await {
             Ok(result) => result,
             Err(_elapsed) => Err((
                 UpstreamError::Timeout {
@@ -266,12 +276,13 @@ impl HttpUpstream {
         }
     }
 
-    /// One request and its response, classified.
-    async fn exchange<T: DeserializeOwned>(&self, request: reqwest::Request) -> AttemptResult<T> {
+    /// One request's response, classified.
+    async fn exchange<T: DeserializeOwned>(
+        &self,
+        exchange: impl Future<Output = reqwest::Result<reqwest::Response>>,
+    ) -> AttemptResult<T> {
         let service = self.service;
-        let response = self
-            .client
-            .execute(request)
+        let response = exchange
             .await
             .map_err(|e| (self.transport_error(&e), None))?;
         match response.status() {
@@ -336,13 +347,17 @@ impl HttpUpstream {
         }
     }
 
-    async fn get_one<T: DeserializeOwned>(&self, collection: &str, id: &str) -> UpstreamResult<T> {
+    async fn get_one<T: DeserializeOwned + Send>(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> UpstreamResult<T> {
         self.get_json(self.url(&[collection, id]), &[]).await
     }
 
     /// Fetches `ids` from `GET /{collection}?{param}=a,b,c`, deduplicated and split into
     /// calls of at most [`MAX_IDS_PER_CALL`] ids that run concurrently.
-    async fn get_batch<T: DeserializeOwned>(
+    async fn get_batch<T: DeserializeOwned + Send>(
         &self,
         collection: &str,
         param: &str,

@@ -15,7 +15,9 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -61,8 +63,12 @@ tokio::task_local! {
 
 /// Runs `future` (one client request) under `deadline`: every upstream call it makes, in
 /// this task, honours it.
-pub async fn with_deadline<F: Future>(deadline: Deadline, future: F) -> F::Output {
-    DEADLINE.scope(deadline, future).await
+///
+/// This and the other scopes here are plain futures around `future`, not `async fn`s: an
+/// `async fn` would keep its argument as well as the future it awaits, doubling the size
+/// of everything it wraps, and copy it again on its first poll.
+pub fn with_deadline<F: Future>(deadline: Deadline, future: F) -> impl Future<Output = F::Output> {
+    DEADLINE.scope(deadline, future)
 }
 
 /// The deadline of the request running in this task, if any.
@@ -95,21 +101,43 @@ impl Freshness {
 
 /// Runs `future` (one client request) and returns its output with what it learned about the
 /// freshness of the data it served.
-pub async fn track_freshness<F: Future>(future: F) -> (F::Output, Freshness) {
+pub fn track_freshness<F: Future>(future: F) -> TrackFreshness<F> {
     let report = Arc::new(Mutex::new(Freshness::default()));
-    let output = FRESHNESS.scope(Arc::clone(&report), future).await;
-    let freshness = report
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    (output, freshness)
+    TrackFreshness {
+        inner: FRESHNESS.scope(Arc::clone(&report), future),
+        report,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`track_freshness`].
+    pub struct TrackFreshness<F: Future> {
+        #[pin]
+        inner: tokio::task::futures::TaskLocalFuture<Arc<Mutex<Freshness>>, F>,
+        report: Arc<Mutex<Freshness>>,
+    }
+}
+
+impl<F: Future> Future for TrackFreshness<F> {
+    type Output = (F::Output, Freshness);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let output = std::task::ready!(this.inner.poll(cx));
+        let freshness =
+            std::mem::take(&mut *this.report.lock().unwrap_or_else(PoisonError::into_inner));
+        Poll::Ready((output, freshness))
+    }
 }
 
 /// Runs `future` (one client request's upstream work) under a deadline `budget` from now,
 /// and returns its output with the freshness of the data it served: the usual way for a
 /// handler to scope its upstream calls.
-pub async fn within_budget<F: Future>(budget: Duration, future: F) -> (F::Output, Freshness) {
-    track_freshness(with_deadline(Deadline::after(budget), future)).await
+pub fn within_budget<F: Future>(
+    budget: Duration,
+    future: F,
+) -> impl Future<Output = (F::Output, Freshness)> {
+    track_freshness(with_deadline(Deadline::after(budget), future))
 }
 
 /// Records that `service`'s data served to the current request was `age` old.
