@@ -197,7 +197,13 @@ async fn execute(
         *response.status_mut() = StatusCode::NOT_ACCEPTABLE;
         return response;
     };
-    let principal = match state.authenticator.authenticate(headers).await {
+    // A token verified recently (the usual case) is answered without a future; only a
+    // signature to check takes the boxed path.
+    let authenticated = match state.authenticator.authenticate_now(headers) {
+        Some(answer) => answer,
+        None => Box::pin(state.authenticator.authenticate(headers)).await,
+    };
+    let principal = match authenticated {
         Ok(principal) => principal,
         Err(error) => return auth::reject(&GraphqlErrorResponder, &error),
     };
@@ -514,8 +520,9 @@ async fn run_operation(
                 state.limits.max_complexity,
             )
         {
+            // Boxed: only with usage plans on, and its future is larger than the rest.
             if let Some(charge) = charge(state, decisions)
-                && let Err(refused) = charge.charge(principal, ready.complexity).await
+                && let Err(refused) = Box::pin(charge.charge(principal, ready.complexity)).await
             {
                 return Answer::Graphql(GqlResponse::from_errors(vec![refused]));
             }
@@ -540,6 +547,26 @@ async fn run_operation(
             };
         }
     }
+    // Boxed: async-graphql's execution is a future of kilobytes, which a prepared
+    // operation, the common case, should neither carry nor copy.
+    Box::pin(run_on_async_graphql(
+        state,
+        operation,
+        registration,
+        principal,
+        decisions,
+    ))
+    .await
+}
+
+/// Runs one operation on async-graphql (what the prepared path does not cover).
+async fn run_on_async_graphql(
+    state: &AppState,
+    operation: Operation,
+    registration: Option<Registration>,
+    principal: &Principal,
+    decisions: &Decisions,
+) -> Answer {
     let (request, miss) = operation.into_graphql(state, principal, decisions);
     let response = classify_errors(InPasses::new(state.schema.execute(request)).await);
     // Only a document that validated is worth keeping parsed, or registering.
