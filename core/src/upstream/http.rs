@@ -52,7 +52,7 @@ struct DataEnvelope<T> {
 /// by us with the others, so the header map reqwest copies is complete and not grown again.
 const ACCEPT_GZIP: HeaderValue = HeaderValue::from_static("gzip");
 
-/// Room for every header an upstream request carries: ours (at most 9, a POST with a trace
+/// Room for every header an upstream request carries: ours (at most 10, a POST with a trace
 /// state), and the user agent reqwest adds before it copies the map.
 const UPSTREAM_HEADERS: usize = 12;
 
