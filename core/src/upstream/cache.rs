@@ -90,13 +90,14 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
     /// Entities for `keys`: fresh hits from the cache, misses fetched with one `fetch` call
     /// (keys another caller is already fetching are waited for), and stale entries when the
     /// fetch fails. Unknown keys are absent from the result. Fails only if some key can be
-    /// served neither fresh nor stale.
-    pub async fn get_many<F, Fut>(
+    /// served neither fresh nor stale. The result is keyed by the caller's own keys,
+    /// borrowed, so no key is copied for it.
+    pub async fn get_many<'k, F, Fut>(
         &self,
-        keys: &[String],
+        keys: &'k [String],
         key_of: fn(&V) -> &str,
         fetch: F,
-    ) -> UpstreamResult<HashMap<String, Arc<V>>>
+    ) -> UpstreamResult<HashMap<&'k str, Arc<V>>>
     where
         F: Fn(Arc<[String]>) -> Fut,
         Fut: Future<Output = UpstreamResult<Vec<V>>>,
@@ -106,16 +107,16 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         let mut lookups = Lookups::default();
         // A key whose fetch (by another caller) was abandoned goes round again; after a few
         // rounds this caller fetches it itself, so the loop always ends.
-        let mut pending: Vec<String> = Vec::new();
+        let mut pending: Vec<&'k str> = Vec::new();
         for round in 0..3 {
-            let asked: &[String] = match round {
-                0 => keys,
+            let asked: Vec<&'k str> = match round {
+                0 => keys.iter().map(String::as_str).collect(),
                 _ if pending.is_empty() => break,
-                _ => &pending,
+                _ => std::mem::take(&mut pending),
             };
             pending = self
                 .round(
-                    asked,
+                    &asked,
                     key_of,
                     &fetch,
                     &mut found,
@@ -126,8 +127,9 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         }
         if !pending.is_empty() {
             lookups.misses += pending.len() as u64;
-            let fetched = fetch(pending.into()).await?;
-            let _ = self.store(fetched, key_of, &mut found, None);
+            let owned: Arc<[String]> = pending.iter().map(|key| (*key).to_owned()).collect();
+            let fetched = fetch(owned).await?;
+            let _ = self.store(fetched, key_of, &mut found, &pending);
         }
         RequestRecord::note_cache(
             self.service.as_str(),
@@ -144,37 +146,39 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
 
     /// One round of [`EntityCache::get_many`]; returns the keys to try again because the
     /// fetch they waited for was abandoned.
-    async fn round<F, Fut>(
+    async fn round<'k, F, Fut>(
         &self,
-        keys: &[String],
+        keys: &[&'k str],
         key_of: fn(&V) -> &str,
         fetch: &F,
-        found: &mut HashMap<String, Arc<V>>,
+        found: &mut HashMap<&'k str, Arc<V>>,
         stale_age: &mut Option<Duration>,
         lookups: &mut Lookups,
-    ) -> UpstreamResult<Vec<String>>
+    ) -> UpstreamResult<Vec<&'k str>>
     where
         F: Fn(Arc<[String]>) -> Fut,
         Fut: Future<Output = UpstreamResult<Vec<V>>>,
     {
-        let mut mine: Vec<String> = Vec::new();
+        // The keys this caller fetches: borrowed, and owned for the fetch and the in-flight
+        // map (which outlive nothing of the caller's).
+        let mut mine: Vec<&'k str> = Vec::new();
         let mut theirs = Vec::new();
         let flight = {
             let mut in_flight = self
                 .in_flight
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            for key in keys {
-                if found.contains_key(key) || mine.contains(key) {
+            for &key in keys {
+                if found.contains_key(key) || mine.contains(&key) {
                     continue;
                 }
                 if let Some(value) = self.fresh(key) {
                     lookups.hits += 1;
-                    found.insert(key.clone(), value);
+                    found.insert(key, value);
                 } else if let Some(pending) = in_flight.get(key) {
-                    theirs.push((key.clone(), Arc::clone(pending)));
+                    theirs.push((key, Arc::clone(pending)));
                 } else {
-                    mine.push(key.clone());
+                    mine.push(key);
                 }
             }
             lookups.misses += (mine.len() + theirs.len()) as u64;
@@ -185,14 +189,12 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                     outcome: OnceLock::new(),
                     signal: Signal::default(),
                 });
-                for key in &mine {
-                    in_flight.insert(key.clone(), Arc::clone(&flight));
+                for &key in &mine {
+                    in_flight.insert(key.to_owned(), Arc::clone(&flight));
                 }
                 Some(flight)
             }
         };
-        // Shared with the fetch, which must own its keys, without copying them.
-        let mine: Arc<[String]> = mine.into();
         let mut failure = None;
         if let Some(flight) = flight {
             let _release = InFlightRelease {
@@ -200,8 +202,9 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                 keys: &mine,
                 flight: &flight,
             };
-            let outcome = match fetch(Arc::clone(&mine)).await {
-                Ok(values) => Ok(self.store(values, key_of, found, Some(&mine[..]))),
+            let owned: Arc<[String]> = mine.iter().map(|key| (*key).to_owned()).collect();
+            let outcome = match fetch(owned).await {
+                Ok(values) => Ok(self.store(values, key_of, found, &mine)),
                 Err(error) => {
                     failure = Some(error.clone());
                     Err(error)
@@ -222,19 +225,19 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                 Some(Err(error)) => (None, Some(error.clone())),
                 None => (None, None),
             };
-            if let Some(value) = fetched.or_else(|| self.fresh(&key)) {
+            if let Some(value) = fetched.or_else(|| self.fresh(key)) {
                 found.insert(key, value);
                 continue;
             }
             match (answered, other_failure) {
                 (false, _) => retry.push(key),
-                (true, Some(error)) => self.serve_stale(&key, error, found, stale_age, lookups)?,
+                (true, Some(error)) => self.serve_stale(key, error, found, stale_age, lookups)?,
                 // Answered without it: the upstream does not know the key.
                 (true, None) => {}
             }
         }
         if let Some(error) = failure {
-            for key in mine.iter() {
+            for &key in &mine {
                 if !found.contains_key(key) {
                     self.serve_stale(key, error.clone(), found, stale_age, lookups)?;
                 }
@@ -243,14 +246,14 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         Ok(retry)
     }
 
-    /// Stores fetched entities; those among `wanted` (all, if `None`) go into `found`.
-    /// Returns everything fetched.
-    fn store(
+    /// Stores fetched entities; those among `wanted` go into `found`, under the caller's
+    /// key. Returns everything fetched.
+    fn store<'k>(
         &self,
         values: Vec<V>,
         key_of: fn(&V) -> &str,
-        found: &mut HashMap<String, Arc<V>>,
-        wanted: Option<&[String]>,
+        found: &mut HashMap<&'k str, Arc<V>>,
+        wanted: &[&'k str],
     ) -> Vec<Arc<V>> {
         let now = Instant::now();
         let mut fetched = Vec::with_capacity(values.len());
@@ -264,8 +267,8 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                     fetched_at: now,
                 },
             );
-            if wanted.is_none_or(|wanted| wanted.iter().any(|k| k == key)) {
-                found.insert(key.to_owned(), Arc::clone(&value));
+            if let Some(&wanted) = wanted.iter().find(|k| **k == key) {
+                found.insert(wanted, Arc::clone(&value));
             }
             fetched.push(value);
         }
@@ -273,18 +276,18 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
     }
 
     /// Serves `key` from a stale entry after `error`, or fails with `error`.
-    fn serve_stale(
+    fn serve_stale<'k>(
         &self,
-        key: &str,
+        key: &'k str,
         error: UpstreamError,
-        found: &mut HashMap<String, Arc<V>>,
+        found: &mut HashMap<&'k str, Arc<V>>,
         stale_age: &mut Option<Duration>,
         lookups: &mut Lookups,
     ) -> UpstreamResult<()> {
         let (value, age) = self.usable(key).ok_or(error)?;
         *stale_age = (*stale_age).max(Some(age));
         lookups.stale += 1;
-        found.insert(key.to_owned(), value);
+        found.insert(key, value);
         Ok(())
     }
 }
@@ -303,7 +306,7 @@ struct Lookups {
 /// again and waiting ones look again, instead of waiting forever.
 struct InFlightRelease<'a, V> {
     cache: &'a EntityCache<V>,
-    keys: &'a [String],
+    keys: &'a [&'a str],
     flight: &'a InFlight<V>,
 }
 
@@ -315,7 +318,7 @@ impl<V> Drop for InFlightRelease<'_, V> {
                 .in_flight
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            for key in self.keys {
+            for &key in self.keys {
                 in_flight.remove(key);
             }
         }
@@ -323,28 +326,31 @@ impl<V> Drop for InFlightRelease<'_, V> {
     }
 }
 
-fn in_order<V>(keys: &[String], mut found: HashMap<String, Arc<V>>) -> Vec<V>
+fn in_order<V>(keys: &[String], mut found: HashMap<&str, Arc<V>>) -> Vec<V>
 where
     V: Clone,
 {
     keys.iter()
-        .filter_map(|key| found.remove(key))
+        .filter_map(|key| found.remove(key.as_str()))
         .map(|value| Arc::unwrap_or_clone(value))
         .collect()
 }
 
 /// `found` lined up with `keys`, sharing the entries instead of copying them.
-fn keyed_from<V>(keys: &[String], found: &HashMap<String, Arc<V>>) -> Keyed<V> {
-    keys.iter().map(|key| found.get(key).cloned()).collect()
+fn keyed_from<V>(keys: &[String], found: &HashMap<&str, Arc<V>>) -> Keyed<V> {
+    keys.iter()
+        .map(|key| found.get(key.as_str()).cloned())
+        .collect()
 }
 
 fn single<V: Clone>(
     service: Service,
     key: &str,
-    found: HashMap<String, Arc<V>>,
+    mut found: HashMap<&str, Arc<V>>,
 ) -> UpstreamResult<V> {
-    in_order(&[key.to_owned()], found)
-        .pop()
+    found
+        .remove(key)
+        .map(Arc::unwrap_or_clone)
         .ok_or(UpstreamError::NotFound { service })
 }
 
@@ -367,7 +373,8 @@ impl CachedCustomers {
 #[async_trait]
 impl CustomersApi for CachedCustomers {
     async fn customer(&self, id: &str) -> UpstreamResult<Customer> {
-        let found = self.customers_map(&[id.to_owned()]).await?;
+        let keys = [id.to_owned()];
+        let found = self.customers_map(&keys).await?;
         single(Service::Customers, id, found)
     }
 
@@ -381,10 +388,10 @@ impl CustomersApi for CachedCustomers {
 }
 
 impl CachedCustomers {
-    async fn customers_map(
+    async fn customers_map<'k>(
         &self,
-        ids: &[String],
-    ) -> UpstreamResult<HashMap<String, Arc<Customer>>> {
+        ids: &'k [String],
+    ) -> UpstreamResult<HashMap<&'k str, Arc<Customer>>> {
         self.cache
             .get_many(
                 ids,
@@ -412,7 +419,10 @@ impl CachedOrders {
 }
 
 impl CachedOrders {
-    async fn orders_map(&self, ids: &[String]) -> UpstreamResult<HashMap<String, Arc<Order>>> {
+    async fn orders_map<'k>(
+        &self,
+        ids: &'k [String],
+    ) -> UpstreamResult<HashMap<&'k str, Arc<Order>>> {
         self.cache
             .get_many(
                 ids,
@@ -426,7 +436,8 @@ impl CachedOrders {
 #[async_trait]
 impl OrdersApi for CachedOrders {
     async fn order(&self, id: &str) -> UpstreamResult<Order> {
-        let found = self.orders_map(&[id.to_owned()]).await?;
+        let keys = [id.to_owned()];
+        let found = self.orders_map(&keys).await?;
         single(Service::Orders, id, found)
     }
 
@@ -460,7 +471,10 @@ impl CachedInventory {
 }
 
 impl CachedInventory {
-    async fn stock_map(&self, skus: &[String]) -> UpstreamResult<HashMap<String, Arc<StockLevel>>> {
+    async fn stock_map<'k>(
+        &self,
+        skus: &'k [String],
+    ) -> UpstreamResult<HashMap<&'k str, Arc<StockLevel>>> {
         self.cache
             .get_many(
                 skus,
@@ -474,7 +488,8 @@ impl CachedInventory {
 #[async_trait]
 impl InventoryApi for CachedInventory {
     async fn stock_level(&self, sku: &str) -> UpstreamResult<StockLevel> {
-        let found = self.stock_map(&[sku.to_owned()]).await?;
+        let keys = [sku.to_owned()];
+        let found = self.stock_map(&keys).await?;
         single(Service::Inventory, sku, found)
     }
 
