@@ -127,8 +127,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         }
         if !pending.is_empty() {
             lookups.misses += pending.len() as u64;
-            let owned: Arc<[String]> = pending.iter().map(|key| (*key).to_owned()).collect();
-            let fetched = fetch(owned).await?;
+            let fetched = fetch(owned(&pending)).await?;
             let _ = self.store(fetched, key_of, &mut found, &pending);
         }
         RequestRecord::note_cache(
@@ -159,8 +158,8 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
         F: Fn(Arc<[String]>) -> Fut,
         Fut: Future<Output = UpstreamResult<Vec<V>>>,
     {
-        // The keys this caller fetches: borrowed, and owned for the fetch and the in-flight
-        // map (which outlive nothing of the caller's).
+        // The keys this caller fetches, borrowed: copied only where they must outlive the
+        // call, into the in-flight map and for the fetch.
         let mut mine: Vec<&'k str> = Vec::new();
         let mut theirs = Vec::new();
         let flight = {
@@ -202,8 +201,7 @@ impl<V: Send + Sync + 'static> EntityCache<V> {
                 keys: &mine,
                 flight: &flight,
             };
-            let owned: Arc<[String]> = mine.iter().map(|key| (*key).to_owned()).collect();
-            let outcome = match fetch(owned).await {
+            let outcome = match fetch(owned(&mine)).await {
                 Ok(values) => Ok(self.store(values, key_of, found, &mine)),
                 Err(error) => {
                     failure = Some(error.clone());
@@ -324,6 +322,11 @@ impl<V> Drop for InFlightRelease<'_, V> {
         }
         self.flight.signal.fire();
     }
+}
+
+/// `keys` as the fetch takes them: owned, since its future may outlive the caller's keys.
+fn owned(keys: &[&str]) -> Arc<[String]> {
+    keys.iter().map(|key| (*key).to_owned()).collect()
 }
 
 fn in_order<V>(keys: &[String], mut found: HashMap<&str, Arc<V>>) -> Vec<V>

@@ -227,11 +227,11 @@ impl HttpUpstream {
             return Either::Left(self.send(self.client.execute(request), timeout));
         }
         let (method, url) = (request.method().to_string(), request.url().to_string());
-        let exchange = self.client.execute(request);
+        let response = self.client.execute(request);
         let traced: Pin<Box<dyn Future<Output = AttemptResult<T>> + Send + 'a>> =
             Box::pin(async move {
                 let start = std::time::SystemTime::now();
-                let result = self.send(exchange, timeout).await;
+                let result = self.send(response, timeout).await;
                 let end = std::time::SystemTime::now();
                 let outcome = match &result {
                     Ok(_) => "ok".to_owned(),
@@ -258,14 +258,14 @@ impl HttpUpstream {
         Either::Right(traced)
     }
 
-    /// Awaits one attempt's `exchange`, its response body read within `timeout` as well:
-    /// classifies the outcome and reports any `Retry-After`.
+    /// Awaits one attempt's `response` (reqwest's pending exchange), its body read within
+    /// `timeout` as well: classifies the outcome and reports any `Retry-After`.
     async fn send<T: DeserializeOwned>(
         &self,
-        exchange: impl Future<Output = reqwest::Result<reqwest::Response>>,
+        response: impl Future<Output = reqwest::Result<reqwest::Response>>,
         timeout: Duration,
     ) -> AttemptResult<T> {
-        match tokio::time::timeout(timeout, self.exchange(exchange)).await {
+        match tokio::time::timeout(timeout, self.exchange(response)).await {
             Ok(result) => result,
             Err(_elapsed) => Err((
                 UpstreamError::Timeout {
@@ -276,13 +276,13 @@ impl HttpUpstream {
         }
     }
 
-    /// One request's response, classified.
+    /// One request's response and body, classified.
     async fn exchange<T: DeserializeOwned>(
         &self,
-        exchange: impl Future<Output = reqwest::Result<reqwest::Response>>,
+        response: impl Future<Output = reqwest::Result<reqwest::Response>>,
     ) -> AttemptResult<T> {
         let service = self.service;
-        let response = exchange
+        let response = response
             .await
             .map_err(|e| (self.transport_error(&e), None))?;
         match response.status() {
