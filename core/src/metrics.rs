@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use hashbrown::Equivalent;
+use http::HeaderValue;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use tokio::task::futures::TaskLocalFuture;
@@ -670,13 +671,14 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// What an upstream call carries of the request it is made for.
+/// What an upstream call carries of the request it is made for. The header values share
+/// the record's bytes: taking them is a reference count, not a copy per call.
 #[derive(Debug, Default)]
 pub struct UpstreamIdentity {
     /// The request id.
-    pub request_id: Option<String>,
-    /// The authenticated consumer.
-    pub consumer: Option<String>,
+    pub request_id: Option<HeaderValue>,
+    /// The authenticated consumer, when it is a valid header value.
+    pub consumer: Option<HeaderValue>,
     /// The request's trace.
     pub trace: Option<TraceContext>,
     /// Whether the request keeps spans (see [`RequestRecord::note_span`]).
@@ -694,11 +696,14 @@ tokio::task_local! {
 #[derive(Default)]
 pub struct RequestRecord {
     metrics: Option<Metrics>,
-    request_id: Option<String>,
+    request_id: Option<HeaderValue>,
     trace: Option<TraceContext>,
     /// Finished upstream spans, kept only while spans are exported and the trace sampled.
     spans: Option<Mutex<Vec<FinishedSpan>>>,
     principal: OnceLock<(String, &'static str)>,
+    /// The principal's subject as the `x-consumer-id` upstream calls carry (none when it
+    /// is not a valid header value), made with the principal.
+    consumer_header: OnceLock<Option<HeaderValue>>,
     client_id: OnceLock<String>,
     operation: OnceLock<String>,
     /// The upstream services the response drew on (from the network or a cache).
@@ -726,7 +731,7 @@ impl RequestRecord {
     /// With `export_spans`, upstream attempts of a sampled trace are kept as spans.
     pub async fn scope<F: Future>(
         metrics: Option<Metrics>,
-        request_id: Option<String>,
+        request_id: Option<HeaderValue>,
         trace: Option<TraceContext>,
         export_spans: bool,
         work: F,
@@ -740,7 +745,7 @@ impl RequestRecord {
     /// `export_spans`, upstream attempts of a sampled trace are kept as spans.
     pub fn start(
         metrics: Option<Metrics>,
-        request_id: Option<String>,
+        request_id: Option<HeaderValue>,
         trace: Option<TraceContext>,
         export_spans: bool,
     ) -> Arc<Self> {
@@ -767,9 +772,13 @@ impl RequestRecord {
     /// first principal of a request is the one kept.
     pub fn note_consumer(consumer: &str, tier: &'static str, client_id: Option<&str>) {
         Self::with_current(|record| {
-            if record.principal.set((consumer.to_owned(), tier)).is_ok()
-                && let Some(client) = client_id
-            {
+            if record.principal.set((consumer.to_owned(), tier)).is_err() {
+                return;
+            }
+            let _ = record
+                .consumer_header
+                .set(HeaderValue::try_from(consumer).ok());
+            if let Some(client) = client_id {
                 let _ = record.client_id.set(client.to_owned());
             }
         });
@@ -863,7 +872,7 @@ impl RequestRecord {
         CURRENT
             .try_with(|record| UpstreamIdentity {
                 request_id: record.request_id.clone(),
-                consumer: record.consumer().map(str::to_owned),
+                consumer: record.consumer_header.get().cloned().flatten(),
                 trace: record.trace.clone(),
                 keeps_spans: record.spans.is_some(),
             })
@@ -903,7 +912,7 @@ impl RequestRecord {
 
     /// The request id.
     pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
+        self.request_id.as_ref().and_then(|id| id.to_str().ok())
     }
 
     /// The consumer, once authenticated.

@@ -49,7 +49,46 @@ struct State<V> {
     next_batch_id: u64,
 }
 
+/// Where [`State::enqueue`] put a key.
+enum Enqueued {
+    /// Into the open batch, which another caller drives.
+    Joined(Arc<Signal>),
+    /// Into a batch it opened: the caller drives it.
+    Opened { id: u64, done: Arc<Signal> },
+}
+
+/// Room for the keys of a request's first batch, made at its first key rather than grown
+/// four times on the way to a dashboard's dozen or so.
+const FIRST_BATCH_ROOM: usize = 16;
+
 impl<V> State<V> {
+    /// Adds `key` (not yet asked for) to the open batch, or opens a batch with it.
+    fn enqueue(&mut self, key: &str) -> Enqueued {
+        if self.slots.capacity() == 0 {
+            self.slots.reserve(FIRST_BATCH_ROOM);
+        }
+        if let Some(open) = &mut self.open {
+            open.keys.push(key.to_owned());
+            let done = Arc::clone(&open.done);
+            self.slots
+                .insert(key.to_owned(), Slot::Pending(Arc::clone(&done)));
+            return Enqueued::Joined(done);
+        }
+        let done = Arc::new(Signal::default());
+        let id = self.next_batch_id;
+        self.next_batch_id += 1;
+        let mut keys = Vec::with_capacity(FIRST_BATCH_ROOM);
+        keys.push(key.to_owned());
+        self.open = Some(OpenBatch {
+            id,
+            keys,
+            done: Arc::clone(&done),
+        });
+        self.slots
+            .insert(key.to_owned(), Slot::Pending(Arc::clone(&done)));
+        Enqueued::Opened { id, done }
+    }
+
     /// Settles `key`'s slot (pending until now, so its key is reused).
     fn answer(&mut self, key: &str, result: LoadResult<V>) {
         match self.slots.get_mut(key) {
@@ -69,6 +108,13 @@ pub struct BatchLoader<F: BatchFetch> {
 
 enum Role<V> {
     Ready(LoadResult<V>),
+    Wait(Arc<Signal>),
+    Drive { id: u64, done: Arc<Signal> },
+}
+
+/// [`Role`] for several keys: all answered, or one batch to wait for or drive first.
+enum Roles<V> {
+    Ready(Vec<LoadResult<V>>),
     Wait(Arc<Signal>),
     Drive { id: u64, done: Arc<Signal> },
 }
@@ -116,6 +162,19 @@ impl<F: BatchFetch> BatchLoader<F> {
         }
     }
 
+    /// Loads `keys` (repeats allowed) as one caller: each key batched as [`Self::load`]
+    /// batches it, the answers in the order of `keys`. One future and one pass under the
+    /// lock for the lot, where a `load` per key would be a future and a pass each.
+    pub async fn load_many(&self, keys: &[&str]) -> Vec<LoadResult<F::Value>> {
+        loop {
+            match self.role_for_all(keys) {
+                Roles::Ready(results) => return results,
+                Roles::Wait(done) => done.fired().await,
+                Roles::Drive { id, done } => self.drive(id, done).await,
+            }
+        }
+    }
+
     fn role_for(&self, key: &str) -> Role<F::Value> {
         let mut state = self.lock();
         match state.slots.get(key) {
@@ -123,26 +182,52 @@ impl<F: BatchFetch> BatchLoader<F> {
             Some(Slot::Pending(done)) => return Role::Wait(done.clone()),
             None => {}
         }
-        if let Some(open) = &mut state.open {
-            open.keys.push(key.to_owned());
-            let done = Arc::clone(&open.done);
-            state
-                .slots
-                .insert(key.to_owned(), Slot::Pending(Arc::clone(&done)));
-            return Role::Wait(done);
+        match state.enqueue(key) {
+            Enqueued::Joined(done) => Role::Wait(done),
+            Enqueued::Opened { id, done } => Role::Drive { id, done },
         }
-        let done = Arc::new(Signal::default());
-        let id = state.next_batch_id;
-        state.next_batch_id += 1;
-        state.open = Some(OpenBatch {
-            id,
-            keys: vec![key.to_owned()],
-            done: Arc::clone(&done),
-        });
-        state
-            .slots
-            .insert(key.to_owned(), Slot::Pending(Arc::clone(&done)));
-        Role::Drive { id, done }
+    }
+
+    /// [`Self::role_for`] for several keys under one lock: every key not yet asked for
+    /// joins the open batch (or opens one, and then the caller drives it); the answers come
+    /// once no key is pending.
+    fn role_for_all(&self, keys: &[&str]) -> Roles<F::Value> {
+        let mut state = self.lock();
+        let mut wait = None;
+        let mut drive = None;
+        for &key in keys {
+            match state.slots.get(key) {
+                Some(Slot::Done(_)) => {}
+                Some(Slot::Pending(done)) => {
+                    if wait.is_none() {
+                        wait = Some(Arc::clone(done));
+                    }
+                }
+                None => match state.enqueue(key) {
+                    Enqueued::Joined(done) => {
+                        if wait.is_none() {
+                            wait = Some(done);
+                        }
+                    }
+                    Enqueued::Opened { id, done } => drive = Some((id, done)),
+                },
+            }
+        }
+        if let Some((id, done)) = drive {
+            return Roles::Drive { id, done };
+        }
+        if let Some(done) = wait {
+            return Roles::Wait(done);
+        }
+        Roles::Ready(
+            keys.iter()
+                .map(|&key| match state.slots.get(key) {
+                    Some(Slot::Done(result)) => result.clone(),
+                    // Every key is done: the pass above found none pending or new.
+                    _ => Ok(None),
+                })
+                .collect(),
+        )
     }
 
     async fn drive(&self, id: u64, done: Arc<Signal>) {
@@ -299,6 +384,52 @@ mod tests {
             2,
             "served from the request cache"
         );
+    }
+
+    #[tokio::test]
+    async fn load_many_joins_the_batch_of_single_loads_and_answers_in_order() {
+        let fetcher = Arc::new(HangsOnce::default());
+        fetcher.fetches.store(1, Ordering::SeqCst);
+        let loader = BatchLoader::new(Arc::clone(&fetcher));
+        let (one, many) = tokio::join!(loader.load("a"), loader.load_many(&["b", "a", "c", "b"]));
+        assert_eq!(one.expect("a").as_deref().map(String::as_str), Some("a"));
+        let many: Vec<_> = many
+            .into_iter()
+            .map(|result| result.expect("loaded").map(|value| (*value).clone()))
+            .collect();
+        assert_eq!(
+            many,
+            ["b", "a", "c", "b"].map(|key| Some(key.to_owned())),
+            "one answer per key asked, in order, repeats included"
+        );
+        assert_eq!(
+            fetcher.fetches.load(Ordering::SeqCst),
+            2,
+            "one batch for a, b and c"
+        );
+        let cached = loader.load_many(&["c", "a"]).await;
+        assert!(cached.iter().all(|result| matches!(result, Ok(Some(_)))));
+        assert_eq!(
+            fetcher.fetches.load(Ordering::SeqCst),
+            2,
+            "served from the request cache"
+        );
+        assert!(loader.load_many(&[]).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_load_many_releases_its_keys_for_the_next_load() {
+        let fetcher = Arc::new(HangsOnce::default());
+        let loader = BatchLoader::new(Arc::clone(&fetcher));
+        tokio::select! {
+            _ = loader.load_many(&["k", "l"]) => panic!("the first fetch never answers"),
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        let values = tokio::time::timeout(Duration::from_secs(2), loader.load_many(&["l", "k"]))
+            .await
+            .expect("the next load drives a new batch instead of waiting forever");
+        assert!(values.iter().all(|result| matches!(result, Ok(Some(_)))));
+        assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -130,7 +130,7 @@ where
         let metrics = &observer.metrics;
         let record = RequestRecord::start(
             Some(metrics.clone()),
-            Some(request_id_of(request.extensions()).to_owned()),
+            Some(id.clone()),
             Some(TraceContext::from_headers_sampling(
                 request.headers(),
                 observer.sample_ratio,
@@ -455,7 +455,8 @@ fn next_request_id() -> HeaderValue {
         format!("{:x}-{:x}", nanos & 0xffff_ffff_ffff, std::process::id())
     });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::from_str(&format!("{prefix}-{n:x}"))
+    // From the `String` itself: its bytes are shared by every copy of the id, no copy made.
+    HeaderValue::try_from(format!("{prefix}-{n:x}"))
         .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::{Either, try_join_all};
-use http::{HeaderValue, Method};
+use http::{HeaderName, HeaderValue, Method};
 use reqwest::{Client, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,15 @@ const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 struct DataEnvelope<T> {
     data: Vec<T>,
 }
+
+/// The names of the headers set per attempt, made once: a `&str` name is parsed and
+/// checked each time it is inserted.
+const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+const CONSUMER_ID: HeaderName = HeaderName::from_static(CONSUMER_ID_HEADER);
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static(IDEMPOTENCY_KEY_HEADER);
+const DEADLINE: HeaderName = HeaderName::from_static(DEADLINE_HEADER);
+const TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+const TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
 
 /// What reqwest's decompression layer (the `gzip` feature) would add to each request. Set
 /// by us with the others, so the header map reqwest copies is complete and not grown again.
@@ -153,7 +162,7 @@ impl HttpUpstream {
             .run(true, |timeout, budget| {
                 let mut request = self.request(Method::POST, url.clone());
                 let headers = request.headers_mut();
-                headers.insert(IDEMPOTENCY_KEY_HEADER, idempotency_key.clone());
+                headers.insert(IDEMPOTENCY_KEY, idempotency_key.clone());
                 headers.insert(
                     http::header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
@@ -192,25 +201,16 @@ impl HttpUpstream {
     ) -> impl Future<Output = AttemptResult<T>> + Send + 'a {
         let headers = request.headers_mut();
         if let Some(budget) = budget {
-            headers.insert(
-                DEADLINE_HEADER,
-                HeaderValue::from(budget.as_millis() as u64),
-            );
+            headers.insert(DEADLINE, HeaderValue::from(budget.as_millis() as u64));
         }
         // Only what upstreams need (DESIGN.md "Header hygiene"): nothing the client sent is
         // forwarded; the consumer is the authenticated principal, never a client header.
         let identity = RequestRecord::identity();
-        if let Some(id) = identity
-            .request_id
-            .and_then(|id| HeaderValue::try_from(id).ok())
-        {
-            headers.insert(REQUEST_ID_HEADER, id);
+        if let Some(id) = identity.request_id {
+            headers.insert(REQUEST_ID, id);
         }
-        if let Some(consumer) = identity
-            .consumer
-            .and_then(|consumer| HeaderValue::try_from(consumer).ok())
-        {
-            headers.insert(CONSUMER_ID_HEADER, consumer);
+        if let Some(consumer) = identity.consumer {
+            headers.insert(CONSUMER_ID, consumer);
         }
         let Some(trace) = identity.trace else {
             return Either::Left(self.send(self.client.execute(request), timeout));
@@ -218,10 +218,10 @@ impl HttpUpstream {
         // Each attempt is a span of its own, a child of the request's.
         let (span_id, traceparent) = trace.child();
         if let Ok(traceparent) = HeaderValue::try_from(traceparent) {
-            headers.insert(TRACEPARENT, traceparent);
+            headers.insert(TRACEPARENT_NAME, traceparent);
         }
         if let Some(state) = trace.tracestate() {
-            headers.insert(TRACESTATE, state.clone());
+            headers.insert(TRACESTATE_NAME, state.clone());
         }
         if !identity.keeps_spans {
             return Either::Left(self.send(self.client.execute(request), timeout));

@@ -245,7 +245,10 @@ impl<'a> Exec<'a> {
                             format!("at most {max} skus per query, got {}", skus.len()),
                         ));
                     }
-                    join_all(skus.iter().map(|sku| self.loaders.stock.load(sku)))
+                    let skus: Vec<&str> = skus.iter().map(String::as_str).collect();
+                    self.loaders
+                        .stock
+                        .load_many(&skus)
                         .await
                         .into_iter()
                         .map(|result| result.map_err(|e| upstream_error(&e)))
@@ -586,38 +589,35 @@ impl<'a> Exec<'a> {
             }),
             _ => None,
         }));
-        let items = join_all(fields.iter().filter_map(|field| match &field.field {
-            OrderField::Items(s) => Some(async {
-                let stock_fields = self
-                    .collect(s)
-                    .filter(|f| matches!(f.field, ItemField::Stock(_)))
-                    .count();
-                join_all(order.items.iter().map(|item| async move {
-                    if stock_fields == 0 {
-                        return Vec::new();
-                    }
-                    // Every `stock` field of an item resolves its one SKU, and the loader
-                    // answers a key once per request: one load serves them all.
-                    let stock = match self.require(Scope::InventoryRead) {
-                        Ok(()) => self
-                            .loaders
-                            .stock
-                            .load(&item.sku)
-                            .await
-                            .map_err(|e| upstream_error(&e)),
-                        Err(error) => Err(error),
-                    };
-                    vec![stock; stock_fields]
-                }))
+        // Every `stock` field of every `items` field resolves its item's one SKU, and the
+        // loader answers a key once per request: one load of the order's SKUs serves them.
+        let selects_stock = fields.iter().any(|field| match &field.field {
+            OrderField::Items(s) => self
+                .collect(s)
+                .any(|f| matches!(f.field, ItemField::Stock(_))),
+            _ => false,
+        });
+        let stock = async {
+            if !selects_stock {
+                return Vec::new();
+            }
+            if let Err(error) = self.require(Scope::InventoryRead) {
+                return vec![Err(error); order.items.len()];
+            }
+            let skus: Vec<&str> = order.items.iter().map(|item| item.sku.as_str()).collect();
+            self.loaders
+                .stock
+                .load_many(&skus)
                 .await
-            }),
-            _ => None,
-        }));
-        let (customers, items) = futures_util::future::join(customers, items).await;
+                .into_iter()
+                .map(|result| result.map_err(|e| upstream_error(&e)))
+                .collect()
+        };
+        let (customers, stock) = futures_util::future::join(customers, stock).await;
         OrderFetched {
             order,
             customers,
-            items,
+            stock,
         }
     }
 
@@ -630,7 +630,6 @@ impl<'a> Exec<'a> {
     ) {
         let order = &fetched.order;
         let mut customers = fetched.customers.iter();
-        let mut item_lists = fetched.items.iter();
         write_object(out, self.collect(selection), |out, field| {
             write_key(out, &field.key);
             match &field.field {
@@ -644,7 +643,6 @@ impl<'a> Exec<'a> {
                 OrderField::CreatedAt => write_time(out, order.created_at),
                 OrderField::UpdatedAt => write_time(out, order.updated_at),
                 OrderField::Items(s) => {
-                    let stocks = item_lists.next();
                     let items_path = path.key(&field.key);
                     out.push(b'[');
                     for (j, item) in order.items.iter().enumerate() {
@@ -652,7 +650,6 @@ impl<'a> Exec<'a> {
                             out.push(b',');
                         }
                         let item_path = items_path.index(j);
-                        let mut levels = stocks.and_then(|list| list.get(j)).into_iter().flatten();
                         write_object(out, self.collect(s), |out, f| {
                             write_key(out, &f.key);
                             match &f.field {
@@ -667,7 +664,7 @@ impl<'a> Exec<'a> {
                                         m,
                                     );
                                 }
-                                ItemField::Stock(st) => match levels.next() {
+                                ItemField::Stock(st) => match fetched.stock.get(j) {
                                     Some(Ok(Some(level))) => self.write_stock(out, level, st),
                                     Some(Err(error)) => {
                                         self.fail(error, f.pos, &item_path.key(&f.key));
@@ -832,12 +829,10 @@ struct OrderFetched {
     order: Arc<Order>,
     /// One per `customer` field (`Ok(None)`: no such customer, `null`).
     customers: Vec<Outcome<Option<CustomerFetched>>>,
-    /// One per `items` field: per item, one per `stock` field.
-    items: Vec<Vec<ItemStock>>,
+    /// Per item, its stock (`Ok(None)`: no such SKU, `null`), which every `stock` field of
+    /// the item writes; empty when no `items` field selects `stock`.
+    stock: Vec<Outcome<Option<Arc<StockLevel>>>>,
 }
-
-/// An item's `stock` fields (`Ok(None)`: no such SKU, `null`).
-type ItemStock = Vec<Outcome<Option<Arc<StockLevel>>>>;
 
 fn write_key(out: &mut Vec<u8>, key: &Name) {
     write_str(out, key);
