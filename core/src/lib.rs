@@ -25,6 +25,7 @@ pub mod config;
 pub mod cursor;
 pub mod domain;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod params;

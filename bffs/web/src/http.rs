@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use switchyard_core::ErrorCode;
 use switchyard_core::auth::{self, AuthError, Principal, Scope};
+use switchyard_core::extract::TakenHeaders;
 use switchyard_core::metrics::RequestRecord;
 use switchyard_core::ratelimit::Decision;
 use switchyard_core::response::ErrorResponder;
@@ -86,8 +87,8 @@ fn is_browser_page_request(headers: &HeaderMap, raw_query: Option<&str>) -> bool
 /// `GET /graphql`: GraphiQL for browsers, query execution otherwise (queries only).
 pub(crate) async fn graphql_get(
     State(state): State<AppState>,
-    headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
+    TakenHeaders(headers): TakenHeaders,
 ) -> Response {
     if state.graphiql && is_browser_page_request(&headers, raw_query.as_deref()) {
         return crate::graphiql::page();
@@ -104,7 +105,7 @@ pub(crate) async fn graphql_get(
 /// `POST /graphql` with a JSON body: one operation or a batch (array) of them.
 pub(crate) async fn graphql_post(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    TakenHeaders(headers): TakenHeaders,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match json_body(&headers, body, "POST /graphql") {
