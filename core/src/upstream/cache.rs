@@ -49,7 +49,7 @@ pub struct EntityCache<V> {
     in_flight: Mutex<HashMap<String, Arc<InFlight<V>>>>,
 }
 
-impl<V: Send + Sync + 'static> EntityCache<V> {
+impl<V: PartialEq + Send + Sync + 'static> EntityCache<V> {
     /// A cache for entities of `service` with `config`'s policy.
     pub fn new(service: Service, config: &CacheConfig) -> Self {
         let ttl = Duration::from_millis(config.ttl_ms);

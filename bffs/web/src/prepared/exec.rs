@@ -849,17 +849,26 @@ fn write_bool(out: &mut Vec<u8>, value: bool) {
 }
 
 fn write_u64(out: &mut Vec<u8>, value: u64) {
-    use std::io::Write as _;
-    let _ = write!(out, "{value}");
+    // serde_json's integer writer: no formatting machinery.
+    let _ = serde_json::to_writer(&mut *out, &value);
 }
 
 fn write_i64(out: &mut Vec<u8>, value: i64) {
-    use std::io::Write as _;
-    let _ = write!(out, "{value}");
+    let _ = serde_json::to_writer(&mut *out, &value);
 }
 
+/// An RFC 3339 timestamp as a JSON string, formatted in place: its characters (digits,
+/// `-:.TZ+`) never need escaping.
 fn write_time(out: &mut Vec<u8>, at: time::OffsetDateTime) {
-    write_str(out, &at.format(&Rfc3339).unwrap_or_default());
+    let start = out.len();
+    out.push(b'"');
+    if at.format_into(out, &Rfc3339).is_ok() {
+        out.push(b'"');
+    } else {
+        // A year outside 0..=9999 has no RFC 3339 form; async-graphql's scalar writes "".
+        out.truncate(start);
+        out.extend_from_slice(b"\"\"");
+    }
 }
 
 fn tier_name(tier: domain::Tier) -> &'static str {
