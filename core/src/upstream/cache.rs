@@ -13,6 +13,7 @@
 //! Ages use tokio's clock, so tests drive them with a paused clock.
 
 use foldhash::{HashMap, HashMapExt as _};
+use std::hash::BuildHasher as _;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -36,9 +37,12 @@ use crate::signal::Signal;
 /// being in the cache or counting as fresh: with a TTL of 0 it never does). The signal
 /// fires once the outcome is set, or without one if the fetch was abandoned.
 struct InFlight<V> {
+    /// The keys fetched (the fetch's own copy, shared).
+    keys: Arc<[String]>,
     outcome: OnceLock<Result<Vec<Arc<V>>, UpstreamError>>,
     signal: Signal,
 }
+
 
 /// A cache of one entity type, keyed by id.
 pub struct EntityCache<V> {
@@ -46,7 +50,11 @@ pub struct EntityCache<V> {
     ttl: Duration,
     usable_for: Duration,
     entries: EntryStore<V>,
-    in_flight: Mutex<HashMap<String, Arc<InFlight<V>>>>,
+    /// Fetches in flight by the hash of each key they fetch, with where the key is among
+    /// the fetch's keys (checked there, so a collision only means a second fetch): no
+    /// copy of a key per fetch.
+    in_flight: Mutex<HashMap<u64, (Arc<InFlight<V>>, usize)>>,
+    key_hasher: foldhash::fast::RandomState,
 }
 
 impl<V: PartialEq + Send + Sync + 'static> EntityCache<V> {
@@ -60,6 +68,7 @@ impl<V: PartialEq + Send + Sync + 'static> EntityCache<V> {
             usable_for,
             entries: EntryStore::new(config.max_entries, usable_for),
             in_flight: Mutex::new(HashMap::new()),
+            key_hasher: foldhash::fast::RandomState::default(),
         }
     }
 
@@ -174,7 +183,10 @@ impl<V: PartialEq + Send + Sync + 'static> EntityCache<V> {
                 if let Some(value) = self.fresh(key) {
                     lookups.hits += 1;
                     found.insert(key, value);
-                } else if let Some(pending) = in_flight.get(key) {
+                } else if let Some((pending, _)) = in_flight
+                    .get(&self.key_hash(key))
+                    .filter(|(pending, at)| pending.keys[*at] == key)
+                {
                     theirs.push((key, Arc::clone(pending)));
                 } else {
                     mine.push(key);
@@ -185,11 +197,16 @@ impl<V: PartialEq + Send + Sync + 'static> EntityCache<V> {
                 None
             } else {
                 let flight = Arc::new(InFlight {
+                    keys: owned(&mine),
                     outcome: OnceLock::new(),
                     signal: Signal::default(),
                 });
-                for &key in &mine {
-                    in_flight.insert(key.to_owned(), Arc::clone(&flight));
+                for (at, &key) in mine.iter().enumerate() {
+                    // Taken only by a colliding key of another fetch: this key is then not
+                    // found in flight, and a caller for it fetches it again.
+                    in_flight
+                        .entry(self.key_hash(key))
+                        .or_insert_with(|| (Arc::clone(&flight), at));
                 }
                 Some(flight)
             }
@@ -201,7 +218,7 @@ impl<V: PartialEq + Send + Sync + 'static> EntityCache<V> {
                 keys: &mine,
                 flight: &flight,
             };
-            let outcome = match fetch(owned(&mine)).await {
+            let outcome = match fetch(Arc::clone(&flight.keys)).await {
                 Ok(values) => Ok(self.store(values, key_of, found, &mine)),
                 Err(error) => {
                     failure = Some(error.clone());
@@ -299,6 +316,12 @@ struct Lookups {
     stale: u64,
 }
 
+impl<V> EntityCache<V> {
+    fn key_hash(&self, key: &str) -> u64 {
+        self.key_hasher.hash_one(key)
+    }
+}
+
 /// Removes a fetch's keys from the in-flight map and fires its signal however the fetch
 /// ends (even if the caller is cancelled, with no outcome), so that later callers fetch
 /// again and waiting ones look again, instead of waiting forever.
@@ -317,7 +340,13 @@ impl<V> Drop for InFlightRelease<'_, V> {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             for &key in self.keys {
-                in_flight.remove(key);
+                let hash = self.cache.key_hash(key);
+                if in_flight
+                    .get(&hash)
+                    .is_some_and(|(flight, _)| std::ptr::eq(Arc::as_ptr(flight), self.flight))
+                {
+                    in_flight.remove(&hash);
+                }
             }
         }
         self.flight.signal.fire();
