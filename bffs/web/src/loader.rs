@@ -165,9 +165,12 @@ impl<F: BatchFetch> BatchLoader<F> {
     /// Loads `keys` (repeats allowed) as one caller: each key batched as [`Self::load`]
     /// batches it, the answers in the order of `keys`. One future and one pass under the
     /// lock for the lot, where a `load` per key would be a future and a pass each.
-    pub async fn load_many(&self, keys: &[&str]) -> Vec<LoadResult<F::Value>> {
+    pub async fn load_many<'k, K>(&self, keys: K) -> Vec<LoadResult<F::Value>>
+    where
+        K: IntoIterator<Item = &'k str> + Clone,
+    {
         loop {
-            match self.role_for_all(keys) {
+            match self.role_for_all(keys.clone()) {
                 Roles::Ready(results) => return results,
                 Roles::Wait(done) => done.fired().await,
                 Roles::Drive { id, done } => self.drive(id, done).await,
@@ -191,11 +194,14 @@ impl<F: BatchFetch> BatchLoader<F> {
     /// [`Self::role_for`] for several keys under one lock: every key not yet asked for
     /// joins the open batch (or opens one, and then the caller drives it); the answers come
     /// once no key is pending.
-    fn role_for_all(&self, keys: &[&str]) -> Roles<F::Value> {
+    fn role_for_all<'k, K>(&self, keys: K) -> Roles<F::Value>
+    where
+        K: IntoIterator<Item = &'k str> + Clone,
+    {
         let mut state = self.lock();
         let mut wait = None;
         let mut drive = None;
-        for &key in keys {
+        for key in keys.clone() {
             match state.slots.get(key) {
                 Some(Slot::Done(_)) => {}
                 Some(Slot::Pending(done)) => {
@@ -220,8 +226,8 @@ impl<F: BatchFetch> BatchLoader<F> {
             return Roles::Wait(done);
         }
         Roles::Ready(
-            keys.iter()
-                .map(|&key| match state.slots.get(key) {
+            keys.into_iter()
+                .map(|key| match state.slots.get(key) {
                     Some(Slot::Done(result)) => result.clone(),
                     // Every key is done: the pass above found none pending or new.
                     _ => Ok(None),
@@ -391,7 +397,7 @@ mod tests {
         let fetcher = Arc::new(HangsOnce::default());
         fetcher.fetches.store(1, Ordering::SeqCst);
         let loader = BatchLoader::new(Arc::clone(&fetcher));
-        let (one, many) = tokio::join!(loader.load("a"), loader.load_many(&["b", "a", "c", "b"]));
+        let (one, many) = tokio::join!(loader.load("a"), loader.load_many(["b", "a", "c", "b"]));
         assert_eq!(one.expect("a").as_deref().map(String::as_str), Some("a"));
         let many: Vec<_> = many
             .into_iter()
@@ -407,14 +413,14 @@ mod tests {
             2,
             "one batch for a, b and c"
         );
-        let cached = loader.load_many(&["c", "a"]).await;
+        let cached = loader.load_many(["c", "a"]).await;
         assert!(cached.iter().all(|result| matches!(result, Ok(Some(_)))));
         assert_eq!(
             fetcher.fetches.load(Ordering::SeqCst),
             2,
             "served from the request cache"
         );
-        assert!(loader.load_many(&[]).await.is_empty());
+        assert!(loader.load_many([]).await.is_empty());
     }
 
     #[tokio::test]
@@ -422,10 +428,10 @@ mod tests {
         let fetcher = Arc::new(HangsOnce::default());
         let loader = BatchLoader::new(Arc::clone(&fetcher));
         tokio::select! {
-            _ = loader.load_many(&["k", "l"]) => panic!("the first fetch never answers"),
+            _ = loader.load_many(["k", "l"]) => panic!("the first fetch never answers"),
             () = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
-        let values = tokio::time::timeout(Duration::from_secs(2), loader.load_many(&["l", "k"]))
+        let values = tokio::time::timeout(Duration::from_secs(2), loader.load_many(["l", "k"]))
             .await
             .expect("the next load drives a new batch instead of waiting forever");
         assert!(values.iter().all(|result| matches!(result, Ok(Some(_)))));

@@ -13,8 +13,8 @@
 //! Ages use tokio's clock, so tests drive them with a paused clock.
 
 use foldhash::{HashMap, HashMapExt as _};
-use std::hash::BuildHasher as _;
 use std::future::Future;
+use std::hash::BuildHasher as _;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -42,7 +42,6 @@ struct InFlight<V> {
     outcome: OnceLock<Result<Vec<Arc<V>>, UpstreamError>>,
     signal: Signal,
 }
-
 
 /// A cache of one entity type, keyed by id.
 pub struct EntityCache<V> {

@@ -29,6 +29,7 @@ use super::plan::{
 use super::vars::Variables;
 use crate::errors::{auth_error, graphql_error, upstream_error};
 use crate::fetchers::Loaders;
+use crate::loader::LoadResult;
 use crate::schema::{decode_cursor, encode_cursor, forbidden, not_found};
 
 /// Where a field is in the response, as a linked list up to the root (no allocation
@@ -245,10 +246,9 @@ impl<'a> Exec<'a> {
                             format!("at most {max} skus per query, got {}", skus.len()),
                         ));
                     }
-                    let skus: Vec<&str> = skus.iter().map(String::as_str).collect();
                     self.loaders
                         .stock
-                        .load_many(&skus)
+                        .load_many(skus.iter().map(String::as_str))
                         .await
                         .into_iter()
                         .map(|result| result.map_err(|e| upstream_error(&e)))
@@ -575,23 +575,25 @@ impl<'a> Exec<'a> {
         order: Arc<Order>,
         selection: &Selection<OrderField>,
     ) -> OrderFetched {
-        let fields: Vec<_> = self.collect(selection).collect();
-        let customers = join_all(fields.iter().filter_map(|field| match &field.field {
-            OrderField::Customer(s) => Some(async {
-                self.require(Scope::CustomersRead)?;
-                match self.loaders.customers.load(&order.customer_id).await {
-                    Ok(Some(customer)) => Ok(Some(
-                        self.fetch_customer(CustomerNode::loaded(customer), s).await,
-                    )),
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(upstream_error(&e)),
-                }
-            }),
-            _ => None,
-        }));
+        let customers = join_all(
+            self.collect(selection)
+                .filter_map(|field| match &field.field {
+                    OrderField::Customer(s) => Some(async {
+                        self.require(Scope::CustomersRead)?;
+                        match self.loaders.customers.load(&order.customer_id).await {
+                            Ok(Some(customer)) => Ok(Some(
+                                self.fetch_customer(CustomerNode::loaded(customer), s).await,
+                            )),
+                            Ok(None) => Ok(None),
+                            Err(e) => Err(upstream_error(&e)),
+                        }
+                    }),
+                    _ => None,
+                }),
+        );
         // Every `stock` field of every `items` field resolves its item's one SKU, and the
         // loader answers a key once per request: one load of the order's SKUs serves them.
-        let selects_stock = fields.iter().any(|field| match &field.field {
+        let selects_stock = self.collect(selection).any(|field| match &field.field {
             OrderField::Items(s) => self
                 .collect(s)
                 .any(|f| matches!(f.field, ItemField::Stock(_))),
@@ -599,19 +601,11 @@ impl<'a> Exec<'a> {
         });
         let stock = async {
             if !selects_stock {
-                return Vec::new();
+                return Ok(Vec::new());
             }
-            if let Err(error) = self.require(Scope::InventoryRead) {
-                return vec![Err(error); order.items.len()];
-            }
-            let skus: Vec<&str> = order.items.iter().map(|item| item.sku.as_str()).collect();
-            self.loaders
-                .stock
-                .load_many(&skus)
-                .await
-                .into_iter()
-                .map(|result| result.map_err(|e| upstream_error(&e)))
-                .collect()
+            self.require(Scope::InventoryRead)?;
+            let skus = order.items.iter().map(|item| item.sku.as_str());
+            Ok(self.loaders.stock.load_many(skus).await)
         };
         let (customers, stock) = futures_util::future::join(customers, stock).await;
         OrderFetched {
@@ -664,13 +658,20 @@ impl<'a> Exec<'a> {
                                         m,
                                     );
                                 }
-                                ItemField::Stock(st) => match fetched.stock.get(j) {
-                                    Some(Ok(Some(level))) => self.write_stock(out, level, st),
-                                    Some(Err(error)) => {
-                                        self.fail(error, f.pos, &item_path.key(&f.key));
+                                ItemField::Stock(st) => match &fetched.stock {
+                                    Ok(levels) => match levels.get(j) {
+                                        Some(Ok(Some(level))) => self.write_stock(out, level, st),
+                                        Some(Err(error)) => {
+                                            let error = upstream_error(error);
+                                            self.fail(&error, f.pos, &item_path.key(&f.key));
+                                            out.extend_from_slice(b"null");
+                                        }
+                                        _ => out.extend_from_slice(b"null"),
+                                    },
+                                    Err(refused) => {
+                                        self.fail(refused, f.pos, &item_path.key(&f.key));
                                         out.extend_from_slice(b"null");
                                     }
-                                    _ => out.extend_from_slice(b"null"),
                                 },
                             }
                             true
@@ -829,9 +830,10 @@ struct OrderFetched {
     order: Arc<Order>,
     /// One per `customer` field (`Ok(None)`: no such customer, `null`).
     customers: Vec<Outcome<Option<CustomerFetched>>>,
-    /// Per item, its stock (`Ok(None)`: no such SKU, `null`), which every `stock` field of
-    /// the item writes; empty when no `items` field selects `stock`.
-    stock: Vec<Outcome<Option<Arc<StockLevel>>>>,
+    /// Per item, its stock as loaded (`Ok(None)`: no such SKU, `null`), which every
+    /// `stock` field of the item writes; empty when no `items` field selects `stock`, and
+    /// the refusal when the principal may not read stock.
+    stock: Outcome<Vec<LoadResult<StockLevel>>>,
 }
 
 fn write_key(out: &mut Vec<u8>, key: &Name) {
