@@ -43,6 +43,9 @@ struct InFlight<V> {
     signal: Signal,
 }
 
+/// A fetch in flight and where one of its keys is among the fetch's keys.
+type FlightOfKey<V> = (Arc<InFlight<V>>, usize);
+
 /// A cache of one entity type, keyed by id.
 pub struct EntityCache<V> {
     service: Service,
@@ -52,7 +55,7 @@ pub struct EntityCache<V> {
     /// Fetches in flight by the hash of each key they fetch, with where the key is among
     /// the fetch's keys (checked there, so a collision only means a second fetch): no
     /// copy of a key per fetch.
-    in_flight: Mutex<HashMap<u64, (Arc<InFlight<V>>, usize)>>,
+    in_flight: Mutex<HashMap<u64, FlightOfKey<V>>>,
     key_hasher: foldhash::fast::RandomState,
 }
 
