@@ -4,8 +4,10 @@
 //! With the default TTL of 0 every fetched entity is written and almost none is read (only
 //! when an upstream fails), so writes are what must be cheap: a key's shard (one of 16),
 //! one lock, one map insert. There is no background housekeeping and no frequency sketch:
-//! a shard that is full drops its entries past their lifetime, and if none are, an
-//! arbitrary one, which is as good as any for a store read only in emergencies.
+//! a shard that is full drops its entries past their lifetime (a sweep of the shard, at
+//! most once per quarter of the lifetime, so that a store full of live entries, when there
+//! are more distinct keys than `max_entries`, does not sweep at every insert), and if none
+//! are, an arbitrary one, which is as good as any for a store read only in emergencies.
 
 use std::hash::BuildHasher;
 
@@ -33,12 +35,30 @@ impl<V> Clone for Entry<V> {
     }
 }
 
-/// One shard: the entries of the keys that hash to it.
-type Shard<V> = Mutex<HashMap<String, Entry<V>>>;
+/// One shard: the entries of the keys that hash to it, and when it was last swept of
+/// entries past their lifetime.
+struct Shard<V> {
+    entries: HashMap<String, Entry<V>>,
+    swept_at: Option<Instant>,
+    /// Sweeps made, for the tests.
+    #[cfg(test)]
+    sweeps: usize,
+}
+
+impl<V> Default for Shard<V> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            swept_at: None,
+            #[cfg(test)]
+            sweeps: 0,
+        }
+    }
+}
 
 /// Entries by key, each served for `lifetime` after its fetch.
 pub(crate) struct EntryStore<V> {
-    shards: Box<[Shard<V>]>,
+    shards: Box<[Mutex<Shard<V>>]>,
     per_shard: usize,
     lifetime: Duration,
     hasher: foldhash::fast::RandomState,
@@ -51,16 +71,19 @@ impl<V> EntryStore<V> {
             .unwrap_or(usize::MAX)
             .max(1);
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             per_shard,
             lifetime,
             hasher: foldhash::fast::RandomState::default(),
         }
     }
 
-    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, Entry<V>>> {
-        let index = (self.hasher.hash_one(key) as usize) % SHARDS;
-        self.shards[index]
+    fn shard_index(&self, key: &str) -> usize {
+        (self.hasher.hash_one(key) as usize) % SHARDS
+    }
+
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard<V>> {
+        self.shards[self.shard_index(key)]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -68,6 +91,7 @@ impl<V> EntryStore<V> {
     /// The entry of `key`, if it is within its lifetime.
     pub(crate) fn get(&self, key: &str) -> Option<Entry<V>> {
         self.shard(key)
+            .entries
             .get(key)
             .filter(|entry| entry.fetched_at.elapsed() < self.lifetime)
             .cloned()
@@ -88,7 +112,7 @@ impl<V> EntryStore<V> {
             return;
         }
         let mut shard = self.shard(key);
-        if let Some(slot) = shard.get_mut(key) {
+        if let Some(slot) = shard.entries.get_mut(key) {
             if slot.value == entry.value {
                 slot.fetched_at = entry.fetched_at;
                 drop(shard);
@@ -99,21 +123,34 @@ impl<V> EntryStore<V> {
             drop(replaced);
             return;
         }
-        if shard.len() >= self.per_shard {
+        if shard.entries.len() >= self.per_shard {
+            let now = Instant::now();
             let lifetime = self.lifetime;
-            shard.retain(|_, entry| entry.fetched_at.elapsed() < lifetime);
-            if shard.len() >= self.per_shard
-                && let Some(victim) = shard.keys().next().cloned()
+            if shard
+                .swept_at
+                .is_none_or(|at| now.duration_since(at) >= lifetime / 4)
             {
-                shard.remove(&victim);
+                shard.swept_at = Some(now);
+                shard
+                    .entries
+                    .retain(|_, entry| now.duration_since(entry.fetched_at) < lifetime);
+                #[cfg(test)]
+                {
+                    shard.sweeps += 1;
+                }
+            }
+            if shard.entries.len() >= self.per_shard
+                && let Some(victim) = shard.entries.keys().next().cloned()
+            {
+                shard.entries.remove(&victim);
             }
         }
-        shard.insert(key.to_owned(), entry);
+        shard.entries.insert(key.to_owned(), entry);
     }
 
     /// Forgets `key`.
     pub(crate) fn remove(&self, key: &str) {
-        self.shard(key).remove(key);
+        self.shard(key).entries.remove(key);
     }
 }
 
@@ -160,7 +197,7 @@ mod tests {
         let total: usize = store
             .shards
             .iter()
-            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+            .map(|s| s.lock().map(|shard| shard.entries.len()).unwrap_or(0))
             .sum();
         assert!(total <= 32, "{total} entries kept");
         store.insert("k999", entry(7));
@@ -171,5 +208,42 @@ mod tests {
         );
         store.remove("k999");
         assert!(store.get("k999").is_none());
+    }
+
+    /// Keys of `store` that land in one shard, `n` of them.
+    fn same_shard_keys(store: &EntryStore<u32>, n: usize) -> Vec<String> {
+        let target = store.shard_index("k0");
+        (0..)
+            .map(|i| format!("k{i}"))
+            .filter(|key| store.shard_index(key) == target)
+            .take(n)
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_shard_of_live_entries_is_swept_at_most_once_per_quarter_lifetime() {
+        // One entry per shard: every new key in a shard finds it full.
+        let store = EntryStore::new(SHARDS as u64, Duration::from_secs(8));
+        let keys = same_shard_keys(&store, 12);
+        let sweeps = || store.shard(&keys[0]).sweeps;
+        store.insert(&keys[0], entry(0));
+        tokio::time::advance(Duration::from_secs(9)).await;
+        store.insert(&keys[1], entry(1));
+        assert_eq!(sweeps(), 1, "the first insert into a full shard sweeps it");
+        assert!(store.get(&keys[0]).is_none(), "the expired entry was swept");
+        assert_eq!(store.get(&keys[1]).map(|e| *e.value), Some(1));
+        for (n, key) in keys.iter().enumerate().skip(2).take(9) {
+            store.insert(key, entry(n as u32));
+            assert_eq!(store.shard(key).entries.len(), 1, "bounded");
+            assert_eq!(store.get(key).map(|e| *e.value), Some(n as u32));
+        }
+        assert_eq!(
+            sweeps(),
+            1,
+            "live entries evicted one at a time, with no sweep within 2 s of the last"
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        store.insert(&keys[11], entry(11));
+        assert_eq!(sweeps(), 2, "a quarter lifetime later, a sweep again");
     }
 }
