@@ -31,8 +31,6 @@ use crate::trace_context::{FinishedSpan, SpanKind, TRACEPARENT, TRACESTATE};
 /// Most ids the upstream batch endpoints accept in one call; larger sets are split.
 pub const MAX_IDS_PER_CALL: usize = 100;
 
-/// The request id, forwarded so an upstream's logs can be joined with ours.
-const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The authenticated consumer (the principal's subject) the call is made for.
 pub const CONSUMER_ID_HEADER: &str = "x-consumer-id";
 
@@ -50,7 +48,8 @@ struct DataEnvelope<T> {
 
 /// The names of the headers set per attempt, made once: a `&str` name is parsed and
 /// checked each time it is inserted.
-const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+/// The request id, forwarded so an upstream's logs can be joined with ours.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const CONSUMER_ID: HeaderName = HeaderName::from_static(CONSUMER_ID_HEADER);
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static(IDEMPOTENCY_KEY_HEADER);
 const DEADLINE: HeaderName = HeaderName::from_static(DEADLINE_HEADER);

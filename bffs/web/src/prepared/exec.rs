@@ -658,18 +658,11 @@ impl<'a> Exec<'a> {
                                         m,
                                     );
                                 }
-                                ItemField::Stock(st) => match &fetched.stock {
-                                    Ok(levels) => match levels.get(j) {
-                                        Some(Ok(Some(level))) => self.write_stock(out, level, st),
-                                        Some(Err(error)) => {
-                                            let error = upstream_error(error);
-                                            self.fail(&error, f.pos, &item_path.key(&f.key));
-                                            out.extend_from_slice(b"null");
-                                        }
-                                        _ => out.extend_from_slice(b"null"),
-                                    },
-                                    Err(refused) => {
-                                        self.fail(refused, f.pos, &item_path.key(&f.key));
+                                ItemField::Stock(st) => match item_stock(&fetched.stock, j) {
+                                    Ok(Some(level)) => self.write_stock(out, level, st),
+                                    Ok(None) => out.extend_from_slice(b"null"),
+                                    Err(error) => {
+                                        self.fail(&error, f.pos, &item_path.key(&f.key));
                                         out.extend_from_slice(b"null");
                                     }
                                 },
@@ -834,6 +827,22 @@ struct OrderFetched {
     /// `stock` field of the item writes; empty when no `items` field selects `stock`, and
     /// the refusal when the principal may not read stock.
     stock: Outcome<Vec<LoadResult<StockLevel>>>,
+}
+
+/// The stock of an order's item `j` as its `stock` fields write it: the level, `None`
+/// for an unknown SKU (or none loaded), or the error (the refusal, or the upstream's).
+fn item_stock(
+    stock: &Outcome<Vec<LoadResult<StockLevel>>>,
+    j: usize,
+) -> Outcome<Option<&StockLevel>> {
+    match stock {
+        Ok(levels) => match levels.get(j) {
+            Some(Ok(level)) => Ok(level.as_deref()),
+            Some(Err(error)) => Err(upstream_error(error)),
+            None => Ok(None),
+        },
+        Err(refused) => Err(refused.clone()),
+    }
 }
 
 fn write_key(out: &mut Vec<u8>, key: &Name) {
