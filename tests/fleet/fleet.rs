@@ -206,7 +206,9 @@ impl Drop for Replica {
 
 /// haproxy in front of the replicas: one frontend per BFF, round robin, health checks on
 /// `/readyz` every 200 ms (one failure takes a replica out, one success puts it back),
-/// and its stats page for the test to read what it thinks of each server.
+/// retries as `deploy/haproxy/haproxy.cfg` has them (a request that got no answer is
+/// replayed on another replica), and its stats page for the test to read what it thinks
+/// of each server.
 pub(crate) struct Balancer {
     pub(crate) web: u16,
     pub(crate) mobile: u16,
@@ -221,7 +223,8 @@ impl Balancer {
         let mut config = String::from(
             "global\n    maxconn 4000\n\n\
              defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    \
-             timeout server 30s\n    timeout tunnel 1h\n    retries 2\n    option redispatch\n    \
+             timeout server 30s\n    timeout tunnel 1h\n    retries 2\n    option redispatch 1\n    \
+             retry-on conn-failure empty-response\n    \
              default-server check inter 200ms fall 1 rise 1\n\n",
         );
         for (kind, port) in [(Kind::Web, web), (Kind::Mobile, mobile), (Kind::Iot, iot)] {
