@@ -93,18 +93,37 @@ impl AckLedger {
         }
     }
 
-    /// What is known of `device`'s message `seq` with content `digest`.
-    pub(crate) async fn recall(&self, device: &str, seq: u64, digest: &ContentDigest) -> Recall {
-        if let Some((seen, ack)) = self.local.get(device, seq) {
+    /// `device`'s acks. Its place in this process's book is looked up here, once, for
+    /// both the recall before the upstream call and the remembering after it.
+    pub(crate) fn device<'a>(&'a self, device: &'a str) -> DeviceAcks<'a> {
+        DeviceAcks {
+            ledger: self,
+            device,
+            local: self.local.device(device),
+        }
+    }
+}
+
+/// One device's acks, in this process and (when configured) across the fleet.
+pub(crate) struct DeviceAcks<'a> {
+    ledger: &'a AckLedger,
+    device: &'a str,
+    local: DeviceBook<'a>,
+}
+
+impl DeviceAcks<'_> {
+    /// What is known of the device's message `seq` with content `digest`.
+    pub(crate) async fn recall(&self, seq: u64, digest: &ContentDigest) -> Recall {
+        if let Some((seen, ack)) = self.local.get(seq) {
             return judge(&seen, digest, ack);
         }
-        let Some(shared) = &self.shared else {
+        let Some(shared) = &self.ledger.shared else {
             return Recall::Unknown;
         };
-        match shared.get(&key(device, seq)).await {
+        match shared.get(&key(self.device, seq)).await {
             Ok(Some(record)) => match split(record) {
                 Some((seen, ack)) => {
-                    self.local.remember(device, seq, seen, ack.clone());
+                    self.local.remember(seq, seen, ack.clone());
                     judge(&seen, digest, ack)
                 }
                 None => Recall::Unknown,
@@ -113,29 +132,28 @@ impl AckLedger {
         }
     }
 
-    /// Remembers `ack` as the answer to `device`'s message `seq` with content `digest`,
+    /// Remembers `ack` as the answer to the device's message `seq` with content `digest`,
     /// and returns the ack to send: `ack`, or the one another replica wrote first.
     pub(crate) async fn remember(
         &self,
-        device: &str,
         seq: u64,
         digest: &ContentDigest,
         ack: Bytes,
     ) -> Result<Bytes, SeqReused> {
         let mut kept = (*digest, ack.clone());
-        if let Some(shared) = &self.shared {
+        if let Some(shared) = &self.ledger.shared {
             let mut record = Vec::with_capacity(32 + ack.len());
             record.extend_from_slice(&digest.0);
             record.extend_from_slice(&ack);
             if let Ok(first) = shared
-                .insert_if_absent(&key(device, seq), Bytes::from(record))
+                .insert_if_absent(&key(self.device, seq), Bytes::from(record))
                 .await
                 && let Some(first) = split(first)
             {
                 kept = first;
             }
         }
-        self.local.remember(device, seq, kept.0, kept.1.clone());
+        self.local.remember(seq, kept.0, kept.1.clone());
         if kept.0 == *digest {
             Ok(kept.1)
         } else {
@@ -201,22 +219,41 @@ impl AckBook {
         }
     }
 
-    /// The ack given to `device`'s message `seq`, with that message's digest.
-    fn get(&self, device: &str, seq: u64) -> Option<(ContentDigest, Bytes)> {
-        let acks = self.devices.get(device)?;
-        let acks = acks.lock().unwrap_or_else(PoisonError::into_inner);
+    /// `device`'s acks, made room for if it has none yet (it is about to: the caller has
+    /// a message of it).
+    fn device(&self, device: &str) -> DeviceBook<'_> {
+        DeviceBook {
+            acks: self
+                .devices
+                .get_with_by_ref(device, || Arc::new(Mutex::new(VecDeque::new()))),
+            book: self,
+        }
+    }
+}
+
+/// One device's acks in an [`AckBook`]. If the book evicts the device while a message of
+/// it is upstream, that message's ack is kept only here and then forgotten: a repeat of
+/// it goes upstream again, under the same `Idempotency-Key`, and is still applied once.
+struct DeviceBook<'a> {
+    acks: Arc<Mutex<VecDeque<RememberedAck>>>,
+    book: &'a AckBook,
+}
+
+impl DeviceBook<'_> {
+    /// The ack given to the device's message `seq`, with that message's digest.
+    fn get(&self, seq: u64) -> Option<(ContentDigest, Bytes)> {
+        let acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
         acks.iter()
             .rev()
-            .find(|remembered| remembered.seq == seq && remembered.at.elapsed() < self.retention)
+            .find(|remembered| {
+                remembered.seq == seq && remembered.at.elapsed() < self.book.retention
+            })
             .map(|remembered| (remembered.digest, remembered.ack.clone()))
     }
 
-    /// Remembers the ack given to `device`'s message `seq` of content `digest`.
-    fn remember(&self, device: &str, seq: u64, digest: ContentDigest, ack: Bytes) {
-        let acks = self
-            .devices
-            .get_with_by_ref(device, || Arc::new(Mutex::new(VecDeque::new())));
-        let mut acks = acks.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Remembers the ack given to the device's message `seq` of content `digest`.
+    fn remember(&self, seq: u64, digest: ContentDigest, ack: Bytes) {
+        let mut acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
         acks.retain(|remembered| remembered.seq != seq);
         acks.push_back(RememberedAck {
             seq,
@@ -224,7 +261,7 @@ impl AckBook {
             ack,
             at: Instant::now(),
         });
-        while acks.len() > self.per_device {
+        while acks.len() > self.book.per_device {
             acks.pop_front();
         }
     }

@@ -115,11 +115,8 @@ pub(crate) async fn post_readings(
             ),
         )
     };
-    match state
-        .acks
-        .recall(&message.device_id, message.seq, &digest)
-        .await
-    {
+    let acks = state.acks.device(&message.device_id);
+    match acks.recall(message.seq, &digest).await {
         Recall::Given(ack) => return Ok(cbor(ack)),
         Recall::OtherMessage => return Err(reused()),
         Recall::Unknown => {}
@@ -129,9 +126,7 @@ pub(crate) async fn post_readings(
     let bytes = Bytes::from(ack.to_cbor());
     // Another replica may have answered the same message meanwhile (both applied it under
     // one idempotency key, so upstream once): every copy gets the first ack written.
-    state
-        .acks
-        .remember(&message.device_id, message.seq, &digest, bytes)
+    acks.remember(message.seq, &digest, bytes)
         .await
         .map(cbor)
         .map_err(|SeqReused| reused())

@@ -12,6 +12,7 @@
 use std::hash::BuildHasher;
 
 use foldhash::{HashMap, HashMapExt as _};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -62,6 +63,9 @@ pub(crate) struct EntryStore<V> {
     per_shard: usize,
     lifetime: Duration,
     hasher: foldhash::fast::RandomState,
+    /// Whether anything was ever stored: until then a removal has nothing to look for (an
+    /// IoT BFF invalidates the stock of every reading it forwards, and never reads stock).
+    written: AtomicBool,
 }
 
 impl<V> EntryStore<V> {
@@ -75,6 +79,7 @@ impl<V> EntryStore<V> {
             per_shard,
             lifetime,
             hasher: foldhash::fast::RandomState::default(),
+            written: AtomicBool::new(false),
         }
     }
 
@@ -110,6 +115,11 @@ impl<V> EntryStore<V> {
     {
         if self.lifetime.is_zero() {
             return;
+        }
+        // Set before the entry is: a removal that does not see it yet comes before the
+        // insert, as it would had it taken the shard's lock first.
+        if !self.written.load(Ordering::Relaxed) {
+            self.written.store(true, Ordering::Release);
         }
         let mut shard = self.shard(key);
         if let Some(slot) = shard.entries.get_mut(key) {
@@ -150,6 +160,9 @@ impl<V> EntryStore<V> {
 
     /// Forgets `key`.
     pub(crate) fn remove(&self, key: &str) {
+        if !self.written.load(Ordering::Acquire) {
+            return;
+        }
         self.shard(key).entries.remove(key);
     }
 }
