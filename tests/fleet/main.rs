@@ -49,6 +49,8 @@ struct Fleet {
     balancer: Balancer,
     client: reqwest::Client,
     report: Vec<String>,
+    /// Last, so that it is removed after the processes writing into it are stopped.
+    _scratch: switchyard_tests::ScratchDir,
 }
 
 impl Fleet {
@@ -141,12 +143,13 @@ async fn start() -> Option<Fleet> {
     })
     .await
     .expect("the sandbox starts");
-    let dir = std::env::temp_dir().join(format!("switchyard-fleet-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    // Configs and every process's log; kept if the test fails.
+    let scratch = switchyard_tests::ScratchDir::new("fleet");
+    let dir = scratch.path();
     let replicas = |kind: Kind, count: usize| -> Vec<Replica> {
         let config = config(kind, &sandbox, &redis.url(), &nats.url());
         (1..=count)
-            .map(|n| Replica::start(&format!("{}-{n}", kind.binary()), kind, &config, &dir))
+            .map(|n| Replica::start(&format!("{}-{n}", kind.binary()), kind, &config, dir))
             .collect()
     };
     let web = replicas(Kind::Web, 3);
@@ -160,7 +163,7 @@ async fn start() -> Option<Fleet> {
         replica.wait_ready(&client).await;
     }
     let all: Vec<&Replica> = web.iter().chain(&mobile).chain(&iot).collect();
-    let balancer = Balancer::start(&all, &dir);
+    let balancer = Balancer::start(&all, dir);
     let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
     balancer.wait_up(&client, &names).await;
     Some(Fleet {
@@ -173,6 +176,7 @@ async fn start() -> Option<Fleet> {
         balancer,
         client,
         report: Vec::new(),
+        _scratch: scratch,
     })
 }
 

@@ -1,6 +1,6 @@
 //! Configuration: dates and limits from TOML and the environment, bad values naming the key.
 
-use std::io::Write as _;
+use switchyard_tests::ScratchDir;
 
 use mobile_bff::MobileConfig;
 use switchyard_core::config::ConfigError;
@@ -19,16 +19,15 @@ fn defaults_listen_on_8082_and_point_at_the_sandbox() {
 
 #[test]
 fn retirement_dates_come_from_toml_or_the_environment() {
-    let mut file = tempfile();
-    writeln!(
-        file.1,
-        "[v1]\ndeprecated_on = \"2026-01-15\"\nsunset_on = \"2026-12-31\""
-    )
-    .expect("write");
-    let config = load(Some(&file.0), &[]).expect("dates from TOML");
+    let dir = ScratchDir::new("mobile-config");
+    let file = dir.write(
+        "config.toml",
+        "[v1]\ndeprecated_on = \"2026-01-15\"\nsunset_on = \"2026-12-31\"\n",
+    );
+    let config = load(Some(&file), &[]).expect("dates from TOML");
     assert_eq!(config.v1.sunset_on, time::macros::date!(2026 - 12 - 31));
     let config = load(
-        Some(&file.0),
+        Some(&file),
         &[
             ("SWITCHYARD_V1__SUNSET_ON", "2027-03-01"),
             ("SWITCHYARD_API__LOW_STOCK_BELOW", "3"),
@@ -37,7 +36,6 @@ fn retirement_dates_come_from_toml_or_the_environment() {
     .expect("env overrides");
     assert_eq!(config.v1.sunset_on, time::macros::date!(2027 - 03 - 01));
     assert_eq!(config.api.low_stock_below, 3);
-    let _ = std::fs::remove_file(&file.0);
 }
 
 #[test]
@@ -62,17 +60,4 @@ fn bad_values_name_their_key() {
         let error = load(None, &[env]).expect_err("invalid").to_string();
         assert!(error.contains(key), "{env:?}: {error}");
     }
-}
-
-/// A fresh file in the system temp dir (removed by the test).
-fn tempfile() -> (std::path::PathBuf, std::fs::File) {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "switchyard-mobile-config-{}-{}.toml",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = std::fs::File::create(&path).expect("temp file");
-    (path, file)
 }

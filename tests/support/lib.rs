@@ -6,6 +6,7 @@
 //! generation at run time.
 
 mod openapi;
+mod scratch;
 pub mod stream;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub use crate::openapi::OpenApiContract;
+pub use crate::scratch::ScratchDir;
 pub use switchyard_sandbox::redis::{RedisCluster, RedisServer};
 
 /// Issuer the test tokens name and the test apps trust.

@@ -1,6 +1,6 @@
 //! Configuration: bad values fail at start-up naming the key.
 
-use std::io::Write as _;
+use switchyard_tests::ScratchDir;
 
 use switchyard_core::config::ConfigError;
 use web_bff::WebConfig;
@@ -59,9 +59,9 @@ fn an_invalid_url_names_the_key() {
 
 #[test]
 fn an_unknown_key_in_a_file_is_rejected_by_name() {
-    let mut file = tempfile();
-    writeln!(file.1, "[graphql]\nmax_depht = 3").expect("write");
-    let error = switchyard_tests::load_config::<WebConfig>(Some(&file.0), &[])
+    let dir = ScratchDir::new("web-config");
+    let file = dir.write("config.toml", "[graphql]\nmax_depht = 3\n");
+    let error = switchyard_tests::load_config::<WebConfig>(Some(&file), &[])
         .expect_err("typo")
         .to_string();
     assert!(error.contains("max_depht"), "{error}");
@@ -103,30 +103,18 @@ fn symmetric_algorithms_are_refused() {
 
 #[test]
 fn a_bad_value_in_the_file_names_the_key_and_the_file() {
-    let mut file = tempfile();
-    writeln!(file.1, "[graphql]\nmax_page_size = 1000").expect("write");
-    let error = switchyard_tests::load_config::<WebConfig>(Some(&file.0), &[])
+    let dir = ScratchDir::new("web-config");
+    let file = dir.write("config.toml", "[graphql]\nmax_page_size = 1000\n");
+    let error = switchyard_tests::load_config::<WebConfig>(Some(&file), &[])
         .expect_err("over 100")
         .to_string();
     assert!(error.contains("graphql.max_page_size"), "{error}");
 
-    let mut file = tempfile();
-    writeln!(file.1, "listen = 42").expect("write");
-    let error = switchyard_tests::load_config::<WebConfig>(Some(&file.0), &[])
+    let dir = ScratchDir::new("web-config");
+    let file = dir.write("config.toml", "listen = 42\n");
+    let error = switchyard_tests::load_config::<WebConfig>(Some(&file), &[])
         .expect_err("not an address")
         .to_string();
     assert!(error.contains("`listen`"), "{error}");
-    assert!(error.contains(&file.0.display().to_string()), "{error}");
-}
-
-fn tempfile() -> (std::path::PathBuf, std::fs::File) {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "switchyard-config-test-{}-{}.toml",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = std::fs::File::create(&path).expect("temp file");
-    (path, file)
+    assert!(error.contains(&file.display().to_string()), "{error}");
 }

@@ -261,15 +261,13 @@ async fn trusted_mode_holds_on_the_stream_transport_too() {
 
 #[tokio::test]
 async fn a_manifest_whose_ids_are_not_their_bodies_hashes_stops_the_bff_at_start() {
-    let dir = std::env::temp_dir().join(format!("sy-manifest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("tampered.json");
+    let dir = switchyard_tests::ScratchDir::new("manifest");
     let tampered = json!({
         "format": "apollo-persisted-query-manifest",
         "version": 1,
         "operations": [{"id": sha256_hex(VIEWER), "name": "Viewer", "type": "query", "body": "{ customer(id: \"x\") { email } }"}]
     });
-    std::fs::write(&path, tampered.to_string()).expect("write");
+    let path = dir.write("tampered.json", &tampered.to_string());
     let mut config = WebConfig::default();
     config.graphql.persisted_queries = PersistedQueryMode::Trusted;
     config.graphql.trusted_manifest = Some(path);
@@ -306,10 +304,9 @@ async fn the_checked_in_manifest_matches_the_operations_and_they_validate() {
 
 #[tokio::test]
 async fn the_manifest_generator_names_the_file_of_an_operation_that_does_not_validate() {
-    let dir = std::env::temp_dir().join(format!("sy-operations-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::write(dir.join("Bad.graphql"), "query Bad { viewer { nope } }").expect("write");
-    let error = Manifest::from_operations_dir(&dir)
+    let dir = switchyard_tests::ScratchDir::new("operations");
+    dir.write("Bad.graphql", "query Bad { viewer { nope } }");
+    let error = Manifest::from_operations_dir(dir.path())
         .await
         .expect_err("refused");
     assert!(
