@@ -29,14 +29,9 @@ impl ScratchDir {
         &self.path
     }
 
-    /// `name` inside it.
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.path.join(name)
-    }
-
     /// Writes `contents` to `name` inside it, and returns the file's path.
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.join(name);
+        let path = self.path.join(name);
         std::fs::write(&path, contents).expect("a scratch file");
         path
     }
