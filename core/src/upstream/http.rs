@@ -91,6 +91,10 @@ impl HttpUpstream {
             // Retries are the guard's, under its budget, never reqwest's own as well: and
             // with no retries reqwest does not copy each request in case it retries.
             .retry(reqwest::retry::never().max_retries_per_request(0))
+            // An upstream is a fixed address: a redirect means it is misconfigured, and
+            // following it would send the consumer's id, the request id and the trace to
+            // wherever it points (reqwest strips only credentials across hosts).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ConfigError::invalid(key, format!("cannot build an HTTP client: {e}")))?;
         let guard = Guard::new(
@@ -287,6 +291,15 @@ impl HttpUpstream {
         match response.status() {
             status if status.is_success() => {}
             StatusCode::NOT_FOUND => return Err((UpstreamError::NotFound { service }, None)),
+            // Not followed (see the client): the service is not answering where it is
+            // configured, which is an outage of it, not the caller's fault.
+            status if status.is_redirection() => {
+                let error = UpstreamError::Unavailable {
+                    service,
+                    detail: format!("status {status}: redirects are not followed"),
+                };
+                return Err((error, None));
+            }
             status if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
                 let retry_after = retry_after(response.headers());
                 let error = UpstreamError::Unavailable {
@@ -627,6 +640,44 @@ mod tests {
         assert_eq!(all("accept"), ["application/json"]);
         assert_eq!(all("accept-encoding"), ["gzip"]);
         assert_eq!(requests[0].url.query(), Some("skus=SKU-1"));
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_an_outage_and_is_not_followed() {
+        let elsewhere = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(EchoStock)
+            .mount(&elsewhere)
+            .await;
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/inventory"))
+            .respond_with(
+                ResponseTemplate::new(302)
+                    .insert_header("location", format!("{}/inventory", elsewhere.uri())),
+            )
+            .mount(&server)
+            .await;
+        let error = client(&server)
+            .stock_levels(&["SKU-1".to_owned()])
+            .await
+            .expect_err("a redirect is not an answer");
+        assert!(
+            matches!(&error, UpstreamError::Unavailable { detail, .. } if detail.contains("302")),
+            "{error:?}"
+        );
+        assert!(
+            !server
+                .received_requests()
+                .await
+                .expect("recorded")
+                .is_empty()
+        );
+        assert_eq!(
+            elsewhere.received_requests().await.map(|r| r.len()),
+            Some(0),
+            "nothing is sent where the redirect points"
+        );
     }
 
     #[test]
