@@ -109,11 +109,10 @@ fn the_declared_config_has_the_shared_sections_and_its_own() {
     assert!(!config.ratelimit.enabled);
     // An unknown key of the BFF's own section: an error in a file, a warning in the
     // environment (platforms set variables of their own under the prefix).
-    let file = std::env::temp_dir().join(format!("skeleton-{}.toml", std::process::id()));
-    std::fs::write(&file, "[demo]\nname = \"x\"\n").expect("write");
+    let dir = switchyard_tests::ScratchDir::new("skeleton-config");
+    let file = dir.write("config.toml", "[demo]\nname = \"x\"\n");
     let error = switchyard_tests::load_config::<DemoConfig>(Some(&file), &[])
         .expect_err("unknown keys in files are errors");
-    let _ = std::fs::remove_file(&file);
     assert!(error.to_string().contains("name"), "{error}");
     let config: DemoConfig =
         switchyard_tests::load_config(None, &[("SWITCHYARD_DEMO__NAME", "x")]).expect("ignored");

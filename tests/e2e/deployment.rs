@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use switchyard_core::bff::BffConfig;
 use switchyard_core::config::{ConfigError, Profile};
-use switchyard_tests::load_config;
+use switchyard_tests::{ScratchDir, load_config};
 
 fn repo(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,16 +33,14 @@ fn of_kind<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("a {kind}"))
 }
 
-/// `(config.toml written to a temp file, the SWITCHYARD_ variables with placeholder values
-/// for those from the secret)`.
-fn config_of(bff: &str) -> (PathBuf, Vec<(String, String)>, Vec<Value>) {
+/// `(its config.toml, the SWITCHYARD_ variables with placeholder values for those from
+/// the secret, the manifest's documents)`.
+fn config_of(bff: &str) -> (String, Vec<(String, String)>, Vec<Value>) {
     let documents = documents(&repo(&format!("deploy/kubernetes/{bff}.yaml")));
     let toml = of_kind(&documents, "ConfigMap")["data"]["config.toml"]
         .as_str()
         .expect("config.toml in the ConfigMap")
         .to_owned();
-    let path = std::env::temp_dir().join(format!("sy-k8s-{bff}-{}.toml", std::process::id()));
-    std::fs::write(&path, toml).expect("temp file");
     let secret = documents_of_secret();
     let container = &of_kind(&documents, "Deployment")["spec"]["template"]["spec"]["containers"][0];
     let env = container["env"]
@@ -67,7 +65,7 @@ fn config_of(bff: &str) -> (PathBuf, Vec<(String, String)>, Vec<Value>) {
             (name, value)
         })
         .collect();
-    (path, env, documents)
+    (toml, env, documents)
 }
 
 fn documents_of_secret() -> Value {
@@ -79,11 +77,11 @@ fn load<T>(bff: &str) -> Result<(T, Vec<Value>), ConfigError>
 where
     T: serde::de::DeserializeOwned + serde::Serialize + Default + switchyard_core::config::Validate,
 {
-    let (path, env, documents) = config_of(bff);
+    let (toml, env, documents) = config_of(bff);
+    let dir = ScratchDir::new("k8s-config");
+    let path = dir.write("config.toml", &toml);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let config = load_config::<T>(Some(&path), &env);
-    let _ = std::fs::remove_file(&path);
-    config.map(|config| (config, documents))
+    load_config::<T>(Some(&path), &env).map(|config| (config, documents))
 }
 
 /// What every Deployment must keep.
@@ -168,10 +166,9 @@ fn every_bff_manifest_loads_as_its_config() {
 
 #[test]
 fn a_mistyped_key_in_a_manifest_would_fail_here() {
-    let path = std::env::temp_dir().join(format!("sy-k8s-typo-{}.toml", std::process::id()));
-    std::fs::write(&path, "[server]\nadmin_listne = \"0.0.0.0:9090\"\n").expect("temp file");
+    let dir = ScratchDir::new("k8s-typo");
+    let path = dir.write("config.toml", "[server]\nadmin_listne = \"0.0.0.0:9090\"\n");
     let error = load_config::<web_bff::WebConfig>(Some(&path), &[]).expect_err("unknown key");
-    let _ = std::fs::remove_file(&path);
     assert!(error.to_string().contains("admin_listne"), "{error}");
 }
 

@@ -92,13 +92,10 @@ fn production_refuses_a_jwks_on_loopback() {
 #[tokio::test]
 async fn production_refuses_to_start_with_the_sandboxs_signing_key() {
     let jwks = serde_json::to_string(switchyard_sandbox::Issuer::dev().jwks()).expect("JSON");
-    let path = std::env::temp_dir().join(format!(
-        "switchyard-sandbox-jwks-{}.json",
-        std::process::id()
-    ));
-    std::fs::write(&path, jwks).expect("write");
+    let dir = switchyard_tests::ScratchDir::new("sandbox-jwks");
+    let path = dir.write("jwks.json", &jwks);
     let mut config = WebConfig::default();
-    config.auth.jwks_file = Some(path.clone());
+    config.auth.jwks_file = Some(path);
     config.profile = Profile::Production;
     let error = App::<WebBff>::new(&config).err().expect("refused");
     let message = error.to_string();
@@ -109,7 +106,6 @@ async fn production_refuses_to_start_with_the_sandboxs_signing_key() {
     // Development accepts it: that is what the sandbox is for.
     config.profile = Profile::Development;
     assert!(App::<WebBff>::new(&config).is_ok());
-    let _ = std::fs::remove_file(path);
 }
 
 #[tokio::test]
