@@ -99,7 +99,7 @@ pub(crate) async fn graphql_get(
         Ok(_) => return reject(ErrorCode::BadRequest, "missing `query` parameter"),
         Err(e) => return reject(ErrorCode::BadRequest, &format!("invalid query string: {e}")),
     };
-    execute(&state, &headers, BatchRequest::Single(request), Method::Get).await
+    execute(&state, &headers, vec![request], Shape::Single, Method::Get).await
 }
 
 /// `POST /graphql` with a JSON body: one operation or a batch (array) of them.
@@ -121,7 +121,19 @@ pub(crate) async fn graphql_post(
             );
         }
     };
-    execute(&state, &headers, batch, Method::Post).await
+    // Split here, so that `execute` holds a vector of requests, not a copy of one.
+    let (requests, shape) = match batch {
+        BatchRequest::Single(request) => (vec![request], Shape::Single),
+        BatchRequest::Batch(requests) => (requests, Shape::Batch),
+    };
+    execute(&state, &headers, requests, shape, Method::Post).await
+}
+
+/// Whether the operations came one alone or as a batch (an array, answered with one).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Single,
+    Batch,
 }
 
 /// The body of a `POST` that must be JSON (`route` names it in the messages): 415 for
@@ -184,10 +196,14 @@ pub(crate) fn require_some_read_scope(principal: &Principal) -> Result<(), AuthE
     }
 }
 
+/// Runs the operations of one HTTP request. The requests are worked on where they lie in
+/// `requests` (a persisted query is resolved in place, then each is moved out to be
+/// prepared), so that the future holds no copy of one across an await.
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
-    batch: BatchRequest,
+    mut requests: Vec<Request>,
+    shape: Shape,
     method: Method,
 ) -> Response {
     let Some(media_type) = MediaType::negotiate(headers) else {
@@ -211,10 +227,6 @@ async fn execute(
     if let Err(error) = require_some_read_scope(&principal) {
         return auth::reject(&GraphqlErrorResponder, &error);
     }
-    let (requests, is_batch) = match batch {
-        BatchRequest::Single(request) => (vec![request], false),
-        BatchRequest::Batch(requests) => (requests, true),
-    };
     if requests.is_empty() {
         return reject(ErrorCode::BadRequest, "empty batch");
     }
@@ -230,17 +242,18 @@ async fn execute(
     }
     let decisions = Decisions::default();
     let mut prepared = Vec::with_capacity(requests.len());
-    for mut request in requests {
+    for request in &mut requests {
         if let Some(name) = &request.operation_name {
             RequestRecord::note_operation(name);
         }
-        let registration = match state.persisted.resolve(&mut request).await {
+        let registration = match state.persisted.resolve(request).await {
             Ok(registration) => registration,
             Err(refusal) => {
                 prepared.push(Err(persisted_refusal(&refusal)));
                 continue;
             }
         };
+        let request = std::mem::replace(request, Request::new(String::new()));
         match prepare(state, request, method) {
             Ok(operation) => prepared.push(Ok((operation, registration))),
             Err(Rejection::MutationOverGet) => {
@@ -257,6 +270,7 @@ async fn execute(
             Err(Rejection::Errors(response)) => prepared.push(Err(*response)),
         }
     }
+    drop(requests);
     // One deadline for the whole HTTP request, batches included; every upstream call made
     // while executing (in this task) honours it.
     let budget = Duration::from_millis(state.limits.deadline_ms);
@@ -277,7 +291,7 @@ async fn execute(
                 .insert("freshness".to_owned(), report.clone());
         }
     }
-    let mut response = render(media_type, responses, is_batch);
+    let mut response = render(media_type, responses, shape);
     apply_usage(&mut response, &decisions.take());
     response
 }
@@ -674,7 +688,8 @@ pub(crate) fn wire(response: &GqlResponse) -> WireResponse<'_> {
     }
 }
 
-fn render(media_type: MediaType, mut responses: Vec<Answer>, is_batch: bool) -> Response {
+fn render(media_type: MediaType, mut responses: Vec<Answer>, shape: Shape) -> Response {
+    let is_batch = shape == Shape::Batch;
     let mut body = Vec::new();
     let written = if is_batch {
         body.reserve(1024);
