@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// A customer of the shop, as the customers service describes it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Customer {
     /// Stable customer id; a customer's own tokens carry it as `sub`.
     pub id: String,
@@ -101,7 +101,7 @@ impl OrderStatus {
 }
 
 /// An order and its line items.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Order {
     /// Stable order id.
     pub id: String,
@@ -136,7 +136,7 @@ impl Order {
 }
 
 /// One line of an order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OrderItem {
     /// Stock-keeping unit.
     pub sku: String,
@@ -147,7 +147,7 @@ pub struct OrderItem {
 }
 
 /// Stock of one SKU, as the inventory service reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StockLevel {
     /// Stock-keeping unit.
     pub sku: String,

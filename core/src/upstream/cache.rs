@@ -59,7 +59,7 @@ pub struct EntityCache<V> {
     key_hasher: foldhash::fast::RandomState,
 }
 
-impl<V: PartialEq + Send + Sync + 'static> EntityCache<V> {
+impl<V: std::hash::Hash + Send + Sync + 'static> EntityCache<V> {
     /// A cache for entities of `service` with `config`'s policy.
     pub fn new(service: Service, config: &CacheConfig) -> Self {
         let ttl = Duration::from_millis(config.ttl_ms);
