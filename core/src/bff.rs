@@ -487,6 +487,16 @@ pub fn block_on_run<B: Bff>(args: &BffArgs) -> ExitCode {
     }
 }
 
+/// Starts the process's connection workers ([`server::Workers`]) unless
+/// `server.pin_connections` is off. Call it before [`App::new`], whose upstream clients are
+/// made one per worker; [`run`] does.
+pub fn install_workers(server: &ServerConfig) -> std::io::Result<()> {
+    if server.pin_connections {
+        server::Workers::install(server.worker_threads)?;
+    }
+    Ok(())
+}
+
 /// Loads the config (defaults, the optional `--config` file, `SWITCHYARD_…` variables),
 /// installs logging, binds `listen` and serves until SIGTERM or ctrl-c. Configuration and
 /// bind errors name the key at fault and exit with status 2; a failure while serving exits
@@ -501,6 +511,11 @@ pub async fn run<B: Bff>(config_file: Option<&Path>) -> ExitCode {
         }
     };
     telemetry::init(config.log());
+    // Before the app: its upstream clients are made one per worker.
+    if let Err(error) = install_workers(config.server()) {
+        eprintln!("{name}: cannot start the connection workers: {error}");
+        return ExitCode::FAILURE;
+    }
     let app = match App::<B>::new(&config) {
         Ok(app) => app,
         Err(error) => {

@@ -243,6 +243,12 @@ pub struct ServerConfig {
     /// `x-internal-*` (which always are), e.g. headers your proxy adds that no handler
     /// should trust. Case-insensitive.
     pub strip_request_headers: Vec<String>,
+    /// Serve each connection, start to finish, on one worker thread with a runtime of its
+    /// own (the BFF binaries; see `server::Workers`). Off: connections run on the process's
+    /// shared work-stealing runtime.
+    pub pin_connections: bool,
+    /// Worker threads serving connections when `pin_connections` is on; 0: one per CPU.
+    pub worker_threads: usize,
 }
 
 impl ServerConfig {
@@ -265,6 +271,8 @@ impl Default for ServerConfig {
             write_timeout_secs: 30,
             admin_listen: None,
             strip_request_headers: Vec::new(),
+            pin_connections: true,
+            worker_threads: 0,
         }
     }
 }

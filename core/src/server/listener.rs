@@ -133,7 +133,8 @@ pub async fn serve(
             limits,
             stop: stop_rx.clone(),
         };
-        tokio::spawn(async move {
+        // On a connection worker when the process has them (see `workers`).
+        super::workers::spawn_connection(async move {
             connection.run(stream, peer).await;
             drop(permit);
         });

@@ -1,10 +1,12 @@
 //! Server plumbing every BFF shares: health and readiness routes, the edge every request
 //! goes through (request ids, observation, admission control, the limit per client
-//! address: [`edge`]), body limits, and the listener with its connection limits and
-//! graceful shutdown ([`listener`]).
+//! address: [`edge`]), body limits, the listener with its connection limits and graceful
+//! shutdown ([`listener`]), and the connection workers it hands connections to
+//! ([`workers`]).
 
 mod edge;
 mod listener;
+mod workers;
 
 pub use edge::Observer;
 use edge::{Edge, EdgeLayer, StrippedHeaders};
@@ -13,6 +15,7 @@ pub use listener::{
     BodyReadTimeout, ConnectionLimits, MAX_CONCURRENT_STREAMS, MAX_HEADER_BYTES,
     MAX_REQUEST_HEADERS, serve,
 };
+pub use workers::{Workers, current_worker};
 
 use std::sync::Arc;
 

@@ -71,7 +71,10 @@ struct HttpUpstream {
     base: Url,
     /// `Host` for `base`, as the HTTP client would write it for each request.
     host: HeaderValue,
-    client: Client,
+    /// The connection pools: the first for callers off the connection workers, then one per
+    /// worker, so that a worker's requests go out on connections its own runtime drives
+    /// (see `server::Workers`).
+    clients: Arc<[Client]>,
     guard: Arc<Guard>,
 }
 
@@ -83,19 +86,26 @@ impl HttpUpstream {
             .ok_or_else(|| ConfigError::invalid(key.clone(), "the URL needs a host"))?;
         // No client-wide timeout: `send` bounds each attempt, body included, with the
         // guard's timeout (a timeout here would be a second timer, boxed, per call).
-        let client = Client::builder()
-            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-            // Retries are the guard's, under its budget, never reqwest's own as well: and
-            // with no retries reqwest does not copy each request in case it retries.
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            // An upstream is a fixed address: a redirect means it is misconfigured, and
-            // following it would send the consumer's id, the request id and the trace to
-            // wherever it points (reqwest strips only credentials across hosts).
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        let pools = 1 + crate::server::Workers::installed().map_or(0, |workers| workers.len());
+        let clients = (0..pools)
+            .map(|_| {
+                Client::builder()
+                    .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+                    .pool_max_idle_per_host(config.pool_max_idle_per_host)
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+                    // Retries are the guard's, under its budget, never reqwest's own as well:
+                    // and with no retries reqwest does not copy each request in case it
+                    // retries.
+                    .retry(reqwest::retry::never().max_retries_per_request(0))
+                    // An upstream is a fixed address: a redirect means it is misconfigured,
+                    // and following it would send the consumer's id, the request id and the
+                    // trace to wherever it points (reqwest strips only credentials across
+                    // hosts).
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+            })
+            .collect::<Result<Arc<[Client]>, _>>()
             .map_err(|e| ConfigError::invalid(key, format!("cannot build an HTTP client: {e}")))?;
         let guard = Guard::new(
             service,
@@ -108,9 +118,16 @@ impl HttpUpstream {
             service,
             base,
             host,
-            client,
+            clients,
             guard: Arc::new(guard),
         })
+    }
+
+    /// The connection pool of the caller's worker (the shared one off the workers).
+    fn client(&self) -> &Client {
+        crate::server::current_worker()
+            .and_then(|worker| self.clients.get(worker + 1))
+            .unwrap_or(&self.clients[0])
     }
 
     /// `base` with `segments` appended, each percent-encoded (ids cannot escape their segment).
@@ -216,7 +233,7 @@ impl HttpUpstream {
             headers.insert(CONSUMER_ID, consumer);
         }
         let Some(trace) = identity.trace else {
-            return Either::Left(self.send(self.client.execute(request), timeout));
+            return Either::Left(self.send(self.client().execute(request), timeout));
         };
         // Each attempt is a span of its own, a child of the request's.
         let (span_id, traceparent) = trace.child();
@@ -227,10 +244,10 @@ impl HttpUpstream {
             headers.insert(TRACESTATE_NAME, state.clone());
         }
         if !identity.keeps_spans {
-            return Either::Left(self.send(self.client.execute(request), timeout));
+            return Either::Left(self.send(self.client().execute(request), timeout));
         }
         let (method, url) = (request.method().to_string(), request.url().to_string());
-        let response = self.client.execute(request);
+        let response = self.client().execute(request);
         let traced: Pin<Box<dyn Future<Output = AttemptResult<T>> + Send + 'a>> =
             Box::pin(async move {
                 let start = std::time::SystemTime::now();

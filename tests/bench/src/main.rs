@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use switchyard_bench::floor::{self, FloorKind};
 use switchyard_bench::report;
 use switchyard_bench::scenario::{Plan, Scenario, run};
-use switchyard_core::bff::{App, Bff};
+use switchyard_core::bff::{self, App, Bff, BffConfig};
 use switchyard_core::config;
 
 /// Benchmarks the Switchyard BFFs against a hand-written floor on the sandbox.
@@ -162,6 +162,7 @@ async fn serve_variant(target: &str, listener: tokio::net::TcpListener) -> anyho
         "mobile-admission-64" => config.server.max_in_flight = 64,
         _ => config.server.max_in_flight = 1 << 20,
     }
+    bff::install_workers(&config.server)?;
     let app = App::<mobile_bff::MobileBff>::new(&config)?;
     app.serve(listener, std::future::pending()).await?;
     Ok(())
@@ -182,14 +183,18 @@ async fn serve_observed<B: Bff>(listener: tokio::net::TcpListener) -> anyhow::Re
     .zip(["true", otlp.as_str(), "1.0", "1000"])
     .map(|(k, v)| (k.to_owned(), v.to_owned()));
     let config: B::Config = config::load_from_sources(None, std::env::vars().chain(observed))?;
+    bff::install_workers(config.server())?;
     let app = App::<B>::new(&config)?;
     app.serve(listener, std::future::pending()).await?;
     Ok(())
 }
 
-/// Serves BFF `B` on `listener`, configured from the environment, until the process ends.
+/// Serves BFF `B` on `listener`, configured from the environment, until the process ends:
+/// as its binary does (`bff::run`), on connection workers unless the config says not to.
 async fn serve_bff<B: Bff>(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-    let app = App::<B>::new(&config::load(None)?)?;
+    let config: B::Config = config::load(None)?;
+    bff::install_workers(config.server())?;
+    let app = App::<B>::new(&config)?;
     app.serve(listener, std::future::pending()).await?;
     Ok(())
 }
