@@ -256,6 +256,9 @@ pub trait Bff: 'static {
     /// Renders errors in its client's format, for the common layers that answer before the
     /// BFF's own (admission control, the limit per address).
     type Responder: ErrorResponder + Default;
+    /// Whether its binary serves connections on the connection workers when
+    /// `server.pin_connections` is unset ([`install_workers`]).
+    const PIN_CONNECTIONS: bool = true;
 
     /// Builds the state for `config` from the parts core built.
     fn state(config: &Self::Config, core: &Core) -> Result<Self::State, ConfigError>;
@@ -487,11 +490,11 @@ pub fn block_on_run<B: Bff>(args: &BffArgs) -> ExitCode {
     }
 }
 
-/// Starts the process's connection workers ([`server::Workers`]) unless
-/// `server.pin_connections` is off. Call it before [`App::new`], whose upstream clients are
-/// made one per worker; [`run`] does.
-pub fn install_workers(server: &ServerConfig) -> std::io::Result<()> {
-    if server.pin_connections {
+/// Starts the process's connection workers ([`server::Workers`]) if `server.pin_connections`
+/// says so, or when unset if `B` does ([`Bff::PIN_CONNECTIONS`]). Call it before
+/// [`App::new`], whose upstream clients are made one per worker; [`run`] does.
+pub fn install_workers<B: Bff>(server: &ServerConfig) -> std::io::Result<()> {
+    if server.pin_connections.unwrap_or(B::PIN_CONNECTIONS) {
         server::Workers::install(server.worker_threads)?;
     }
     Ok(())
@@ -512,7 +515,7 @@ pub async fn run<B: Bff>(config_file: Option<&Path>) -> ExitCode {
     };
     telemetry::init(config.log());
     // Before the app: its upstream clients are made one per worker.
-    if let Err(error) = install_workers(config.server()) {
+    if let Err(error) = install_workers::<B>(config.server()) {
         eprintln!("{name}: cannot start the connection workers: {error}");
         return ExitCode::FAILURE;
     }

@@ -245,8 +245,9 @@ pub struct ServerConfig {
     pub strip_request_headers: Vec<String>,
     /// Serve each connection, start to finish, on one worker thread with a runtime of its
     /// own (the BFF binaries; see `server::Workers`). Off: connections run on the process's
-    /// shared work-stealing runtime.
-    pub pin_connections: bool,
+    /// shared work-stealing runtime. Unset: the BFF's own choice (on for web and mobile,
+    /// off for IoT, whose small requests measured slower pinned).
+    pub pin_connections: Option<bool>,
     /// Worker threads serving connections when `pin_connections` is on; 0: one per CPU.
     pub worker_threads: usize,
 }
@@ -271,7 +272,7 @@ impl Default for ServerConfig {
             write_timeout_secs: 30,
             admin_listen: None,
             strip_request_headers: Vec::new(),
-            pin_connections: true,
+            pin_connections: None,
             worker_threads: 0,
         }
     }

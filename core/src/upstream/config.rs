@@ -18,7 +18,7 @@ pub struct UpstreamConfig {
     pub timeout_ms: u64,
     /// TCP connect timeout.
     pub connect_timeout_ms: u64,
-    /// Idle pooled connections kept per host.
+    /// Idle pooled connections kept per host, in each connection worker's pool.
     pub pool_max_idle_per_host: usize,
     /// Calls in flight at most (bulkhead); further calls fail at once.
     pub max_in_flight: usize,

@@ -162,7 +162,7 @@ async fn serve_variant(target: &str, listener: tokio::net::TcpListener) -> anyho
         "mobile-admission-64" => config.server.max_in_flight = 64,
         _ => config.server.max_in_flight = 1 << 20,
     }
-    bff::install_workers(&config.server)?;
+    bff::install_workers::<mobile_bff::MobileBff>(&config.server)?;
     let app = App::<mobile_bff::MobileBff>::new(&config)?;
     app.serve(listener, std::future::pending()).await?;
     Ok(())
@@ -183,7 +183,7 @@ async fn serve_observed<B: Bff>(listener: tokio::net::TcpListener) -> anyhow::Re
     .zip(["true", otlp.as_str(), "1.0", "1000"])
     .map(|(k, v)| (k.to_owned(), v.to_owned()));
     let config: B::Config = config::load_from_sources(None, std::env::vars().chain(observed))?;
-    bff::install_workers(config.server())?;
+    bff::install_workers::<B>(config.server())?;
     let app = App::<B>::new(&config)?;
     app.serve(listener, std::future::pending()).await?;
     Ok(())
@@ -193,7 +193,7 @@ async fn serve_observed<B: Bff>(listener: tokio::net::TcpListener) -> anyhow::Re
 /// as its binary does (`bff::run`), on connection workers unless the config says not to.
 async fn serve_bff<B: Bff>(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let config: B::Config = config::load(None)?;
-    bff::install_workers(config.server())?;
+    bff::install_workers::<B>(config.server())?;
     let app = App::<B>::new(&config)?;
     app.serve(listener, std::future::pending()).await?;
     Ok(())
