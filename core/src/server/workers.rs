@@ -13,7 +13,9 @@
 //! shared as before.
 //!
 //! The BFF binaries install the workers once per process ([`Workers::install`], from
-//! `bff::run`) unless `server.pin_connections` is off. A server without them (the tests,
+//! `bff::install_workers` in `bff::run`) when `server.pin_connections` is on, or when it is
+//! unset and the BFF pins by default (`Bff::PIN_CONNECTIONS`: web and mobile do, IoT does
+//! not). A server without them (the tests,
 //! a program embedding an `App`) spawns its connections on the runtime it runs on.
 //! Everything else (background tasks, Redis and broker clients, the JWKS refresh) stays
 //! on the process's main runtime.
