@@ -36,8 +36,8 @@ impl Bff for IotBff {
     type Config = IotConfig;
     type State = AppState;
     type Responder = CborErrorResponder;
-    // Measured: a 20-reading message took 1.5 times its floor's CPU on the connection
-    // workers and 1.07 times on the shared runtime (BENCHMARKS.md).
+    // Measured: a 20-reading message took 1.31 times its floor's CPU on the connection
+    // workers and 1.04 times on the shared runtime (three runs each, BENCHMARKS.md).
     const PIN_CONNECTIONS: bool = false;
 
     fn state(config: &IotConfig, core: &Core) -> Result<AppState, ConfigError> {

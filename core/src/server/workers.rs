@@ -1,12 +1,12 @@
 //! Connection workers: threads that each run a single-threaded tokio runtime of their own,
 //! and serve the connections the accept loop hands them, from their first byte to their
-//! last (the Envoy and nginx model: a connection belongs to one worker).
+//! last (Envoy's threading model: a connection belongs to one worker).
 //!
 //! Why not tokio's shared runtime: there, a connection's task runs on whichever thread
 //! polled the socket that woke it, so a request's memory is allocated on one core and
 //! written, then freed, on the other, and every block freed across threads goes back
 //! through the allocator's cross-thread free list. Under saturation on two cores that cost
-//! the web BFF about a quarter of its CPU per dashboard (BENCHMARKS.md, "Connections stay
+//! the web BFF about a sixth of its CPU per dashboard (BENCHMARKS.md, "Connections stay
 //! on one thread"). A worker keeps a request, its upstream connections (each worker has an
 //! HTTP client of its own per upstream service: `upstream::http`) and its memory on one
 //! thread; what requests share (entity caches, breakers, usage counters, metrics) is
